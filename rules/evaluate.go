@@ -1,0 +1,168 @@
+package rules
+
+import (
+	"fmt"
+	"math"
+)
+
+// Action is what a scored payment calls for.
+type Action string
+
+// The actions. A payment below the review threshold has ActionNone and produces no alert.
+const (
+	ActionNone   Action = ""
+	ActionReview Action = "review"
+	ActionBlock  Action = "block"
+)
+
+// Fired is one rule that fired, with a reason a person can read.
+type Fired struct {
+	Name   string `json:"name"`
+	Score  int    `json:"score"`
+	Reason string `json:"reason"`
+}
+
+// Decision is the outcome of evaluating one payment.
+type Decision struct {
+	Score  int // sum of the fired rules' scores, capped at 100
+	Action Action
+	Fired  []Fired
+	// Unconverted names the sum rules that skipped some payments of the window because the rules file has no
+	// rate for their currency: the caller counts them in a metric so the gap is visible.
+	Unconverted []string
+}
+
+// Evaluate adds the payment to the account's state and scores it against the rules. The window of a rule for a
+// payment with timestamp t is (t − window, t] over the account's payments seen so far, the payment included; a
+// payment that arrives late sees only the earlier-stamped payments of its window, never later ones.
+//
+// The caller is responsible for duplicates (State.Lookup) before calling Evaluate: it adds unconditionally.
+func (rs *Ruleset) Evaluate(st *State, p *Payment) Decision {
+	st.add(p, rs)
+	t := p.Timestamp.UnixMilli()
+	var d Decision
+	for i := range rs.Rules {
+		r := &rs.Rules[i]
+		from := t - r.Window.Milliseconds()
+		var reason string
+		switch r.Type {
+		case TypeAmount:
+			v, ok := rs.convert(p.Amount, packCurrency(p.Currency), r.Currency)
+			if ok && v > r.Limit {
+				reason = fmt.Sprintf("amount %s > limit %s", FormatAmount(v, r.Currency), FormatAmount(r.Limit, r.Currency))
+			} else if !ok {
+				d.Unconverted = append(d.Unconverted, r.Name)
+			}
+		case TypeCount:
+			if n := st.count(from, t); n > r.Limit {
+				reason = fmt.Sprintf("%d payments in %s > limit %d", n, FormatDuration(r.Window), r.Limit)
+			}
+		case TypeSum:
+			sum, complete := rs.sum(st, from, t, r.Currency)
+			if !complete {
+				d.Unconverted = append(d.Unconverted, r.Name)
+			}
+			if sum > r.Limit {
+				reason = fmt.Sprintf("total %s in %s > limit %s", FormatAmount(sum, r.Currency), FormatDuration(r.Window), FormatAmount(r.Limit, r.Currency))
+			}
+		case TypeDistinct:
+			if n := st.distinct(from, t, r.Field, int(r.Limit)+1); int64(n) > r.Limit {
+				reason = fmt.Sprintf("%d distinct %s values in %s > limit %d", n, r.Field, FormatDuration(r.Window), r.Limit)
+			}
+		}
+		if reason != "" {
+			d.Fired = append(d.Fired, Fired{Name: r.Name, Score: r.Score, Reason: reason})
+			d.Score += r.Score
+		}
+	}
+	d.Score = min(d.Score, 100)
+	switch {
+	case len(d.Fired) == 0 || d.Score < rs.Thresholds.Review:
+		d.Action = ActionNone
+	case d.Score >= rs.Thresholds.Block:
+		d.Action = ActionBlock
+	default:
+		d.Action = ActionReview
+	}
+	return d
+}
+
+func (s *State) count(from, to int64) int64 {
+	n := int64(len(s.span(from, to)))
+	for i := range s.buckets {
+		if s.buckets[i].overlaps(from, to) {
+			n += s.buckets[i].count
+		}
+	}
+	return n
+}
+
+// sum adds up the window's amounts in currency cur. complete is false when some amounts could not be converted
+// and were left out.
+func (rs *Ruleset) sum(s *State, from, to int64, cur string) (total int64, complete bool) {
+	complete = true
+	add := func(amount int64, c uint16) {
+		if v, ok := rs.convert(amount, c, cur); ok {
+			total += v
+		} else {
+			complete = false
+		}
+	}
+	for _, e := range s.span(from, to) {
+		add(e.amount, e.cur)
+	}
+	for i := range s.buckets {
+		if s.buckets[i].overlaps(from, to) {
+			for _, c := range s.buckets[i].sums {
+				add(c.sum, c.cur)
+			}
+		}
+	}
+	return total, complete
+}
+
+// distinct counts the distinct non-empty values of field f in the window, stopping at enough: a rule only needs
+// to know whether the count exceeds its limit, and stopping there keeps the count on the stack.
+func (s *State) distinct(from, to int64, f Field, enough int) int {
+	var buf [MaxDistinctLimit + 1]uint32
+	vals := buf[:0]
+	add := func(h uint32) {
+		if h == 0 || len(vals) >= enough {
+			return
+		}
+		for _, v := range vals {
+			if v == h {
+				return
+			}
+		}
+		vals = append(vals, h)
+	}
+	for _, e := range s.span(from, to) {
+		add(e.attrs[f])
+	}
+	for i := range s.buckets {
+		if s.buckets[i].overlaps(from, to) {
+			for _, h := range s.buckets[i].attrs[f] {
+				add(h)
+			}
+		}
+	}
+	return len(vals)
+}
+
+// convert turns minor units of currency from into minor units of currency to. Same-currency amounts are exact;
+// across currencies it needs a rate for both in the rules file, and reports false without one, because adding
+// up different currencies unconverted would be silently wrong.
+func (rs *Ruleset) convert(amount int64, from uint16, to string) (int64, bool) {
+	if from == packCurrency(to) {
+		return amount, true
+	}
+	fromCode := unpackCurrency(from)
+	rf, ok1 := rs.Rates[fromCode]
+	rt, ok2 := rs.Rates[to]
+	if !ok1 || !ok2 {
+		return 0, false
+	}
+	major := float64(amount) / math.Pow10(MinorDigits(fromCode)) * rf / rt
+	return int64(math.Round(major * math.Pow10(MinorDigits(to)))), true
+}

@@ -1,0 +1,426 @@
+package rules
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// State is one account's window state: what the rules need to know about its recent payments.
+//
+// Precision: the newest MaxEvents payments are kept exactly (timestamp to the millisecond, amount, currency, a
+// 32-bit hash of each countable field), so windows over them are exact, edges included. Older payments, which
+// only an account that pays more than MaxEvents times within the retention has, are folded into at most 64
+// buckets spanning the retention; a bucket that straddles a window's start counts as inside it, so aggregated
+// payments can only make a rule fire earlier, never later. Per-account state is therefore bounded by
+// MaxEvents events plus 64 buckets, whatever the account does.
+type State struct {
+	// Touched is the processing time (unix ms) of the last update, for expiring idle accounts. It is set by the
+	// caller, since this package reads no clock.
+	Touched int64
+
+	events  []event  // sorted by ts
+	buckets []bucket // sorted by first
+	seen    []seen   // recent payment ids, oldest first
+	newest  int64    // the largest event timestamp seen, which drives pruning
+}
+
+type event struct {
+	ts     int64 // unix ms
+	amount int64
+	cur    uint16
+	attrs  [numFields]uint32 // hash of each countable field; 0 = empty
+}
+
+type curSum struct {
+	cur uint16
+	sum int64
+}
+
+type bucket struct {
+	first, last int64 // the span of the payments folded in
+	count       int64
+	sums        []curSum
+	attrs       [numFields][]uint32 // distinct hashes, at most distinctCap each
+}
+
+type seen struct {
+	id    uint64 // hash of the payment id
+	src   uint64 // which Kafka record delivered it, so a redelivery can be told from a producer's retry
+	alert []byte // the alert it produced, kept for re-emission after a crash
+}
+
+const (
+	// SeenCap is how many recent payment ids an account remembers: producer retries arrive within seconds, and
+	// the payments a crash redelivers are those since the last offset commit (about a second's worth).
+	SeenCap = 64
+	// seenAlertCap is how many of those keep their alert for re-emission.
+	seenAlertCap = 8
+	numBuckets   = 64
+)
+
+// Lookup reports whether the account has seen this payment id recently, from which record, and what alert it
+// produced (nil if none).
+func (s *State) Lookup(paymentID string) (src uint64, alert []byte, ok bool) {
+	id := hash64(paymentID)
+	for i := len(s.seen) - 1; i >= 0; i-- {
+		if s.seen[i].id == id {
+			return s.seen[i].src, s.seen[i].alert, true
+		}
+	}
+	return 0, nil, false
+}
+
+// Remember records a processed payment id with the record that delivered it and the alert it produced.
+func (s *State) Remember(paymentID string, src uint64, alert []byte) {
+	if len(s.seen) >= SeenCap {
+		s.seen = slices.Delete(s.seen, 0, len(s.seen)-SeenCap+1)
+	}
+	s.seen = append(s.seen, seen{id: hash64(paymentID), src: src, alert: alert})
+	kept := 0
+	for i := len(s.seen) - 1; i >= 0; i-- {
+		if s.seen[i].alert == nil {
+			continue
+		}
+		if kept++; kept > seenAlertCap {
+			s.seen[i].alert = nil
+		}
+	}
+}
+
+// Size reports how many exact events and aggregated buckets the state holds.
+func (s *State) Size() (events, buckets int) { return len(s.events), len(s.buckets) }
+
+// Idle reports whether the state was last touched more than ttl before now: such an account's state can be
+// deleted, since no window of a future payment reaches back to it.
+func (s *State) Idle(now time.Time, ttl time.Duration) bool {
+	return now.UnixMilli()-s.Touched > ttl.Milliseconds()
+}
+
+// add inserts a payment, aggregates the oldest events beyond maxEvents and drops what is older than retention.
+func (s *State) add(p *Payment, rs *Ruleset) {
+	e := event{ts: p.Timestamp.UnixMilli(), amount: p.Amount, cur: packCurrency(p.Currency)}
+	for f := range numFields {
+		if v := p.field(f); v != "" {
+			e.attrs[f] = hash32(v)
+		}
+	}
+	// Payments mostly arrive in order, so the insert is almost always an append.
+	i := len(s.events)
+	for i > 0 && s.events[i-1].ts > e.ts {
+		i--
+	}
+	s.events = slices.Insert(s.events, i, e)
+	s.newest = max(s.newest, e.ts)
+
+	if over := len(s.events) - rs.MaxEvents; over > 0 {
+		width := max(rs.Retention.Milliseconds()/numBuckets, 1)
+		for _, old := range s.events[:over] {
+			s.fold(old, width, rs.distinctCap)
+		}
+		s.events = slices.Delete(s.events, 0, over)
+	}
+	s.prune(rs.Retention)
+}
+
+func (s *State) fold(e event, width int64, distinctCap int) {
+	key := e.ts / width
+	i, found := slices.BinarySearchFunc(s.buckets, key, func(b bucket, k int64) int { return cmpInt(b.first/width, k) })
+	if !found {
+		s.buckets = slices.Insert(s.buckets, i, bucket{first: e.ts, last: e.ts})
+	}
+	b := &s.buckets[i]
+	b.first, b.last = min(b.first, e.ts), max(b.last, e.ts)
+	b.count++
+	j := slices.IndexFunc(b.sums, func(c curSum) bool { return c.cur == e.cur })
+	if j < 0 {
+		b.sums = append(b.sums, curSum{cur: e.cur})
+		j = len(b.sums) - 1
+	}
+	b.sums[j].sum += e.amount
+	for f, h := range e.attrs {
+		if h != 0 && len(b.attrs[f]) < distinctCap && !slices.Contains(b.attrs[f], h) {
+			b.attrs[f] = append(b.attrs[f], h)
+		}
+	}
+}
+
+func (s *State) prune(retention time.Duration) {
+	horizon := s.newest - retention.Milliseconds()
+	n := 0
+	for n < len(s.events) && s.events[n].ts <= horizon {
+		n++
+	}
+	s.events = slices.Delete(s.events, 0, n)
+	s.buckets = slices.DeleteFunc(s.buckets, func(b bucket) bool { return b.last <= horizon })
+}
+
+// span returns the events with timestamps in (from, to].
+func (s *State) span(from, to int64) []event {
+	lo, _ := slices.BinarySearchFunc(s.events, from, func(e event, t int64) int {
+		if e.ts <= t {
+			return -1
+		}
+		return 1
+	})
+	hi, _ := slices.BinarySearchFunc(s.events, to, func(e event, t int64) int {
+		if e.ts <= t {
+			return -1
+		}
+		return 1
+	})
+	return s.events[lo:hi]
+}
+
+// overlaps reports whether a bucket has payments that may fall in (from, to].
+func (b *bucket) overlaps(from, to int64) bool { return b.last > from && b.first <= to }
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// FNV-1a, written out so hashing a field costs no allocation; the values must be stable across processes and
+// releases because they are stored, which rules out hash/maphash.
+func hash32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	if h == 0 {
+		h = 1 // 0 means "empty"
+	}
+	return h
+}
+
+func hash64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// SourceID identifies the Kafka record that delivered a payment.
+func SourceID(topic string, partition int32, offset int64) uint64 {
+	h := hash64(topic)
+	h ^= uint64(uint32(partition))
+	h *= 1099511628211
+	h ^= uint64(offset)
+	h *= 1099511628211
+	return h
+}
+
+func packCurrency(c string) uint16 {
+	if len(c) != 3 {
+		return 0
+	}
+	return uint16(c[0]-'A')*676 + uint16(c[1]-'A')*26 + uint16(c[2]-'A')
+}
+
+func unpackCurrency(v uint16) string {
+	return string([]byte{byte(v/676) + 'A', byte(v/26%26) + 'A', byte(v%26) + 'A'})
+}
+
+// The binary encoding of State. It is the value of the detector's compacted table, written once per payment,
+// so it is compact: varints, timestamps delta-coded, only non-empty field hashes.
+const stateVersion = 1
+
+var errCorrupt = errors.New("corrupt state")
+
+// MarshalBinary encodes the state.
+func (s *State) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, 32+len(s.events)*16+len(s.seen)*20)
+	b = append(b, stateVersion)
+	b = binary.AppendVarint(b, s.Touched)
+	b = binary.AppendVarint(b, s.newest)
+	b = binary.AppendUvarint(b, uint64(len(s.events)))
+	prev := int64(0)
+	for _, e := range s.events {
+		b = binary.AppendVarint(b, e.ts-prev)
+		prev = e.ts
+		b = binary.AppendUvarint(b, uint64(e.amount))
+		b = binary.LittleEndian.AppendUint16(b, e.cur)
+		b = appendAttrs(b, e.attrs)
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.buckets)))
+	for _, k := range s.buckets {
+		b = binary.AppendVarint(b, k.first)
+		b = binary.AppendVarint(b, k.last-k.first)
+		b = binary.AppendUvarint(b, uint64(k.count))
+		b = binary.AppendUvarint(b, uint64(len(k.sums)))
+		for _, c := range k.sums {
+			b = binary.LittleEndian.AppendUint16(b, c.cur)
+			b = binary.AppendUvarint(b, uint64(c.sum))
+		}
+		for _, vs := range k.attrs {
+			b = binary.AppendUvarint(b, uint64(len(vs)))
+			for _, v := range vs {
+				b = binary.LittleEndian.AppendUint32(b, v)
+			}
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.seen)))
+	for _, x := range s.seen {
+		b = binary.LittleEndian.AppendUint64(b, x.id)
+		b = binary.LittleEndian.AppendUint64(b, x.src)
+		b = binary.AppendUvarint(b, uint64(len(x.alert)))
+		b = append(b, x.alert...)
+	}
+	return b, nil
+}
+
+func appendAttrs(b []byte, attrs [numFields]uint32) []byte {
+	var mask byte
+	for f, h := range attrs {
+		if h != 0 {
+			mask |= 1 << f
+		}
+	}
+	b = append(b, mask)
+	for _, h := range attrs {
+		if h != 0 {
+			b = binary.LittleEndian.AppendUint32(b, h)
+		}
+	}
+	return b
+}
+
+// decoder reads the encoding, remembering the first error so the decode code stays linear.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = errCorrupt
+	}
+	d.b = nil
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a length and checks it against what the remaining bytes can hold, so corrupt input cannot make
+// the decoder allocate without bound.
+func (d *decoder) count(minBytesEach int) int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)/minBytesEach) {
+		d.fail()
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) bytes(n int) []byte {
+	if n > len(d.b) {
+		d.fail()
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) u16() uint16 {
+	if v := d.bytes(2); v != nil {
+		return binary.LittleEndian.Uint16(v)
+	}
+	return 0
+}
+
+func (d *decoder) u32() uint32 {
+	if v := d.bytes(4); v != nil {
+		return binary.LittleEndian.Uint32(v)
+	}
+	return 0
+}
+
+func (d *decoder) u64() uint64 {
+	if v := d.bytes(8); v != nil {
+		return binary.LittleEndian.Uint64(v)
+	}
+	return 0
+}
+
+// UnmarshalBinary decodes a state written by MarshalBinary.
+func (s *State) UnmarshalBinary(data []byte) error {
+	if len(data) == 0 || data[0] != stateVersion {
+		return fmt.Errorf("%w: unknown version", errCorrupt)
+	}
+	d := decoder{b: data[1:]}
+	*s = State{Touched: d.varint(), newest: d.varint()}
+	s.events = make([]event, d.count(5))
+	prev := int64(0)
+	for i := range s.events {
+		e := &s.events[i]
+		e.ts = prev + d.varint()
+		prev = e.ts
+		e.amount = int64(d.uvarint())
+		e.cur = d.u16()
+		mask := d.bytes(1)
+		for f := range numFields {
+			if mask != nil && mask[0]&(1<<f) != 0 {
+				e.attrs[f] = d.u32()
+			}
+		}
+	}
+	s.buckets = make([]bucket, d.count(5))
+	for i := range s.buckets {
+		k := &s.buckets[i]
+		k.first = d.varint()
+		k.last = k.first + d.varint()
+		k.count = int64(d.uvarint())
+		k.sums = make([]curSum, d.count(3))
+		for j := range k.sums {
+			k.sums[j] = curSum{cur: d.u16(), sum: int64(d.uvarint())}
+		}
+		for f := range k.attrs {
+			if n := d.count(4); n > 0 {
+				k.attrs[f] = make([]uint32, n)
+				for j := range k.attrs[f] {
+					k.attrs[f][j] = d.u32()
+				}
+			}
+		}
+	}
+	s.seen = make([]seen, d.count(17))
+	for i := range s.seen {
+		x := &s.seen[i]
+		x.id, x.src = d.u64(), d.u64()
+		if n := d.count(1); n > 0 {
+			x.alert = slices.Clone(d.bytes(n))
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.b))
+	}
+	return d.err
+}

@@ -155,8 +155,8 @@ rules:
 	st := &State{}
 	got := firedNames(rs, st,
 		mk("1", 0, "DE"), mk("2", time.Minute, "DE"), mk("3", 2*time.Minute, "FR"),
-		mk("4", 3*time.Minute, ""),   // empty values are not a country
-		mk("5", 4*time.Minute, "US"), // third country
+		mk("4", 3*time.Minute, ""),    // empty values are not a country
+		mk("5", 4*time.Minute, "US"),  // third country
 		mk("6", 40*time.Minute, "PL"), // 30m later: DE, FR, US are out of the window
 	)
 	want := [][]string{{}, {}, {}, {}, {"globetrotter"}, {}}

@@ -1,0 +1,187 @@
+// Package kafka holds the client settings every fraudpipe component shares: the sarama configuration (with
+// goka's risky defaults overridden), the goka options built from it, topic creation and the cluster identity
+// that local state is tied to.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+
+	"github.com/fraudpipe/fraudpipe/topics"
+)
+
+// Config is what every component needs to reach the cluster.
+type Config struct {
+	Brokers     []string
+	Partitions  int           // partitions of every topic the pipeline creates; more allows more instances
+	Replication int           // replication factor of created topics: 1 on the embedded broker, 3 in production
+	Flush       time.Duration // how long the producer waits to batch records: latency against throughput
+}
+
+// Validate reports what is missing.
+func (c Config) Validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("no brokers")
+	case c.Partitions < 1:
+		return fmt.Errorf("partitions %d: must be at least 1", c.Partitions)
+	case c.Replication < 1:
+		return fmt.Errorf("replication %d: must be at least 1", c.Replication)
+	}
+	return nil
+}
+
+// SaramaConfig starts from goka's defaults (which keep its copartitioning rebalance strategy) and fixes the ones
+// that would lose data or add latency here.
+func (c Config) SaramaConfig(clientID string) *sarama.Config {
+	sc := goka.DefaultConfig()
+	sc.ClientID = clientID
+	// Apache Kafka 4 dropped the request versions below 2.1 that goka's V2_0_0_0 default would use.
+	sc.Version = sarama.V3_0_0_0
+	// A new group must read payments from the start, not skip what was produced before it started.
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// An acknowledged alert or table write must survive the loss of the leader.
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Flush.Frequency = c.Flush
+	sc.Producer.Compression = sarama.CompressionLZ4
+	sc.Consumer.Group.Session.Timeout = 10 * time.Second
+	sc.Consumer.Group.Heartbeat.Interval = time.Second
+	sc.Metadata.Retry.Max = 10
+	sc.Metadata.Retry.Backoff = 500 * time.Millisecond
+	return sc
+}
+
+// ProcessorOptions returns the goka options that make a processor use this configuration for every client it
+// builds. Each builder gets its own copy: goka writes the partitioner into the config it is given.
+func (c Config) ProcessorOptions(clientID string, log *slog.Logger) []goka.ProcessorOption {
+	cp := func() *sarama.Config { sc := *c.SaramaConfig(clientID); return &sc }
+	tmc := goka.NewTopicManagerConfig()
+	tmc.Table.Replication = c.Replication
+	tmc.Stream.Replication = c.Replication
+	tmc.Stream.Retention = 24 * time.Hour
+	return []goka.ProcessorOption{
+		goka.WithClientID(clientID),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cp())),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cp())),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cp())),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cp(), tmc)),
+		goka.WithLogger(gokaLogger{log}),
+	}
+}
+
+// EnsureTopics creates the topics that do not exist yet and checks the partition count of those that do: goka
+// needs a group's inputs, loop and table copartitioned, and a mismatch would silently split per-account state.
+func (c Config) EnsureTopics(ctx context.Context, specs []topics.Spec) error {
+	admin, err := c.admin()
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	existing, err := admin.ListTopics()
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	for _, s := range specs {
+		if d, ok := existing[s.Name]; ok {
+			if int(d.NumPartitions) != c.Partitions {
+				return fmt.Errorf("topic %s has %d partitions, the pipeline is configured for %d: use --partitions %d or recreate the topic",
+					s.Name, d.NumPartitions, c.Partitions, d.NumPartitions)
+			}
+			continue
+		}
+		cfg := map[string]*string{}
+		set := func(k, v string) { cfg[k] = &v }
+		if s.Compacted {
+			set("cleanup.policy", "compact")
+		} else {
+			set("retention.ms", strconv.FormatInt(s.Retention.Milliseconds(), 10))
+		}
+		err := admin.CreateTopic(s.Name, &sarama.TopicDetail{
+			NumPartitions: int32(c.Partitions), ReplicationFactor: int16(c.Replication), ConfigEntries: cfg,
+		}, false)
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", s.Name, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ClusterID asks the cluster for its id. Local state (goka's storage) is kept per cluster id, so storage left
+// over from a broker whose data is gone is never mistaken for state of the current one.
+func (c Config) ClusterID() (string, error) {
+	client, err := sarama.NewClient(c.Brokers, c.SaramaConfig("fraudpipe-cluster-id"))
+	if err != nil {
+		return "", fmt.Errorf("connect to %s: %w", strings.Join(c.Brokers, ","), err)
+	}
+	defer client.Close()
+	b, err := client.Controller()
+	if err != nil {
+		return "", fmt.Errorf("find controller: %w", err)
+	}
+	resp, err := b.GetMetadata(sarama.NewMetadataRequest(client.Config().Version, nil))
+	if err != nil {
+		return "", fmt.Errorf("metadata: %w", err)
+	}
+	if resp.ClusterID == nil || *resp.ClusterID == "" {
+		return "", errors.New("the cluster did not report an id")
+	}
+	return *resp.ClusterID, nil
+}
+
+// PartitionCount returns the number of partitions of a topic.
+func (c Config) PartitionCount(topic string) (int32, error) {
+	client, err := sarama.NewClient(c.Brokers, c.SaramaConfig("fraudpipe-metadata"))
+	if err != nil {
+		return 0, fmt.Errorf("connect: %w", err)
+	}
+	defer client.Close()
+	ps, err := client.Partitions(topic)
+	if err != nil {
+		return 0, fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	return int32(len(ps)), nil
+}
+
+// WaitForCluster retries until the brokers answer, so components can start before the broker does.
+func (c Config) WaitForCluster(ctx context.Context, log *slog.Logger) error {
+	for {
+		admin, err := c.admin()
+		if err == nil {
+			admin.Close()
+			return nil
+		}
+		log.Warn("waiting for kafka", "brokers", strings.Join(c.Brokers, ","), "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafka at %s not reachable: %w", strings.Join(c.Brokers, ","), err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (c Config) admin() (sarama.ClusterAdmin, error) {
+	admin, err := sarama.NewClusterAdmin(c.Brokers, c.SaramaConfig("fraudpipe-admin"))
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", strings.Join(c.Brokers, ","), err)
+	}
+	return admin, nil
+}
+
+// gokaLogger sends goka's chatter to slog at debug level: it logs every rebalance step.
+type gokaLogger struct{ log *slog.Logger }
+
+func (l gokaLogger) Print(v ...any)                 { l.log.Debug(fmt.Sprint(v...)) }
+func (l gokaLogger) Println(v ...any)               { l.log.Debug(strings.TrimSpace(fmt.Sprintln(v...))) }
+func (l gokaLogger) Printf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l gokaLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,192 @@
+// Package detector is the goka group that scores payments. Its callback only translates between goka and the
+// rules package: decode, route to the account's partition, deduplicate, evaluate, emit, store.
+//
+// Delivery: goka marks an input offset only after the callback's emits and table write are acknowledged, so a
+// crash redelivers the payments since the last commit. The table write reaches local storage before Kafka
+// acknowledges anything, so after a crash the state may already hold a payment whose alert was never sent. The
+// state therefore remembers, per recent payment id, which record delivered it and the alert it produced: the
+// same record again is a redelivery (re-emit the alert, rewrite the state so the changelog has it too); the same
+// payment id from another record is a producer's retry (counted once, no second alert).
+package detector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/lovoo/goka"
+
+	"github.com/fraudpipe/fraudpipe/rules"
+	"github.com/fraudpipe/fraudpipe/topics"
+)
+
+// Group is the detector's consumer group; its table holds one rules.State per account.
+const Group goka.Group = "detector"
+
+// Table is the detector's compacted group table, and Loop the topic payments are re-routed through.
+var (
+	Table = goka.GroupTable(Group)
+	Loop  = string(Group) + "-loop"
+)
+
+// expireVisitor names the visitor that deletes idle accounts' state: goka has no timers, so the detector walks
+// its table periodically instead (see Expire).
+const expireVisitor = "expire-idle"
+
+// Config is what a detector needs besides the cluster.
+type Config struct {
+	// Rules returns the ruleset in force; it is called once per payment, so a reload takes effect at the next one.
+	Rules func() *rules.Ruleset
+	// Partitions is the partition count of payments (and, copartitioned, of the loop and the table).
+	Partitions int32
+	Metrics    *Metrics
+	Log        *slog.Logger
+	// Now is the processing clock (alerts' detected_at, idle expiry); tests set it.
+	Now func() time.Time
+}
+
+type detector struct {
+	Config
+}
+
+// New builds the detector processor. cmd/ and the tests (goka.WithTester) build it through here alike.
+func New(brokers []string, cfg Config, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Partitions < 1 {
+		return nil, fmt.Errorf("detector: partitions %d", cfg.Partitions)
+	}
+	d := &detector{cfg}
+	g := goka.DefineGroup(Group,
+		goka.Input(topics.Payments, topics.Raw{}, d.process),
+		goka.Loop(topics.Raw{}, d.process),
+		goka.Output(topics.Alerts, topics.AlertCodec{}),
+		goka.Output(topics.PaymentsDLQ, topics.Raw{}),
+		goka.Visitor(expireVisitor, d.expire),
+		goka.Persist(topics.StateCodec{}),
+	)
+	p, err := goka.NewProcessor(brokers, g, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("detector: %w", err)
+	}
+	return p, nil
+}
+
+func (d *detector) process(ctx goka.Context, msg any) {
+	raw, _ := msg.([]byte)
+	p, err := rules.ParsePayment(raw)
+	if err != nil {
+		d.deadLetter(ctx, raw, err)
+		return
+	}
+	// The producer may have keyed or partitioned the payment differently from goka (librdkafka and Java
+	// clients hash with other functions). State must live in exactly one partition per account, so such a
+	// payment goes through the loop topic, which goka partitions by account id with its own hasher.
+	if ctx.Key() != p.AccountID || ctx.Partition() != PartitionOf(p.AccountID, d.Partitions) {
+		ctx.Loopback(p.AccountID, raw)
+		d.Metrics.Rerouted.Inc()
+		return
+	}
+
+	st, _ := ctx.Value().(*rules.State)
+	if st == nil {
+		st = new(rules.State)
+	}
+	src := rules.SourceID(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	if prevSrc, alert, seen := st.Lookup(p.ID); seen {
+		if prevSrc == src {
+			// Redelivered after a crash: the first attempt's emits may not have landed. Sending the stored
+			// alert again is safe (same id, consumers deduplicate); writing the state again puts it in the
+			// changelog if only local storage had it.
+			if alert != nil {
+				ctx.Emit(topics.Alerts, p.AccountID, alert)
+			}
+			ctx.SetValue(st)
+			d.Metrics.Redelivered.Inc()
+			return
+		}
+		d.Metrics.Duplicates.Inc()
+		return
+	}
+
+	rs := d.Rules()
+	now := d.Now()
+	dec := rs.Evaluate(st, &p)
+	d.Metrics.Processed.Inc()
+	for _, name := range dec.Unconverted {
+		d.Metrics.Unconverted.WithLabelValues(name).Inc()
+	}
+	var alert []byte
+	if dec.Action != rules.ActionNone {
+		alert, err = topics.AlertCodec{}.Encode(topics.NewAlert(p, dec, rs.Version, now))
+		if err != nil {
+			ctx.Fail(fmt.Errorf("encode alert: %w", err))
+		}
+		ctx.Emit(topics.Alerts, p.AccountID, alert)
+		d.Metrics.observeAlert(dec, now.Sub(p.Timestamp))
+	}
+	st.Remember(p.ID, src, alert)
+	st.Touched = now.UnixMilli()
+	ctx.SetValue(st)
+}
+
+// deadLetter sends a malformed payment to the dead-letter topic, bytes untouched, with the reason in headers. It
+// never counts toward a window and never stops the pipeline.
+func (d *detector) deadLetter(ctx goka.Context, raw []byte, err error) {
+	reason := rules.RejectReason(err)
+	ctx.Emit(topics.PaymentsDLQ, ctx.Key(), raw, goka.WithCtxEmitHeaders(goka.Headers{
+		topics.HeaderReason:          []byte(reason),
+		topics.HeaderError:           []byte(err.Error()),
+		topics.HeaderSourceTopic:     []byte(ctx.Topic()),
+		topics.HeaderSourcePartition: []byte(strconv.Itoa(int(ctx.Partition()))),
+		topics.HeaderSourceOffset:    []byte(strconv.FormatInt(ctx.Offset(), 10)),
+	}))
+	d.Metrics.Rejected.WithLabelValues(reason).Inc()
+	d.Log.Warn("payment rejected to dead-letter topic", "reason", reason, "err", err,
+		"topic", ctx.Topic(), "partition", ctx.Partition(), "offset", ctx.Offset())
+}
+
+// expire deletes an account's state once it has been idle longer than the retention plus a grace period: no
+// window of a later payment could reach back to it. meta is the visit's processing time.
+func (d *detector) expire(ctx goka.Context, meta any) {
+	now, _ := meta.(time.Time)
+	st, _ := ctx.Value().(*rules.State)
+	if st != nil && st.Idle(now, IdleTTL(d.Rules())) {
+		ctx.Delete()
+		d.Metrics.Expired.Inc()
+	}
+}
+
+// IdleTTL is how long an account's state outlives its last update.
+func IdleTTL(rs *rules.Ruleset) time.Duration { return rs.Retention + 10*time.Minute }
+
+// PartitionOf returns the partition goka's producer (sarama's hash partitioner with FNV-1a) picks for a key.
+// Written out because sarama's partitioner keeps a hasher that is not safe for concurrent partition processors.
+func PartitionOf(key string, partitions int32) int32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	p := int32(h) % partitions
+	if p < 0 {
+		p = -p
+	}
+	return p
+}
+
+// Expire visits every account of the partitions this instance owns and deletes the idle ones. It returns how
+// many accounts it visited.
+func Expire(ctx context.Context, p *goka.Processor, now time.Time) (int64, error) {
+	n, err := p.VisitAllWithStats(ctx, expireVisitor, now)
+	if err != nil {
+		return n, fmt.Errorf("expire idle accounts: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,242 @@
+package detector_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/fraudpipe/fraudpipe/processors/detector"
+	"github.com/fraudpipe/fraudpipe/rules"
+	"github.com/fraudpipe/fraudpipe/topics"
+)
+
+var (
+	t0  = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	now = time.Date(2026, 11, 22, 10, 0, 1, 0, time.UTC)
+)
+
+const testRules = `
+thresholds: { review: 50, block: 80 }
+currencies: { base: EUR }
+rules:
+  - { name: big-ticket, type: amount, limit: 500000, score: 60 }
+  - { name: rapid-fire, type: count, window: 5m, limit: 2, score: 50 }
+`
+
+type fixture struct {
+	tt      *tester.Tester
+	metrics *detector.Metrics
+	proc    *goka.Processor
+	alerts  *tester.QueueTracker
+	dlq     *tester.QueueTracker
+	clock   time.Time
+}
+
+func start(t *testing.T) *fixture {
+	t.Helper()
+	rs, err := rules.Parse("test.yaml", []byte(testRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{tt: tester.New(t), metrics: detector.NewMetrics(nil), clock: now}
+	f.proc, err = detector.New(nil, detector.Config{
+		Rules: func() *rules.Ruleset { return rs }, Partitions: 1, Metrics: f.metrics,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return f.clock },
+	}, goka.WithTester(f.tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.proc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("processor: %v", err)
+		}
+	})
+	f.alerts = f.tt.NewQueueTracker(string(topics.Alerts))
+	f.dlq = f.tt.NewQueueTracker(string(topics.PaymentsDLQ))
+	return f
+}
+
+func payment(id, account string, amount int64, at time.Duration) []byte {
+	b, _ := json.Marshal(rules.Payment{ID: id, AccountID: account, Amount: amount, Currency: "EUR", Timestamp: t0.Add(at)})
+	return b
+}
+
+func (f *fixture) send(key string, value []byte) {
+	f.tt.Consume(string(topics.Payments), key, value, tester.WithTime(t0))
+}
+
+func (f *fixture) nextAlert(t *testing.T) *topics.Alert {
+	t.Helper()
+	_, v, ok := f.alerts.Next()
+	if !ok {
+		t.Fatal("expected an alert, got none")
+	}
+	return v.(*topics.Alert)
+}
+
+func (f *fixture) noAlert(t *testing.T) {
+	t.Helper()
+	if k, v, ok := f.alerts.Next(); ok {
+		t.Fatalf("unexpected alert for %s: %s", k, v)
+	}
+}
+
+func TestAlertCarriesTheDecision(t *testing.T) {
+	f := start(t)
+	f.send("acct_1", payment("p1", "acct_1", 600000, 0))
+	a := f.nextAlert(t)
+	want := topics.Alert{
+		ID: topics.AlertID("acct_1", "p1"), PaymentID: "p1", AccountID: "acct_1", Score: 60, Action: rules.ActionReview,
+		Rules:      []rules.Fired{{Name: "big-ticket", Score: 60, Reason: "amount 6,000.00 EUR > limit 5,000.00 EUR"}},
+		DetectedAt: now,
+	}
+	if a.ID != want.ID || a.Score != want.Score || a.Action != want.Action || !a.DetectedAt.Equal(now) ||
+		fmt.Sprint(a.Rules) != fmt.Sprint(want.Rules) || a.Payment.Amount != 600000 || a.RulesetVersion == "" {
+		t.Fatalf("alert\n%+v\nwant\n%+v", a, want)
+	}
+	f.send("acct_1", payment("p2", "acct_1", 100, time.Minute))
+	f.noAlert(t)
+	// Third payment in 5 minutes: rapid-fire (50) plus big-ticket (60) = 100, capped: block.
+	f.send("acct_1", payment("p3", "acct_1", 700000, 2*time.Minute))
+	a = f.nextAlert(t)
+	if a.Action != rules.ActionBlock || a.Score != 100 || len(a.Rules) != 2 {
+		t.Fatalf("want a block alert from two rules, got %+v", a)
+	}
+	if got := testutil.ToFloat64(f.metrics.Processed); got != 3 {
+		t.Fatalf("processed %v", got)
+	}
+}
+
+func TestMalformedPaymentsGoToTheDeadLetterTopicAndNotToState(t *testing.T) {
+	f := start(t)
+	f.send("acct_1", []byte(`{"id":"bad","account_id":"acct_1","amount":-1,"currency":"EUR","timestamp":"2026-11-22T10:00:00Z"}`))
+	f.send("acct_1", []byte(`not json`))
+	for _, reason := range []string{rules.ReasonBadAmount, rules.ReasonNotJSON} {
+		h, key, v, ok := f.dlq.NextWithHeaders()
+		if !ok {
+			t.Fatalf("no dead letter for %s", reason)
+		}
+		if key != "acct_1" || string(h[topics.HeaderReason]) != reason || string(h[topics.HeaderSourceTopic]) != "payments" {
+			t.Fatalf("dead letter %s %s headers %v", key, v, h)
+		}
+	}
+	if v := f.tt.TableValue(detector.Table, "acct_1"); v != nil {
+		t.Fatalf("rejected payments must not touch state, got %+v", v)
+	}
+	// The pipeline goes on: two valid payments plus one more make rapid-fire fire at the third.
+	for i := range 3 {
+		f.send("acct_1", payment(fmt.Sprint("ok", i), "acct_1", 100, time.Duration(i)*time.Second))
+	}
+	if a := f.nextAlert(t); a.PaymentID != "ok2" {
+		t.Fatalf("alert for %s, want ok2", a.PaymentID)
+	}
+	if got := testutil.ToFloat64(f.metrics.Rejected.WithLabelValues(rules.ReasonNotJSON)); got != 1 {
+		t.Fatalf("rejected{not_json} = %v", got)
+	}
+}
+
+func TestProducerRetryIsCountedOnceAndAlertsOnce(t *testing.T) {
+	f := start(t)
+	f.send("acct_1", payment("p1", "acct_1", 600000, 0))
+	f.nextAlert(t)
+	f.send("acct_1", payment("p1", "acct_1", 600000, 0)) // the same payment again, as a retrying producer sends it
+	f.noAlert(t)
+	f.send("acct_1", payment("p2", "acct_1", 100, time.Second))
+	f.noAlert(t) // p1 counted once: two payments in the window, limit 2
+	f.send("acct_1", payment("p3", "acct_1", 100, 2*time.Second))
+	if a := f.nextAlert(t); a.PaymentID != "p3" || a.Rules[0].Reason != "3 payments in 5m > limit 2" {
+		t.Fatalf("alert %+v", a)
+	}
+	if got := testutil.ToFloat64(f.metrics.Duplicates); got != 1 {
+		t.Fatalf("duplicates %v", got)
+	}
+}
+
+func TestRedeliveryAfterCrashReEmitsTheStoredAlert(t *testing.T) {
+	f := start(t)
+	// The state of a detector that stored p1 and its alert locally, then died before the alert reached Kafka.
+	// The next record on payments/0 is offset 0, which is the record the state says delivered p1.
+	stored := []byte(`{"id":"alert_stored","payment_id":"p1"}`)
+	st := new(rules.State)
+	st.Remember("p1", rules.SourceID("payments", 0, 0), stored)
+	f.tt.SetTableValue(detector.Table, "acct_1", st)
+
+	f.send("acct_1", payment("p1", "acct_1", 600000, 0))
+	_, v, ok := f.alerts.NextRaw()
+	if !ok || string(v) != string(stored) {
+		t.Fatalf("want the stored alert re-emitted unchanged, got %s", v)
+	}
+	if got := testutil.ToFloat64(f.metrics.Redelivered); got != 1 {
+		t.Fatalf("redelivered %v", got)
+	}
+	if got := testutil.ToFloat64(f.metrics.Processed); got != 0 {
+		t.Fatalf("a redelivery must not be counted again, processed %v", got)
+	}
+}
+
+func TestMisroutedPaymentLandsInTheAccountsState(t *testing.T) {
+	f := start(t)
+	// kcat without -K sends no key; other clients may key by something else. State is still per account.
+	f.send("", payment("p1", "acct_7", 100, 0))
+	f.send("card_9", payment("p2", "acct_7", 100, time.Second))
+	st, _ := f.tt.TableValue(detector.Table, "acct_7").(*rules.State)
+	if st == nil {
+		t.Fatal("no state for acct_7")
+	}
+	if n, _ := st.Size(); n != 2 {
+		t.Fatalf("acct_7 holds %d payments, want 2", n)
+	}
+	if v := f.tt.TableValue(detector.Table, "card_9"); v != nil {
+		t.Fatal("state must not be keyed by the producer's key")
+	}
+	if got := testutil.ToFloat64(f.metrics.Rerouted); got != 2 {
+		t.Fatalf("rerouted %v", got)
+	}
+}
+
+func TestIdleAccountsExpire(t *testing.T) {
+	f := start(t)
+	f.send("acct_1", payment("p1", "acct_1", 100, 0))
+	f.clock = now.Add(time.Hour)
+	f.send("acct_2", payment("p2", "acct_2", 100, time.Hour))
+	// The retention is 5m, so acct_1, untouched for an hour, is idle; acct_2 was just touched.
+	if _, err := detector.Expire(context.Background(), f.proc, f.clock); err != nil {
+		t.Fatal(err)
+	}
+	if v := f.tt.TableValue(detector.Table, "acct_1"); v != nil {
+		t.Fatal("acct_1 should have expired")
+	}
+	if v := f.tt.TableValue(detector.Table, "acct_2"); v == nil {
+		t.Fatal("acct_2 must be kept")
+	}
+}
+
+func TestPartitionOfMatchesGokasProducer(t *testing.T) {
+	for _, n := range []int32{1, 3, 6, 12, 64} {
+		// The partitioner goka's producer uses (goka.ProducerBuilderWithConfig).
+		part := sarama.NewCustomHashPartitioner(goka.DefaultHasher())("payments")
+		for i := range 2000 {
+			key := fmt.Sprint("acct_", i)
+			want, err := part.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(key)}, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := detector.PartitionOf(key, n); got != want {
+				t.Fatalf("PartitionOf(%s, %d) = %d, sarama's hash partitioner says %d", key, n, got, want)
+			}
+		}
+	}
+}

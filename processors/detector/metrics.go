@@ -1,0 +1,74 @@
+package detector
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fraudpipe/fraudpipe/rules"
+)
+
+// Metrics are the detector's Prometheus metrics.
+type Metrics struct {
+	Processed   prometheus.Counter
+	Rejected    *prometheus.CounterVec // by reason
+	Duplicates  prometheus.Counter
+	Redelivered prometheus.Counter
+	Rerouted    prometheus.Counter
+	Alerts      *prometheus.CounterVec // by action
+	RuleFired   *prometheus.CounterVec // by rule and action of the alert
+	Latency     prometheus.Histogram
+	Unconverted *prometheus.CounterVec // by rule
+	Expired     prometheus.Counter
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not registered, for tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Processed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fraudpipe_payments_processed_total", Help: "Payments scored (duplicates excluded).",
+		}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraudpipe_payments_rejected_total", Help: "Malformed payments sent to payments.dlq, by reason.",
+		}, []string{"reason"}),
+		Duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fraudpipe_payments_duplicate_total", Help: "Payments whose id the account had already seen (producer retries): not counted again.",
+		}),
+		Redelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fraudpipe_payments_redelivered_total", Help: "Records processed again after a crash or rebalance; their alert is re-emitted with the same id.",
+		}),
+		Rerouted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fraudpipe_payments_rerouted_total", Help: "Payments that arrived on another partition or key than goka's and went through the loop topic.",
+		}),
+		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraudpipe_alerts_total", Help: "Alerts emitted, by action.",
+		}, []string{"action"}),
+		RuleFired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraudpipe_alert_rules_total", Help: "Rules that fired in emitted alerts, by rule and action.",
+		}, []string{"rule", "action"}),
+		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "fraudpipe_alert_latency_seconds",
+			Help:    "From the payment's own timestamp (event time) to the alert's detection.",
+			Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+		Unconverted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraudpipe_unconverted_amounts_total", Help: "Evaluations of a money rule that left out a payment whose currency has no rate in the rules file.",
+		}, []string{"rule"}),
+		Expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fraudpipe_state_expired_total", Help: "Idle accounts whose state was deleted.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Processed, m.Rejected, m.Duplicates, m.Redelivered, m.Rerouted, m.Alerts, m.RuleFired,
+			m.Latency, m.Unconverted, m.Expired)
+	}
+	return m
+}
+
+func (m *Metrics) observeAlert(d rules.Decision, latency time.Duration) {
+	m.Alerts.WithLabelValues(string(d.Action)).Inc()
+	for _, f := range d.Fired {
+		m.RuleFired.WithLabelValues(f.Name, string(d.Action)).Inc()
+	}
+	m.Latency.Observe(latency.Seconds())
+}

@@ -1,0 +1,27 @@
+package topics
+
+import "time"
+
+// Spec describes how a topic is created. Retention -1 keeps records forever (compacted topics).
+type Spec struct {
+	Name      string
+	Compacted bool
+	Retention time.Duration
+}
+
+// Specs lists the topics of the pipeline with their settings; names of goka's group tables and loops come from
+// the processors, which know their groups.
+func Specs(groupTables, loops []string) []Spec {
+	specs := []Spec{
+		{Name: string(Payments), Retention: 7 * 24 * time.Hour},
+		{Name: string(PaymentsDLQ), Retention: 30 * 24 * time.Hour},
+		{Name: string(Alerts), Retention: 7 * 24 * time.Hour},
+	}
+	for _, t := range groupTables {
+		specs = append(specs, Spec{Name: t, Compacted: true, Retention: -1})
+	}
+	for _, t := range loops {
+		specs = append(specs, Spec{Name: t, Retention: 24 * time.Hour})
+	}
+	return specs
+}

@@ -1,0 +1,128 @@
+// Package topics names every Kafka topic of fraudpipe, defines the events that travel on them and the codecs
+// that read and write them. Processors and commands never spell a topic name themselves.
+package topics
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/lovoo/goka"
+
+	"github.com/fraudpipe/fraudpipe/rules"
+)
+
+// The topics. Group tables and loops are named by goka after their group (see processors/).
+const (
+	// Payments carries rules.Payment as JSON, keyed by account id. Any partitioner will do: the detector routes
+	// a payment to its account's partition itself.
+	Payments goka.Stream = "payments"
+	// PaymentsDLQ carries payments the detector rejected: the original key and bytes, the reason in headers.
+	PaymentsDLQ goka.Stream = "payments.dlq"
+	// Alerts carries Alert as JSON, keyed by account id.
+	Alerts goka.Stream = "alerts"
+)
+
+// Headers of dead-lettered records. The value and key are the original record's, untouched.
+const (
+	HeaderReason          = "fraudpipe-reason" // a short code, e.g. bad_amount (rules.Reason*)
+	HeaderError           = "fraudpipe-error"  // the full message, naming the field
+	HeaderSourceTopic     = "fraudpipe-source-topic"
+	HeaderSourcePartition = "fraudpipe-source-partition"
+	HeaderSourceOffset    = "fraudpipe-source-offset"
+)
+
+// Alert is a payment the detector found suspicious.
+type Alert struct {
+	// ID is derived from account and payment id, so the same payment always yields the same alert id and
+	// downstream consumers can drop the duplicates that at-least-once delivery brings.
+	ID             string        `json:"id"`
+	PaymentID      string        `json:"payment_id"`
+	AccountID      string        `json:"account_id"`
+	Score          int           `json:"score"`  // 0–100
+	Action         rules.Action  `json:"action"` // review | block
+	Rules          []rules.Fired `json:"rules"`
+	Payment        rules.Payment `json:"payment"`
+	RulesetVersion string        `json:"ruleset_version"`
+	DetectedAt     time.Time     `json:"detected_at"`
+}
+
+// AlertID is the stable id of the alert for a payment.
+func AlertID(accountID, paymentID string) string {
+	sum := sha256.Sum256([]byte(accountID + "\x00" + paymentID))
+	return "alert_" + hex.EncodeToString(sum[:12])
+}
+
+// NewAlert builds the alert for a payment that reached the review threshold.
+func NewAlert(p rules.Payment, d rules.Decision, rulesetVersion string, now time.Time) Alert {
+	return Alert{
+		ID: AlertID(p.AccountID, p.ID), PaymentID: p.ID, AccountID: p.AccountID,
+		Score: d.Score, Action: d.Action, Rules: d.Fired, Payment: p,
+		RulesetVersion: rulesetVersion, DetectedAt: now.UTC(),
+	}
+}
+
+// Raw passes bytes through. Inputs that may hold anything (payments from arbitrary producers) are read raw so
+// that a malformed record reaches the callback, and the dead-letter topic, instead of failing the codec.
+type Raw struct{}
+
+// Encode implements goka.Codec.
+func (Raw) Encode(v any) ([]byte, error) {
+	b, ok := v.([]byte)
+	if !ok {
+		return nil, fmt.Errorf("raw codec: want []byte, got %T", v)
+	}
+	return b, nil
+}
+
+// Decode implements goka.Codec.
+func (Raw) Decode(b []byte) (any, error) { return b, nil }
+
+// AlertCodec encodes Alert as JSON. It also accepts already encoded bytes, which the detector uses to re-emit a
+// stored alert unchanged.
+type AlertCodec struct{}
+
+// Encode implements goka.Codec.
+func (AlertCodec) Encode(v any) ([]byte, error) {
+	switch a := v.(type) {
+	case []byte:
+		return a, nil
+	case *Alert:
+		return json.Marshal(a)
+	case Alert:
+		return json.Marshal(a)
+	}
+	return nil, fmt.Errorf("alert codec: want Alert, got %T", v)
+}
+
+// Decode implements goka.Codec.
+func (AlertCodec) Decode(b []byte) (any, error) {
+	var a Alert
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("decode alert: %w", err)
+	}
+	return &a, nil
+}
+
+// StateCodec encodes the detector's per-account rules.State in its compact binary form.
+type StateCodec struct{}
+
+// Encode implements goka.Codec.
+func (StateCodec) Encode(v any) ([]byte, error) {
+	s, ok := v.(*rules.State)
+	if !ok {
+		return nil, fmt.Errorf("state codec: want *rules.State, got %T", v)
+	}
+	return s.MarshalBinary()
+}
+
+// Decode implements goka.Codec.
+func (StateCodec) Decode(b []byte) (any, error) {
+	s := new(rules.State)
+	if err := s.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("decode account state: %w", err)
+	}
+	return s, nil
+}

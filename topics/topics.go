@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -125,4 +126,24 @@ func (StateCodec) Decode(b []byte) (any, error) {
 		return nil, fmt.Errorf("decode account state: %w", err)
 	}
 	return s, nil
+}
+
+// IDsCodec encodes a list of ids (the notifier's recently delivered alert ids) one per line.
+type IDsCodec struct{}
+
+// Encode implements goka.Codec.
+func (IDsCodec) Encode(v any) ([]byte, error) {
+	ids, ok := v.([]string)
+	if !ok {
+		return nil, fmt.Errorf("ids codec: want []string, got %T", v)
+	}
+	return []byte(strings.Join(ids, "\n")), nil
+}
+
+// Decode implements goka.Codec.
+func (IDsCodec) Decode(b []byte) (any, error) {
+	if len(b) == 0 {
+		return []string{}, nil
+	}
+	return strings.Split(string(b), "\n"), nil
 }

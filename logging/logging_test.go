@@ -1,0 +1,47 @@
+package logging
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestMask(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"card 4111 1111 1111 1111 used", "card ************1111 used"},
+		{"card 4111-1111-1111-1111", "card ************1111"},
+		{"card=5500005555555559", "card=************5559"},
+		{"offset 1234567890123456 is not a card", "offset 1234567890123456 is not a card"}, // fails Luhn
+		{"amount 125050 EUR", "amount 125050 EUR"},
+		{"to jane.doe@example.com", "to j***@example.com"},
+		{"sms +4915112345678 sent", "sms +49********678 sent"},
+		{"nothing here", "nothing here"},
+	}
+	for _, c := range cases {
+		if got := Mask(c.in); got != c.want {
+			t.Errorf("Mask(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestLoggerMasksMessagesAttributesAndErrors(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := New(&buf, "text", slog.LevelInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("paid with 4111111111111111", "email", "jane@example.com", "err", errors.New("rejected +4915112345678"))
+	out := buf.String()
+	for _, leak := range []string{"4111111111111111", "jane@example.com", "+4915112345678"} {
+		if strings.Contains(out, leak) {
+			t.Fatalf("log line leaks %s: %s", leak, out)
+		}
+	}
+	for _, kept := range []string{"************1111", "j***@example.com", "+49********678"} {
+		if !strings.Contains(out, kept) {
+			t.Fatalf("log line lacks %s: %s", kept, out)
+		}
+	}
+}

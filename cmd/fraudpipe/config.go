@@ -1,0 +1,95 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+
+	"github.com/fraudpipe/fraudpipe/kafka"
+	"github.com/fraudpipe/fraudpipe/logging"
+	"github.com/fraudpipe/fraudpipe/notifier"
+	"github.com/fraudpipe/fraudpipe/processors/detector"
+	"github.com/fraudpipe/fraudpipe/topics"
+)
+
+// defaultBrokers is where the embedded broker of `fraudpipe run` listens.
+const defaultBrokers = "127.0.0.1:9092"
+
+// envOptions makes every flag settable as FRAUDPIPE_<FLAG>.
+var envOptions = []ff.Option{ff.WithEnvVarPrefix("FRAUDPIPE")}
+
+// kafkaFlags are the cluster settings every Kafka-facing subcommand takes.
+type kafkaFlags struct {
+	brokers     string
+	partitions  int
+	replication int
+	flush       time.Duration
+}
+
+func (k *kafkaFlags) register(fs *flag.FlagSet, brokersDefault, brokersHelp string) {
+	fs.StringVar(&k.brokers, "brokers", brokersDefault, brokersHelp)
+	fs.IntVar(&k.partitions, "partitions", 6, "partitions of the topics the pipeline creates (payments, alerts, tables); more partitions allow more instances")
+	fs.IntVar(&k.replication, "replication", 1, "replication factor of created topics (3 on a production cluster)")
+	fs.DurationVar(&k.flush, "flush-interval", 5*time.Millisecond, "how long producers batch records before sending: latency against throughput")
+}
+
+func (k *kafkaFlags) config() kafka.Config {
+	var brokers []string
+	for b := range strings.SplitSeq(k.brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			brokers = append(brokers, b)
+		}
+	}
+	return kafka.Config{Brokers: brokers, Partitions: k.partitions, Replication: k.replication, Flush: k.flush}
+}
+
+// logFlags configure the diagnostic log (stderr).
+type logFlags struct {
+	level, format string
+}
+
+func (l *logFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&l.level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&l.format, "log-format", "text", "text or json")
+}
+
+func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	level, err := logging.ParseLevel(l.level)
+	if err != nil {
+		return nil, err
+	}
+	log, err := logging.New(w, l.format, level)
+	if err != nil {
+		return nil, err
+	}
+	slog.SetDefault(log) // goka's and sarama's standard-library logging goes through it too
+	return log, nil
+}
+
+// alertLog opens where the notifier's log channel writes: stdout, or a file appended to.
+func alertLog(path, format string) (*slog.Logger, func(), error) {
+	w, closeFn := io.Writer(os.Stdout), func() {}
+	if path != "" && path != "-" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open alert log: %w", err)
+		}
+		w, closeFn = f, func() { f.Close() }
+	}
+	log, err := logging.New(w, format, slog.LevelInfo)
+	if err != nil {
+		return nil, nil, err
+	}
+	return log, closeFn, nil
+}
+
+// pipelineTopics are all the topics the pipeline needs, group tables and loops included.
+func pipelineTopics() []topics.Spec {
+	return topics.Specs([]string{string(detector.Table), string(notifier.Table)}, []string{detector.Loop})
+}

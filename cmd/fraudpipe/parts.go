@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fraudpipe/fraudpipe/embedded"
+	"github.com/fraudpipe/fraudpipe/metrics"
+)
+
+// partConfig is the configuration of the subcommands that run one part of the pipeline.
+type partConfig struct {
+	kafka       kafkaFlags
+	log         logFlags
+	stateDir    string
+	metricsAddr string
+	// detector
+	rules       string
+	expireEvery time.Duration
+	// notifier
+	alertLog string
+	// broker
+	dataDir string
+	listen  string
+}
+
+func (c *partConfig) common(name, metricsDefault string) *flag.FlagSet {
+	fs := flag.NewFlagSet("fraudpipe "+name, flag.ContinueOnError)
+	c.kafka.register(fs, defaultBrokers, "Kafka brokers (host:port,...)")
+	c.log.register(fs)
+	fs.StringVar(&c.metricsAddr, "metrics-addr", metricsDefault, "Prometheus metrics and pprof listener (empty: off)")
+	return fs
+}
+
+func detectorCommand() *ffcli.Command {
+	var c partConfig
+	fs := c.common("detector", "127.0.0.1:9101")
+	fs.StringVar(&c.rules, "rules", "examples/rules.yaml", "rules file; saved changes take effect without a restart")
+	fs.StringVar(&c.stateDir, "state-dir", "data/state", "local state (goka storage); each instance on a machine needs its own")
+	fs.DurationVar(&c.expireEvery, "expire-interval", 10*time.Minute, "how often idle accounts' state is deleted")
+	return &ffcli.Command{
+		Name: "detector", ShortUsage: "fraudpipe detector [flags]", FlagSet: fs, Options: envOptions,
+		ShortHelp: "Score payments and emit alerts; run several for more throughput (one consumer group).",
+		Exec: func(ctx context.Context, _ []string) error {
+			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, storage string) error {
+				return startDetector(ctx, g, d, storage, c.rules, c.expireEvery)
+			})
+		},
+	}
+}
+
+func notifierCommand() *ffcli.Command {
+	var c partConfig
+	fs := c.common("notifier", "127.0.0.1:9102")
+	fs.StringVar(&c.stateDir, "state-dir", "data/state", "local state (goka storage); each instance on a machine needs its own")
+	fs.StringVar(&c.alertLog, "alert-log", "-", "where the log channel writes one line per alert (-: stdout)")
+	return &ffcli.Command{
+		Name: "notifier", ShortUsage: "fraudpipe notifier [flags]", FlagSet: fs, Options: envOptions,
+		ShortHelp: "Deliver alerts; run several for more throughput (one consumer group).",
+		Exec: func(ctx context.Context, _ []string) error {
+			alerts, closeAlerts, err := alertLog(c.alertLog, c.log.format)
+			if err != nil {
+				return err
+			}
+			defer closeAlerts()
+			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, storage string) error {
+				return startNotifier(ctx, g, d, storage, alerts)
+			})
+		},
+	}
+}
+
+// runPart prepares the cluster, starts one part and the metrics listener, and runs until ctx is done.
+func (c *partConfig) runPart(ctx context.Context, start func(context.Context, *errgroup.Group, deps, string) error) error {
+	log, err := c.log.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	d := deps{kafka: c.kafka.config(), stateDir: c.stateDir, reg: metrics.NewRegistry(), log: log}
+	storage, err := d.prepare(ctx)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return metrics.Serve(gctx, c.metricsAddr, d.reg, log) })
+	if err := start(gctx, g, d, storage); err != nil {
+		return err
+	}
+	return g.Wait()
+}
+
+func brokerCommand() *ffcli.Command {
+	var c partConfig
+	fs := flag.NewFlagSet("fraudpipe broker", flag.ContinueOnError)
+	c.kafka.register(fs, "", "unused: the broker is the cluster")
+	c.log.register(fs)
+	fs.StringVar(&c.dataDir, "data-dir", "data", "where the broker persists topics, records and offsets")
+	fs.StringVar(&c.listen, "broker-listen", defaultBrokers, "listen address for Kafka clients")
+	return &ffcli.Command{
+		Name: "broker", ShortUsage: "fraudpipe broker [flags]", FlagSet: fs, Options: envOptions,
+		ShortHelp: "Run only the embedded Kafka-protocol broker, with the pipeline's topics created.",
+		Exec: func(ctx context.Context, _ []string) error {
+			log, err := c.log.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			b, err := embedded.StartBroker(c.dataDir+"/kafka", c.listen, log)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			c.kafka.brokers = b.Addr()
+			if err := c.kafka.config().EnsureTopics(ctx, pipelineTopics()); err != nil {
+				return err
+			}
+			log.Info("embedded broker listening", "addr", b.Addr())
+			<-ctx.Done()
+			return nil
+		},
+	}
+}
+
+func topicsCommand() *ffcli.Command {
+	var c partConfig
+	fs := flag.NewFlagSet("fraudpipe topics", flag.ContinueOnError)
+	c.kafka.register(fs, defaultBrokers, "Kafka brokers (host:port,...)")
+	c.log.register(fs)
+	return &ffcli.Command{
+		Name: "topics", ShortUsage: "fraudpipe topics [flags]", FlagSet: fs, Options: envOptions,
+		ShortHelp: "Create the pipeline's topics on a cluster (every part also does this at start-up).",
+		Exec: func(ctx context.Context, _ []string) error {
+			log, err := c.log.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			k := c.kafka.config()
+			if err := k.WaitForCluster(ctx, log); err != nil {
+				return err
+			}
+			if err := k.EnsureTopics(ctx, pipelineTopics()); err != nil {
+				return err
+			}
+			for _, s := range pipelineTopics() {
+				log.Info("topic ready", "topic", s.Name, "partitions", k.Partitions, "compacted", s.Compacted)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fraudpipe/fraudpipe/embedded"
+	"github.com/fraudpipe/fraudpipe/metrics"
+)
+
+// runConfig is the configuration of `fraudpipe run`.
+type runConfig struct {
+	kafka        kafkaFlags
+	log          logFlags
+	rules        string
+	dataDir      string
+	brokerListen string
+	metricsAddr  string
+	alertLog     string
+	expireEvery  time.Duration
+}
+
+func runCommand() *ffcli.Command {
+	var c runConfig
+	fs := flag.NewFlagSet("fraudpipe run", flag.ContinueOnError)
+	c.kafka.register(fs, "", "use this Kafka cluster (host:port,...) instead of the embedded broker")
+	c.log.register(fs)
+	fs.StringVar(&c.rules, "rules", "examples/rules.yaml", "rules file; saved changes take effect without a restart")
+	fs.StringVar(&c.dataDir, "data-dir", "data", "where the embedded broker and local state persist; the next run resumes from it")
+	fs.StringVar(&c.brokerListen, "broker-listen", defaultBrokers, "address of the embedded broker, for any Kafka client")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9100", "Prometheus metrics and pprof listener (empty: off)")
+	fs.StringVar(&c.alertLog, "alert-log", "-", "where the notifier's log channel writes one line per alert (-: stdout)")
+	fs.DurationVar(&c.expireEvery, "expire-interval", 10*time.Minute, "how often idle accounts' state is deleted")
+	return &ffcli.Command{
+		Name: "run", ShortUsage: "fraudpipe run [flags]", FlagSet: fs, Options: envOptions,
+		ShortHelp: "Run the whole pipeline: embedded broker (unless --brokers), detector and notifier.",
+		Exec:      func(ctx context.Context, _ []string) error { return c.run(ctx) },
+	}
+}
+
+func (c *runConfig) run(ctx context.Context) error {
+	log, err := c.log.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	alerts, closeAlerts, err := alertLog(c.alertLog, c.log.format)
+	if err != nil {
+		return err
+	}
+	defer closeAlerts()
+	if c.kafka.brokers == "" {
+		b, err := embedded.StartBroker(filepath.Join(c.dataDir, "kafka"), c.brokerListen, log)
+		if err != nil {
+			return err
+		}
+		// Stopped last, after every client below has shut down.
+		defer b.Close()
+		c.kafka.brokers = b.Addr()
+		log.Info("embedded broker listening", "addr", b.Addr(), "data", filepath.Join(c.dataDir, "kafka"))
+	}
+	d := deps{kafka: c.kafka.config(), stateDir: filepath.Join(c.dataDir, "state"), reg: metrics.NewRegistry(), log: log}
+	storage, err := d.prepare(ctx)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return metrics.Serve(gctx, c.metricsAddr, d.reg, log) })
+	if err := startDetector(gctx, g, d, storage, c.rules, c.expireEvery); err != nil {
+		return err
+	}
+	if err := startNotifier(gctx, g, d, storage, alerts); err != nil {
+		return err
+	}
+	log.Info("pipeline running; submit payments with: fraudpipe produce --file examples/payments.jsonl", "brokers", c.kafka.brokers)
+	err = g.Wait()
+	log.Info("pipeline stopped")
+	return err
+}

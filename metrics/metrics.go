@@ -1,0 +1,89 @@
+// Package metrics serves Prometheus metrics and pprof on a listener of their own, never on
+// http.DefaultServeMux, and exports goka's consumer lag.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// NewRegistry returns a registry with the Go runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Serve serves /metrics, /healthz and /debug/pprof/ on addr until ctx is done. An empty addr serves nothing.
+func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+	if addr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics server: %w", err)
+	}
+	return nil
+}
+
+// lagCollector reports, per input topic and partition this instance owns, how many records it is behind.
+type lagCollector struct {
+	processor func() *goka.Processor
+	desc      *prometheus.Desc
+}
+
+// RegisterLag exports fraudpipe_consumer_lag for the processor that current returns (nil between restarts).
+func RegisterLag(reg prometheus.Registerer, group string, current func() *goka.Processor) {
+	reg.MustRegister(&lagCollector{processor: current, desc: prometheus.NewDesc(
+		"fraudpipe_consumer_lag", "Records in the input topic partition not yet processed by this instance.",
+		[]string{"topic", "partition"}, prometheus.Labels{"group": group})})
+}
+
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	p := c.processor()
+	if p == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	stats := p.StatsWithContext(ctx)
+	for part, ps := range stats.Group {
+		for topic, in := range ps.Input {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(max(in.OffsetLag, 0)),
+				topic, strconv.Itoa(int(part)))
+		}
+	}
+}

@@ -1,0 +1,176 @@
+package producer
+
+import (
+	"container/heap"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/fraudpipe/fraudpipe/rules"
+)
+
+// Generator makes a realistic synthetic payment stream: many accounts with their own home country, currency,
+// card, device and favourite merchants paying everyday amounts, plus a share of fraud patterns started on
+// random accounts. It is deterministic for a seed.
+//
+// Event time models the accounts, not the sending speed: each account pays on average once per interval, so
+// the stream's clock advances by interval/accounts per payment. A demo with ten thousand accounts sent at
+// thousands per second therefore still looks like ordinary spending to the rules, and only the fraud patterns
+// alert.
+type Generator struct {
+	rng      *rand.Rand
+	accounts []account
+	clock    time.Time
+	step     time.Duration
+	fraud    float64
+	seq      int
+	pending  pendingHeap
+	Patterns map[string]int // fraud patterns started, by name
+}
+
+type account struct {
+	id, country, currency, card, device, ip string
+	merchants                               []merchant
+}
+
+type merchant struct{ id, mcc string }
+
+var homes = []struct {
+	country, currency string
+	weight            int
+}{
+	{"DE", "EUR", 30}, {"FR", "EUR", 20}, {"NL", "EUR", 10}, {"ES", "EUR", 10}, {"IT", "EUR", 10},
+	{"PL", "PLN", 6}, {"GB", "GBP", 8}, {"US", "USD", 6},
+}
+
+var mccs = []string{"5411", "5812", "5732", "5999", "4111", "5541", "5311", "5691", "7011", "4829"}
+
+// NewGenerator makes that many deterministic accounts; fraud is the share of payments that start a pattern.
+func NewGenerator(seed uint64, accounts int, fraud float64, start time.Time, interval time.Duration) *Generator {
+	g := &Generator{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), clock: start.UTC(), fraud: fraud,
+		Patterns: map[string]int{}, step: Step(accounts, interval)}
+	for i := range accounts {
+		h := g.home()
+		a := account{
+			id: AccountID(i), country: h.country, currency: h.currency,
+			card: fmt.Sprintf("card_%06d", i), device: fmt.Sprintf("dev_%06d", i),
+			ip: fmt.Sprintf("198.51.%d.%d", i/250%250, i%250+1),
+		}
+		for range 2 + g.rng.IntN(4) {
+			m := g.rng.IntN(5000)
+			a.merchants = append(a.merchants, merchant{id: fmt.Sprintf("m_%04d", m), mcc: mccs[m%len(mccs)]})
+		}
+		g.accounts = append(g.accounts, a)
+	}
+	return g
+}
+
+// Step is how far event time advances per payment for accounts paying once per interval on average.
+func Step(accounts int, interval time.Duration) time.Duration {
+	return max(interval/time.Duration(max(accounts, 1)), time.Microsecond)
+}
+
+// AccountID is the id of the generator's i-th account.
+func AccountID(i int) string { return fmt.Sprintf("acct_%06d", i) }
+
+func (g *Generator) home() (h struct {
+	country, currency string
+	weight            int
+}) {
+	n := g.rng.IntN(100)
+	for _, h := range homes {
+		if n -= h.weight; n < 0 {
+			return h
+		}
+	}
+	return homes[0]
+}
+
+// Next returns the next payment in event-time order.
+func (g *Generator) Next() rules.Payment {
+	g.clock = g.clock.Add(g.step)
+	if len(g.pending) > 0 && !g.pending[0].Timestamp.After(g.clock) {
+		return heap.Pop(&g.pending).(rules.Payment)
+	}
+	a := &g.accounts[g.rng.IntN(len(g.accounts))]
+	if g.rng.Float64() < g.fraud {
+		return g.startPattern(a)
+	}
+	return g.normal(a, g.clock)
+}
+
+func (g *Generator) id() string {
+	g.seq++
+	return fmt.Sprintf("pay_%09d", g.seq)
+}
+
+// everyday amounts: log-normal around 35 units of the account's currency.
+func (g *Generator) everyday() int64 {
+	v := math.Exp(math.Log(35) + 0.9*g.rng.NormFloat64())
+	return max(int64(v*100), 50)
+}
+
+func (g *Generator) normal(a *account, at time.Time) rules.Payment {
+	m := a.merchants[g.rng.IntN(len(a.merchants))]
+	return rules.Payment{
+		ID: g.id(), AccountID: a.id, Amount: g.everyday(), Currency: a.currency, Timestamp: at,
+		MerchantID: m.id, MerchantCategory: m.mcc, Country: a.country, CardID: a.card, DeviceID: a.device, IP: a.ip,
+	}
+}
+
+// startPattern returns the first payment of a fraud pattern and schedules the rest.
+func (g *Generator) startPattern(a *account) rules.Payment {
+	first := g.normal(a, g.clock)
+	switch g.rng.IntN(3) {
+	case 0: // card testing: a burst of small payments within a minute
+		g.Patterns["burst"]++
+		first.Amount = 100 + g.rng.Int64N(400)
+		for i := 1; i < 6; i++ {
+			p := g.normal(a, g.clock.Add(time.Duration(i)*10*time.Second))
+			p.Amount = 100 + g.rng.Int64N(400)
+			heap.Push(&g.pending, p)
+		}
+	case 1: // a big ticket far above the account's usual spending
+		g.Patterns["big-ticket"]++
+		first.Amount = (6000 + g.rng.Int64N(19000)) * 100
+		first.MerchantCategory = "5944" // jewellery
+	default: // country hopping: the same card in three countries within minutes
+		g.Patterns["country-hopping"]++
+		others := []string{"BR", "NG", "TH", "RU", "AE", "VN"}
+		for i := 1; i < 3; i++ {
+			p := g.normal(a, g.clock.Add(time.Duration(i)*3*time.Minute))
+			p.Country = others[g.rng.IntN(len(others))]
+			if p.Country == first.Country || (i == 2 && p.Country == g.pending.last(a.id)) {
+				p.Country = others[(g.rng.IntN(len(others))+i)%len(others)]
+			}
+			p.IP = fmt.Sprintf("203.0.113.%d", g.rng.IntN(250)+1)
+			heap.Push(&g.pending, p)
+		}
+	}
+	return first
+}
+
+// pendingHeap orders scheduled pattern payments by timestamp.
+type pendingHeap []rules.Payment
+
+func (h pendingHeap) Len() int           { return len(h) }
+func (h pendingHeap) Less(i, j int) bool { return h[i].Timestamp.Before(h[j].Timestamp) }
+func (h pendingHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *pendingHeap) Push(x any)        { *h = append(*h, x.(rules.Payment)) }
+func (h *pendingHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// last returns the country of the latest scheduled payment of an account, so hopping visits distinct countries.
+func (h pendingHeap) last(accountID string) string {
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i].AccountID == accountID {
+			return h[i].Country
+		}
+	}
+	return ""
+}

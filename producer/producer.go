@@ -1,0 +1,135 @@
+// Package producer submits payments to Kafka: from JSON lines (validated first, so a user learns which line is
+// wrong and why) or from the synthetic generator.
+package producer
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/IBM/sarama"
+
+	"github.com/fraudpipe/fraudpipe/rules"
+)
+
+// Sender produces records asynchronously and counts acknowledgements. Keys are partitioned with sarama's hash
+// partitioner (FNV-1a), the one goka uses, so the detector never has to re-route them.
+type Sender struct {
+	p      sarama.AsyncProducer
+	acked  atomic.Int64
+	failed atomic.Int64
+	mu     sync.Mutex
+	errs   []error
+	done   sync.WaitGroup
+}
+
+// NewSender connects a producer with the given config (see kafka.Config.SaramaConfig).
+func NewSender(brokers []string, cfg *sarama.Config) (*Sender, error) {
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Return.Errors = true
+	cfg.Producer.Partitioner = sarama.NewHashPartitioner
+	p, err := sarama.NewAsyncProducer(brokers, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("producer: %w", err)
+	}
+	s := &Sender{p: p}
+	s.done.Add(2)
+	go func() {
+		defer s.done.Done()
+		for range p.Successes() {
+			s.acked.Add(1)
+		}
+	}()
+	go func() {
+		defer s.done.Done()
+		for e := range p.Errors() {
+			s.failed.Add(1)
+			s.mu.Lock()
+			if len(s.errs) < 10 {
+				s.errs = append(s.errs, e)
+			}
+			s.mu.Unlock()
+		}
+	}()
+	return s, nil
+}
+
+// Send queues one record; it blocks when the producer's buffer is full.
+func (s *Sender) Send(ctx context.Context, topic, key string, value []byte) error {
+	select {
+	case s.p.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(value)}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Acked returns how many records the brokers acknowledged so far.
+func (s *Sender) Acked() int64 { return s.acked.Load() }
+
+// Close flushes what is queued and returns an error if any record failed.
+func (s *Sender) Close() error {
+	// AsyncClose, not Close: Close drains Successes itself and would race the counting goroutine.
+	s.p.AsyncClose()
+	s.done.Wait()
+	if n := s.failed.Load(); n > 0 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return fmt.Errorf("%d records failed: %w", n, errors.Join(s.errs...))
+	}
+	return nil
+}
+
+// Rejected is a line that was not sent.
+type Rejected struct {
+	Line int
+	Err  error
+}
+
+// SendLines validates and sends every JSON line of r as a payment; blank lines are skipped. It returns how many
+// it queued and the lines it rejected, with the reason.
+func SendLines(ctx context.Context, s *Sender, topic string, r io.Reader) (sent int, rejected []Rejected, err error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		b := sc.Bytes()
+		if len(b) == 0 || isBlank(b) {
+			continue
+		}
+		p, perr := rules.ParsePayment(b)
+		if perr != nil {
+			rejected = append(rejected, Rejected{Line: line, Err: perr})
+			continue
+		}
+		if err := s.Send(ctx, topic, p.AccountID, append([]byte(nil), b...)); err != nil {
+			return sent, rejected, err
+		}
+		sent++
+	}
+	if err := sc.Err(); err != nil {
+		return sent, rejected, fmt.Errorf("read line %d: %w", line+1, err)
+	}
+	return sent, rejected, nil
+}
+
+func isBlank(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' {
+			return false
+		}
+	}
+	return true
+}
+
+// Encode is the JSON form of a payment on the payments topic.
+func Encode(p rules.Payment) []byte {
+	b, _ := json.Marshal(p) // a Payment always encodes
+	return b
+}

@@ -1,0 +1,94 @@
+package watch
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const good = `
+thresholds: { review: 50, block: 80 }
+rules:
+  - { name: rapid, type: count, window: 5m, limit: 4, score: 50 }
+`
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *lockedBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestReloadSwapsValidFilesAndKeepsRulesOnInvalidOnes(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuf
+	w, err := Load(path, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := w.Current()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// An invalid save: rejected with file, line, rule and field; the rules in force stay.
+	bad := strings.Replace(good, "window: 5m", "window: 5x", 1)
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rejection to be logged", func() bool { return strings.Contains(logs.String(), "rules file rejected") })
+	if !strings.Contains(logs.String(), `rules.yaml:4: rule \"rapid\": field \"window\"`) {
+		t.Fatalf("rejection does not locate the error:\n%s", logs.String())
+	}
+	if w.Current() != first {
+		t.Fatal("an invalid file replaced the rules in force")
+	}
+
+	// A valid save through rename, as editors do it.
+	tmp := filepath.Join(dir, ".rules.yaml.swp")
+	if err := os.WriteFile(tmp, []byte(strings.Replace(good, "limit: 4", "limit: 9", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new rules", func() bool { return w.Current().Rules[0].Limit == 9 })
+	if w.Current().Version == first.Version {
+		t.Fatal("a new file must get a new version")
+	}
+	if !strings.Contains(logs.String(), "changed=[rapid]") {
+		t.Fatalf("reload log does not name the changed rule:\n%s", logs.String())
+	}
+}
+
+func TestInvalidFileAtStartIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(path, []byte("rules: 5\n"), 0o644)
+	_, err := Load(path, slog.Default(), nil)
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("want an error naming %s, got %v", path, err)
+	}
+}

@@ -1,0 +1,270 @@
+// Package e2e runs the real fraudpipe binary against a real broker over TCP, with kcat (librdkafka) as an
+// independent client. Each test starts what it needs and polls with deadlines.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string // the fraudpipe binary built for this run
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fraudpipe-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "fraudpipe")
+	build := exec.Command("go", "build", "-race", "-o", binary, "../cmd/fraudpipe")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build fraudpipe:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// requireTool skips a test when an external tool is missing on a developer's machine, and fails it in CI,
+// where .ci/run installs everything.
+func requireTool(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed; .ci/run installs it", name)
+		}
+		t.Skipf("%s is not installed (apt-get install %s)", name, name)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// proc is a running fraudpipe process whose output goes to files.
+type proc struct {
+	t       *testing.T
+	name    string
+	cmd     *exec.Cmd
+	stdout  string
+	stderr  string
+	done    chan struct{}
+	exitErr error
+}
+
+func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	dir := t.TempDir()
+	p := &proc{t: t, name: name, stdout: filepath.Join(dir, "stdout"), stderr: filepath.Join(dir, "stderr"), done: make(chan struct{})}
+	out, _ := os.Create(p.stdout)
+	errf, _ := os.Create(p.stderr)
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Stdout, p.cmd.Stderr = out, errf
+	p.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.exitErr = p.cmd.Wait()
+		out.Close()
+		errf.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(15 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("--- %s stderr (last 4 KiB):\n%s", name, tail(p.Stderr(), 4096))
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func (p *proc) Stdout() string { b, _ := os.ReadFile(p.stdout); return string(b) }
+func (p *proc) Stderr() string { b, _ := os.ReadFile(p.stderr); return string(b) }
+
+// kill9 kills the process the way a crash does: no shutdown code runs.
+func (p *proc) kill9() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// interrupt sends Ctrl-C and waits for a clean exit.
+func (p *proc) interrupt() {
+	p.t.Helper()
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("%s did not stop within 30s of Ctrl-C", p.name)
+	}
+	if p.exitErr != nil {
+		p.t.Fatalf("%s exited with %v after Ctrl-C\n%s", p.name, p.exitErr, tail(p.Stderr(), 4096))
+	}
+}
+
+func (p *proc) waitStderr(timeout time.Duration, substr string) {
+	p.t.Helper()
+	waitFor(p.t, timeout, fmt.Sprintf("%s to log %q", p.name, substr), func() bool {
+		select {
+		case <-p.done:
+			p.t.Fatalf("%s exited: %v\n%s", p.name, p.exitErr, tail(p.Stderr(), 4096))
+		default:
+		}
+		return strings.Contains(p.Stderr(), substr)
+	})
+}
+
+// metric reads one unlabelled sample (or the sum of a labelled family) from a /metrics endpoint; -1 when the
+// endpoint does not answer.
+func metric(addr, name string) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		sum += v
+	}
+	return sum
+}
+
+// record is a Kafka record as kcat prints it.
+type record struct {
+	Key     string
+	Headers map[string]string
+	Value   string
+}
+
+// kcatProduce sends lines with kcat. With keyed, each line is "key|value"; kcat then partitions with
+// librdkafka's consistent_random (CRC32), not goka's FNV-1a, which the detector must cope with.
+func kcatProduce(t *testing.T, brokers, topic string, keyed bool, lines ...string) {
+	t.Helper()
+	args := []string{"-P", "-b", brokers, "-t", topic, "-X", "linger.ms=5"}
+	if keyed {
+		args = append(args, "-K", "|")
+	}
+	cmd := exec.Command("kcat", args...)
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat produce: %v\n%s", err, out)
+	}
+}
+
+// kcatConsume reads a topic from the start to its current end.
+func kcatConsume(t *testing.T, brokers, topic string) []record {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command("kcat", "-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q",
+		"-f", "%k\x1f%h\x1f%s\x1e")
+	cmd.Stdout = &out
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kcat consume %s: %v\n%s", topic, err, stderr.String())
+	}
+	var recs []record
+	for _, r := range strings.Split(out.String(), "\x1e") {
+		if r == "" {
+			continue
+		}
+		f := strings.SplitN(r, "\x1f", 3)
+		rec := record{Key: f[0], Headers: map[string]string{}, Value: f[2]}
+		for _, h := range strings.Split(f[1], ",") {
+			if k, v, ok := strings.Cut(h, "="); ok {
+				rec.Headers[k] = v
+			}
+		}
+		recs = append(recs, rec)
+	}
+	return recs
+}
+
+// cluster is the broker a test runs against.
+type cluster struct {
+	brokers string
+}
+
+// startBroker starts the embedded broker as its own process, so detectors can be killed without it.
+func startBroker(t *testing.T, dataDir string) (*cluster, *proc) {
+	t.Helper()
+	requireTool(t, "kcat")
+	addr := freeAddr(t)
+	b := start(t, "broker", "broker", "--data-dir", dataDir, "--broker-listen", addr)
+	b.waitStderr(30*time.Second, "embedded broker listening")
+	return &cluster{brokers: addr}, b
+}
+
+// lines returns the non-empty lines of s that contain substr.
+func lines(s, substr string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l != "" && strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// syncWriter is an io.Writer safe for concurrent use.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.w.Write(p) }

@@ -1,0 +1,49 @@
+# fraudpipe: `make run` runs the pipeline, `make test` runs every test.
+GO      ?= go
+BIN     := bin/fraudpipe
+ARGS    ?=
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+
+.PHONY: run build test unit e2e bench lint fmt produce generate clean
+
+## run: the whole pipeline on the embedded broker (data in ./data; Ctrl-C stops it, the next run resumes)
+run: build
+	./$(BIN) run $(ARGS)
+
+build:
+	$(GO) build -o $(BIN) ./cmd/fraudpipe
+
+## test: unit, processor and e2e tests with the race detector (e2e needs kcat: see .ci/run)
+test:
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+e2e:
+	$(GO) test -race -count=1 -timeout 30m -v ./e2e/
+
+## bench: Go microbenchmarks of the hot path, with allocations
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./rules/ ./topics/
+
+## produce: send a JSON-lines file of payments (FILE=examples/payments.jsonl) to the running pipeline
+FILE ?= examples/payments.jsonl
+produce: build
+	./$(BIN) produce --file $(FILE) $(ARGS)
+
+## generate: a synthetic stream (COUNT payments at RATE per second)
+COUNT ?= 20000
+RATE  ?= 2000
+generate: build
+	./$(BIN) produce --generate --count $(COUNT) --rate $(RATE) $(ARGS)
+
+lint:
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,56 @@
+package producer
+
+import (
+	"testing"
+	"time"
+
+	"github.com/fraudpipe/fraudpipe/rules"
+)
+
+func TestGeneratedStreamIsValidDeterministicAndAlertsOnItsPatterns(t *testing.T) {
+	rs, err := rules.LoadFile("../examples/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	g, again := NewGenerator(3, 5000, 0.01, start, time.Hour), NewGenerator(3, 5000, 0.01, start, time.Hour)
+	states := map[string]*rules.State{}
+	fired := map[string]int{}
+	alerts, n := 0, 50000
+	last := start
+	for range n {
+		p := g.Next()
+		if q := again.Next(); q != p {
+			t.Fatalf("same seed, different stream: %+v vs %+v", p, q)
+		}
+		if _, err := rules.ParsePayment(Encode(p)); err != nil {
+			t.Fatalf("generated payment is invalid: %v", err)
+		}
+		if p.Timestamp.Before(last) {
+			t.Fatalf("event time goes backwards: %s after %s", p.Timestamp, last)
+		}
+		last = p.Timestamp
+		if states[p.AccountID] == nil {
+			states[p.AccountID] = new(rules.State)
+		}
+		d := rs.Evaluate(states[p.AccountID], &p)
+		if d.Action != rules.ActionNone {
+			alerts++
+		}
+		for _, f := range d.Fired {
+			fired[f.Name]++
+		}
+	}
+	share := float64(alerts) / float64(n)
+	if share < 0.005 || share > 0.04 {
+		t.Fatalf("%.2f%% of payments alert; a realistic stream with 1%% fraud patterns should alert around 1-3%%", share*100)
+	}
+	for _, r := range rs.Rules {
+		if fired[r.Name] == 0 {
+			t.Errorf("no generated pattern fires %s", r.Name)
+		}
+	}
+	if len(states) < 4000 {
+		t.Fatalf("only %d of 5000 accounts paid", len(states))
+	}
+}

@@ -245,7 +245,7 @@ func startBroker(t *testing.T, dataDir string) (*cluster, *proc) {
 	t.Helper()
 	requireTool(t, "kcat")
 	addr := freeAddr(t)
-	b := start(t, "broker", "broker", "--data-dir", dataDir, "--broker-listen", addr)
+	b := start(t, "broker", "broker", "--data-dir", dataDir, "--broker-listen", addr, "--metrics-addr", "")
 	b.waitStderr(30*time.Second, "embedded broker listening")
 	return &cluster{brokers: addr}, b
 }

@@ -26,9 +26,11 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// Serve serves /metrics, /healthz and /debug/pprof/ on addr until ctx is done. An empty addr serves nothing.
+// Serve serves /metrics, /healthz and /debug/pprof/ on addr until ctx is done. An empty addr serves nothing
+// but still returns only when ctx is done, so callers can treat its return as shutdown.
 func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
 	if addr == "" {
+		<-ctx.Done()
 		return nil
 	}
 	mux := http.NewServeMux()

@@ -101,6 +101,7 @@ func brokerCommand() *ffcli.Command {
 	c.log.register(fs)
 	fs.StringVar(&c.dataDir, "data-dir", "data", "where the broker persists topics, records and offsets")
 	fs.StringVar(&c.listen, "broker-listen", defaultBrokers, "listen address for Kafka clients")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9103", "Prometheus metrics and pprof listener (empty: off)")
 	return &ffcli.Command{
 		Name: "broker", ShortUsage: "fraudpipe broker [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Run only the embedded Kafka-protocol broker, with the pipeline's topics created.",
@@ -119,8 +120,7 @@ func brokerCommand() *ffcli.Command {
 				return err
 			}
 			log.Info("embedded broker listening", "addr", b.Addr())
-			<-ctx.Done()
-			return nil
+			return metrics.Serve(ctx, c.metricsAddr, metrics.NewRegistry(), log)
 		},
 	}
 }

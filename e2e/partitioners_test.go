@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Each client spreads an account's payments differently. Whatever it does, the account's five payments must meet in
+// one state and fire rapid-fire exactly once.
+func TestAnyPartitionerKeepsOneStatePerAccount(t *testing.T) {
+	p := startPipeline(t)
+	// All five payments of an account share a timestamp, so whichever arrives last sees all five, whatever order
+	// the partitions deliver them in.
+	batch := func(account string) []string {
+		var ls []string
+		for i := range 5 {
+			ls = append(ls, pay(fmt.Sprintf("%s_%d", account, i), account, 100, "EUR", "2026-11-22T10:00:00Z", "DE"))
+		}
+		return ls
+	}
+
+	// The Java client's default: murmur2 of the key (franz-go's default partitioner hashes the same way).
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.brokers), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, v := range batch("acct_java") {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "payments", Key: []byte("acct_java"), Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// sarama with a random partitioner: every payment may land on another partition.
+	cfg := sarama.NewConfig()
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Partitioner = sarama.NewRandomPartitioner
+	sp, err := sarama.NewSyncProducer([]string{p.brokers}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	for _, v := range batch("acct_random") {
+		if _, _, err := sp.SendMessage(&sarama.ProducerMessage{Topic: "payments", Key: sarama.StringEncoder("acct_random"), Value: sarama.StringEncoder(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// librdkafka with a key, and without one (random partition per record).
+	var keyed []string
+	for _, v := range batch("acct_kcat") {
+		keyed = append(keyed, "acct_kcat|"+v)
+	}
+	kcatProduce(t, p.brokers, "payments", true, keyed...)
+	kcatProduce(t, p.brokers, "payments", false, batch("acct_nokey")...)
+
+	waitFor(t, 60*time.Second, "20 payments", func() bool { return metric(p.detMetrics, "fraudpipe_payments_processed_total") == 20 })
+	waitFor(t, 30*time.Second, "4 alerts", func() bool { return len(p.alertLines()) >= 4 })
+	per := map[string]int{}
+	for _, a := range decodeAlerts(t, kcatConsume(t, p.brokers, "alerts")) {
+		if !strings.HasPrefix(a.Rules[0].Reason, "5 payments in 5m") {
+			t.Errorf("%s: %s", a.AccountID, a.Rules[0].Reason)
+		}
+		per[a.AccountID]++
+	}
+	for _, acct := range []string{"acct_java", "acct_random", "acct_kcat", "acct_nokey"} {
+		if per[acct] != 1 {
+			t.Errorf("%s raised %d alerts, want 1: its payments were split across states", acct, per[acct])
+		}
+	}
+}

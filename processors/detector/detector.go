@@ -18,6 +18,7 @@ import (
 
 	"github.com/lovoo/goka"
 
+	"github.com/fraudpipe/fraudpipe/processors"
 	"github.com/fraudpipe/fraudpipe/rules"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
@@ -126,7 +127,7 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	if dec.Action != rules.ActionNone {
 		alert, err = topics.AlertCodec{}.Encode(topics.NewAlert(p, dec, rs.Version, now))
 		if err != nil {
-			ctx.Fail(fmt.Errorf("encode alert: %w", err))
+			processors.Fail(ctx, fmt.Errorf("encode alert: %w", err))
 		}
 		ctx.Emit(topics.Alerts, p.AccountID, alert)
 		d.Metrics.observeAlert(dec, now.Sub(p.Timestamp))

@@ -38,8 +38,7 @@ func startPipeline(t *testing.T) *pipeline {
 		t.Fatal(err)
 	}
 	p.startDetector(t)
-	p.notifier = start(t, "notifier", "notifier", "--brokers", c.brokers, "--state-dir", filepath.Join(dir, "notifier-state"),
-		"--metrics-addr", freeAddr(t))
+	p.notifier = start(t, "notifier", "notifier", "--brokers", c.brokers, "--metrics-addr", freeAddr(t))
 	p.notifier.waitStderr(30*time.Second, "notifier started")
 	return p
 }

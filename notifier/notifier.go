@@ -1,56 +1,46 @@
-// Package notifier is the service that turns alerts into notifications. It is a goka group of its own over the
-// alerts topic, scaled by its own consumer group, and hands each alert to its channels; the log channel always
-// runs.
+// Package notifier is the service that turns alerts into notifications: email over SMTP, SMS through a
+// Twilio-compatible API, Web Push, and the log channel, which always runs. It is a goka group of its own over
+// the alerts topic, scaled by its own consumer group, with Redis as its datastore (see Store).
+//
+// Exactly-once effect per (alert, channel, recipient) over Kafka's at-least-once delivery: each delivery is
+// claimed in Redis before it is attempted and marked sent after, so a redelivered alert, a duplicate alert
+// record, a restart or a rebalance does not send it again. The goka callback returns only when every delivery
+// of the alert is settled (sent, dead-lettered, or parked durably in Redis), so the alert's offset is committed
+// only then.
 package notifier
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"slices"
+	"strings"
 
 	"github.com/lovoo/goka"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fraudpipe/fraudpipe/processors"
+	"github.com/fraudpipe/fraudpipe/rules"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
 
-// Group is the notifier's consumer group. Its table keeps, per account, the ids of the alerts already
-// delivered, so the duplicates that at-least-once delivery brings (a detector re-emitting after a crash, a
-// notifier restart) are not delivered twice.
+// Group is the notifier's consumer group. It keeps no goka table: its state is in Redis.
 const Group goka.Group = "notifier"
 
-// Table is the notifier's group table.
-var Table = goka.GroupTable(Group)
-
-// recentAlerts is how many delivered alert ids an account remembers.
-const recentAlerts = 256
-
-// Channel delivers an alert somewhere.
-type Channel interface {
-	Name() string
-	Deliver(ctx context.Context, a *topics.Alert) error
+// Deps is what the notifier processor needs besides the cluster.
+type Deps struct {
+	Dispatcher *Dispatcher
+	Metrics    *Metrics
+	Log        *slog.Logger
 }
 
-// Config is what the notifier needs besides the cluster.
-type Config struct {
-	Channels []Channel
-	Metrics  *Metrics
-	Log      *slog.Logger
-}
+type processor struct{ Deps }
 
-type notifier struct{ Config }
-
-// New builds the notifier processor.
-func New(brokers []string, cfg Config, opts ...goka.ProcessorOption) (*goka.Processor, error) {
-	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics(nil)
+// New builds the notifier processor. cmd/ and the tests build it through here alike.
+func New(brokers []string, deps Deps, opts ...goka.ProcessorOption) (*goka.Processor, error) {
+	if deps.Metrics == nil {
+		deps.Metrics = NewMetrics(nil)
 	}
-	n := &notifier{cfg}
-	g := goka.DefineGroup(Group,
-		goka.Input(topics.Alerts, topics.Raw{}, n.process),
-		goka.Persist(topics.IDsCodec{}),
-	)
+	n := &processor{deps}
+	g := goka.DefineGroup(Group, goka.Input(topics.Alerts, topics.Raw{}, n.process))
 	p, err := goka.NewProcessor(brokers, g, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
@@ -58,7 +48,7 @@ func New(brokers []string, cfg Config, opts ...goka.ProcessorOption) (*goka.Proc
 	return p, nil
 }
 
-func (n *notifier) process(ctx goka.Context, msg any) {
+func (n *processor) process(ctx goka.Context, msg any) {
 	raw, _ := msg.([]byte)
 	v, err := topics.AlertCodec{}.Decode(raw)
 	if err != nil {
@@ -68,51 +58,74 @@ func (n *notifier) process(ctx goka.Context, msg any) {
 		return
 	}
 	a := v.(*topics.Alert)
-	delivered, _ := ctx.Value().([]string)
-	if slices.Contains(delivered, a.ID) {
-		n.Metrics.Duplicates.Inc()
-		return
-	}
-	for _, ch := range n.Channels {
-		if err := ch.Deliver(ctx.Context(), a); err != nil {
-			// Failing makes goka stop without committing this alert, so it is delivered again after restart.
-			ctx.Fail(fmt.Errorf("deliver alert %s via %s: %w", a.ID, ch.Name(), err))
-		}
-		n.Metrics.Deliveries.WithLabelValues(ch.Name()).Inc()
-	}
 	n.Metrics.Alerts.WithLabelValues(string(a.Action)).Inc()
-	if len(delivered) >= recentAlerts {
-		delivered = delivered[len(delivered)-recentAlerts+1:]
+	if err := n.Dispatcher.Handle(ctx.Context(), a); err != nil {
+		// Not committed: the alert is delivered again after the processor restarts; settled deliveries are not
+		// repeated.
+		processors.Fail(ctx, fmt.Errorf("alert %s: %w", a.ID, err))
 	}
-	ctx.SetValue(append(delivered, a.ID))
+}
+
+// FormatRules renders fired rules as "name +score: reason; ...".
+func FormatRules(fired []rules.Fired) string {
+	parts := make([]string, len(fired))
+	for i, f := range fired {
+		parts[i] = fmt.Sprintf("%s +%d: %s", f.Name, f.Score, f.Reason)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Metrics are the notifier's Prometheus metrics.
 type Metrics struct {
-	Alerts     *prometheus.CounterVec // by action
-	Deliveries *prometheus.CounterVec // by channel
-	Duplicates prometheus.Counter
-	Malformed  prometheus.Counter
+	Alerts             *prometheus.CounterVec // by action
+	Deliveries         *prometheus.CounterVec // by channel and outcome
+	Retries            *prometheus.CounterVec // by channel
+	Duplicates         *prometheus.CounterVec // by channel: deliveries already settled, suppressed
+	PossibleDuplicates *prometheus.CounterVec // by channel: sends after an attempt whose outcome was lost
+	DLQ                *prometheus.CounterVec // by channel
+	Latency            *prometheus.HistogramVec
+	Breaker            *prometheus.GaugeVec // by channel: 0 closed, 1 half-open, 2 open
+	RedisUp            prometheus.Gauge
+	NoCustomer         prometheus.Counter
+	Malformed          prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	byChannel := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"channel"})
+	}
 	m := &Metrics{
 		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fraudpipe_notifier_alerts_total", Help: "Alerts handled by the notifier, by action.",
 		}, []string{"action"}),
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_notifier_deliveries_total", Help: "Deliveries, by channel.",
+			Name: "fraudpipe_notifier_deliveries_total", Help: "Delivery outcomes (sent, failed, deferred, retrying), by channel.",
+		}, []string{"channel", "outcome"}),
+		Retries:            byChannel("fraudpipe_notifier_retries_total", "Immediate retries of a send after a temporary failure."),
+		Duplicates:         byChannel("fraudpipe_notifier_duplicates_suppressed_total", "Deliveries already settled, not sent again (redelivered or duplicate alerts)."),
+		PossibleDuplicates: byChannel("fraudpipe_notifier_possible_duplicates_total", "Sends after an earlier attempt whose outcome was lost (an instance died mid-send): the recipient may get the message twice."),
+		DLQ:                byChannel("fraudpipe_notifier_dlq_total", "Deliveries sent to notifications.dlq."),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "fraudpipe_notifier_provider_latency_seconds", Help: "Duration of one send to a provider.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}, []string{"channel"}),
-		Duplicates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fraudpipe_notifier_duplicates_total", Help: "Alerts already delivered (redelivered or re-emitted) and dropped.",
+		Breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fraudpipe_notifier_breaker_state", Help: "Circuit breaker per provider: 0 closed, 1 half-open, 2 open.",
+		}, []string{"channel"}),
+		RedisUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fraudpipe_notifier_redis_up", Help: "1 while Redis answers; 0 while the notifier waits for it.",
+		}),
+		NoCustomer: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fraudpipe_notifier_no_customer_total", Help: "Alerts for accounts without a customer record (logged only).",
 		}),
 		Malformed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fraudpipe_notifier_malformed_total", Help: "Records on the alerts topic that are not alerts.",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Alerts, m.Deliveries, m.Duplicates, m.Malformed)
+		reg.MustRegister(m.Alerts, m.Deliveries, m.Retries, m.Duplicates, m.PossibleDuplicates, m.DLQ, m.Latency,
+			m.Breaker, m.RedisUp, m.NoCustomer, m.Malformed)
 	}
 	return m
 }

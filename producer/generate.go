@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fraudpipe/fraudpipe/rules"
+	"github.com/fraudpipe/fraudpipe/topics"
 )
 
 // Generator makes a realistic synthetic payment stream: many accounts with their own home country, currency,
@@ -69,6 +70,23 @@ func NewGenerator(seed uint64, accounts int, fraud float64, start time.Time, int
 // Step is how far event time advances per payment for accounts paying once per interval on average.
 func Step(accounts int, interval time.Duration) time.Duration {
 	return max(interval/time.Duration(max(accounts, 1)), time.Microsecond)
+}
+
+// Customers returns the contact data of the generator's accounts, for the customers topic: an email address
+// and phone number each, some with quiet hours.
+func (g *Generator) Customers() []topics.Customer {
+	names := []string{"Ana", "Ben", "Cleo", "Dan", "Eva", "Finn", "Gia", "Hugo", "Ines", "Jon"}
+	locales := map[string]string{"DE": "de-DE", "FR": "fr-FR", "NL": "nl-NL", "ES": "es-ES", "IT": "it-IT", "PL": "pl-PL", "GB": "en-GB", "US": "en-US"}
+	out := make([]topics.Customer, len(g.accounts))
+	for i, a := range g.accounts {
+		c := topics.Customer{AccountID: a.id, Name: names[i%len(names)], Email: a.id + "@example.com",
+			Phone: fmt.Sprintf("+4915%09d", i), Locale: locales[a.country]}
+		if i%10 == 0 {
+			c.QuietHours = &topics.QuietHours{Start: "22:00", End: "07:00", TimeZone: "Europe/Berlin"}
+		}
+		out[i] = c
+	}
+	return out
 }
 
 // AccountID is the id of the generator's i-th account.

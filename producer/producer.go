@@ -15,6 +15,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/fraudpipe/fraudpipe/rules"
+	"github.com/fraudpipe/fraudpipe/topics"
 )
 
 // Sender produces records asynchronously and counts acknowledgements. Keys are partitioned with sarama's hash
@@ -94,6 +95,24 @@ type Rejected struct {
 // SendLines validates and sends every JSON line of r as a payment; blank lines are skipped. It returns how many
 // it queued and the lines it rejected, with the reason.
 func SendLines(ctx context.Context, s *Sender, topic string, r io.Reader) (sent int, rejected []Rejected, err error) {
+	return sendLines(ctx, s, topic, r, func(b []byte) (string, error) {
+		p, err := rules.ParsePayment(b)
+		return p.AccountID, err
+	})
+}
+
+// SendCustomerLines validates and sends every JSON line of r as a customer record, keyed by account id.
+func SendCustomerLines(ctx context.Context, s *Sender, r io.Reader) (sent int, rejected []Rejected, err error) {
+	return sendLines(ctx, s, string(topics.Customers), r, func(b []byte) (string, error) {
+		c, err := topics.ParseCustomer(b)
+		if err != nil {
+			return "", err
+		}
+		return c.AccountID, nil
+	})
+}
+
+func sendLines(ctx context.Context, s *Sender, topic string, r io.Reader, key func([]byte) (string, error)) (sent int, rejected []Rejected, err error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	line := 0
@@ -103,12 +122,12 @@ func SendLines(ctx context.Context, s *Sender, topic string, r io.Reader) (sent 
 		if len(b) == 0 || isBlank(b) {
 			continue
 		}
-		p, perr := rules.ParsePayment(b)
+		k, perr := key(b)
 		if perr != nil {
 			rejected = append(rejected, Rejected{Line: line, Err: perr})
 			continue
 		}
-		if err := s.Send(ctx, topic, p.AccountID, append([]byte(nil), b...)); err != nil {
+		if err := s.Send(ctx, topic, k, append([]byte(nil), b...)); err != nil {
 			return sent, rejected, err
 		}
 		sent++

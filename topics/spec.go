@@ -16,6 +16,8 @@ func Specs(groupTables, loops []string) []Spec {
 		{Name: string(Payments), Retention: 7 * 24 * time.Hour},
 		{Name: string(PaymentsDLQ), Retention: 30 * 24 * time.Hour},
 		{Name: string(Alerts), Retention: 7 * 24 * time.Hour},
+		{Name: string(Customers), Compacted: true, Retention: -1},
+		{Name: string(NotificationsDLQ), Retention: 30 * 24 * time.Hour},
 	}
 	for _, t := range groupTables {
 		specs = append(specs, Spec{Name: t, Compacted: true, Retention: -1})

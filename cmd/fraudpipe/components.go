@@ -3,15 +3,20 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fraudpipe/fraudpipe/embedded"
 	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/metrics"
 	"github.com/fraudpipe/fraudpipe/notifier"
@@ -29,7 +34,8 @@ type deps struct {
 	log      *slog.Logger
 }
 
-// prepare waits for the cluster, creates the pipeline's topics and returns the local storage directory for it.
+// prepare waits for the cluster, creates the pipeline's topics and returns the local storage directory for it
+// ("" when the part keeps no local state).
 func (d deps) prepare(ctx context.Context) (storage string, err error) {
 	if err := d.kafka.Validate(); err != nil {
 		return "", err
@@ -39,6 +45,9 @@ func (d deps) prepare(ctx context.Context) (storage string, err error) {
 	}
 	if err := d.kafka.EnsureTopics(ctx, pipelineTopics()); err != nil {
 		return "", err
+	}
+	if d.stateDir == "" {
+		return "", nil
 	}
 	id, err := d.kafka.ClusterID()
 	if err != nil {
@@ -99,17 +108,99 @@ func expireLoop(ctx context.Context, sup *processors.Supervisor, every time.Dura
 	}
 }
 
-// startNotifier runs the notifier group in g, delivering to the log channel.
-func startNotifier(ctx context.Context, g *errgroup.Group, d deps, storage string, alerts *slog.Logger) error {
+// notifierFlags configure the notifier wherever it runs (run, notifier).
+type notifierFlags struct {
+	config   string
+	redisURL string
+	alertLog string
+}
+
+func (n *notifierFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&n.config, "notifier-config", "", "notifier config file: routing, rate limits, providers (default: log channel only; see examples/notifier.yaml)")
+	fs.StringVar(&n.redisURL, "redis", "", "Redis URL for the notifier's state, e.g. redis://:password@host:6379/0 or rediss:// for TLS (default: an embedded in-memory Redis)")
+	fs.StringVar(&n.alertLog, "alert-log", "-", "where the log channel writes one line per alert and per delivery (-: stdout)")
+}
+
+// startNotifier runs the notifier group, the customer replica and the parked-delivery scheduler in g.
+func startNotifier(ctx context.Context, g *errgroup.Group, d deps, nf notifierFlags, alerts *slog.Logger) error {
+	cfg, err := notifier.LoadConfig(nf.config)
+	if err != nil {
+		return err
+	}
 	m := notifier.NewMetrics(d.reg)
-	dir := filepath.Join(storage, string(notifier.Group))
-	channels := []notifier.Channel{notifier.LogChannel{Log: alerts}}
-	sup := &processors.Supervisor{Name: "notifier", Storage: dir, Log: d.log, Build: func() (*goka.Processor, error) {
-		opts := append(d.kafka.ProcessorOptions("fraudpipe-notifier", d.log), processors.Storage(dir))
-		return notifier.New(d.kafka.Brokers, notifier.Config{Channels: channels, Metrics: m, Log: d.log}, opts...)
+	redis.SetLogger(redisLogger{d.log})
+	rdb, where, err := redisClient(ctx, nf.redisURL)
+	if err != nil {
+		return err
+	}
+	store := notifier.NewStore(rdb, d.log, func(up bool) { m.RedisUp.Set(map[bool]float64{true: 1}[up]) })
+	tmpl, err := notifier.LoadTemplates(cfg.Templates)
+	if err != nil {
+		return err
+	}
+	senders := map[string]notifier.Sender{}
+	if cfg.Email != nil {
+		senders[notifier.ChannelEmail] = notifier.NewEmailSender(cfg.Email)
+	}
+	if cfg.SMS != nil {
+		senders[notifier.ChannelSMS] = notifier.NewSMSSender(cfg.SMS)
+	}
+	if cfg.Push != nil {
+		senders[notifier.ChannelPush] = notifier.NewPushSender(cfg.Push)
+	}
+	if len(senders) > 0 && nf.redisURL == "" {
+		d.log.Warn("providers are configured with the embedded Redis: deliveries parked for later do not survive a restart; use --redis")
+	}
+	repl, err := notifier.NewReplicator(d.kafka.Brokers, d.kafka.SaramaConfig("fraudpipe-customers"), store, d.log)
+	if err != nil {
+		return err
+	}
+	dlq, err := notifier.NewKafkaDeadLetters(d.kafka.Brokers, d.kafka.SaramaConfig("fraudpipe-notifier-dlq"))
+	if err != nil {
+		return err
+	}
+	disp := notifier.NewDispatcher(cfg, notifier.DispatcherDeps{
+		Store: store, Senders: senders, Templates: tmpl, DLQ: dlq, Ready: repl.Ready, Metrics: m, Log: d.log, AlertLog: alerts,
+	})
+	sup := &processors.Supervisor{Name: "notifier", Log: d.log, Build: func() (*goka.Processor, error) {
+		return notifier.New(d.kafka.Brokers, notifier.Deps{Dispatcher: disp, Metrics: m, Log: d.log},
+			d.kafka.ProcessorOptions("fraudpipe-notifier", d.log)...)
 	}}
 	metrics.RegisterLag(d.reg, string(notifier.Group), sup.Current)
-	g.Go(func() error { return sup.Run(ctx) })
-	d.log.Info("notifier started", "channels", fmt.Sprint(len(channels)), "state", dir)
+	g.Go(func() error { defer dlq.Close(); return sup.Run(ctx) })
+	g.Go(func() error { return repl.Run(ctx) })
+	g.Go(func() error { return disp.RunDeferred(ctx, 500*time.Millisecond) })
+	channels := []string{notifier.ChannelLog}
+	for ch := range senders {
+		channels = append(channels, ch)
+	}
+	slices.Sort(channels)
+	d.log.Info("notifier started", "channels", strings.Join(channels, ","), "redis", where)
 	return nil
+}
+
+// redisLogger sends go-redis's own messages (one per failed dial while Redis is down) to slog at debug level:
+// the notifier reports outages itself, once.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "redis")
+}
+
+// redisClient connects to the Redis at url, or starts the embedded one. It returns where it is, without
+// credentials, for the log.
+func redisClient(ctx context.Context, url string) (redis.UniversalClient, string, error) {
+	if url == "" {
+		r, err := embedded.StartRedis(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		context.AfterFunc(ctx, r.Close)
+		return redis.NewClient(&redis.Options{Addr: r.Addr()}), "embedded " + r.Addr(), nil
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, "", fmt.Errorf("--redis: %w", err)
+	}
+	return redis.NewClient(opts), opts.Addr, nil
 }

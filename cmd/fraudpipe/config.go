@@ -13,7 +13,6 @@ import (
 
 	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/logging"
-	"github.com/fraudpipe/fraudpipe/notifier"
 	"github.com/fraudpipe/fraudpipe/processors/detector"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
@@ -91,5 +90,5 @@ func alertLog(path, format string) (*slog.Logger, func(), error) {
 
 // pipelineTopics are all the topics the pipeline needs, group tables and loops included.
 func pipelineTopics() []topics.Spec {
-	return topics.Specs([]string{string(detector.Table), string(notifier.Table)}, []string{detector.Loop})
+	return topics.Specs([]string{string(detector.Table)}, []string{detector.Loop})
 }

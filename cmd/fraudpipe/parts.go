@@ -23,7 +23,7 @@ type partConfig struct {
 	rules       string
 	expireEvery time.Duration
 	// notifier
-	alertLog string
+	notifier notifierFlags
 	// broker
 	dataDir string
 	listen  string
@@ -57,19 +57,18 @@ func detectorCommand() *ffcli.Command {
 func notifierCommand() *ffcli.Command {
 	var c partConfig
 	fs := c.common("notifier", "127.0.0.1:9102")
-	fs.StringVar(&c.stateDir, "state-dir", "data/state", "local state (goka storage); each instance on a machine needs its own")
-	fs.StringVar(&c.alertLog, "alert-log", "-", "where the log channel writes one line per alert (-: stdout)")
+	c.notifier.register(fs)
 	return &ffcli.Command{
 		Name: "notifier", ShortUsage: "fraudpipe notifier [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Deliver alerts; run several for more throughput (one consumer group).",
 		Exec: func(ctx context.Context, _ []string) error {
-			alerts, closeAlerts, err := alertLog(c.alertLog, c.log.format)
+			alerts, closeAlerts, err := alertLog(c.notifier.alertLog, c.log.format)
 			if err != nil {
 				return err
 			}
 			defer closeAlerts()
-			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, storage string) error {
-				return startNotifier(ctx, g, d, storage, alerts)
+			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, _ string) error {
+				return startNotifier(ctx, g, d, c.notifier, alerts)
 			})
 		},
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,17 +19,19 @@ import (
 
 // produceConfig is the configuration of `fraudpipe produce`.
 type produceConfig struct {
-	kafka    kafkaFlags
-	log      logFlags
-	file     string
-	generate bool
-	count    int
-	rate     float64
-	accounts int
-	fraud    float64
-	seed     uint64
-	start    string
-	interval time.Duration
+	kafka     kafkaFlags
+	log       logFlags
+	file      string
+	generate  bool
+	count     int
+	rate      float64
+	accounts  int
+	fraud     float64
+	seed      uint64
+	start     string
+	interval  time.Duration
+	customers string
+	withCust  bool
 }
 
 func produceCommand() *ffcli.Command {
@@ -44,6 +48,8 @@ func produceCommand() *ffcli.Command {
 	fs.Uint64Var(&c.seed, "seed", 1, "with --generate: random seed; the same seed makes the same stream")
 	fs.StringVar(&c.start, "start", "", "with --generate: event time of the first payment, RFC 3339 (default: so that the stream ends now)")
 	fs.DurationVar(&c.interval, "account-interval", time.Hour, "with --generate: mean time between one account's payments, in event time")
+	fs.StringVar(&c.customers, "customers", "", "JSON-lines file of customer records to send to the customers topic (then --file is not read unless given)")
+	fs.BoolVar(&c.withCust, "with-customers", true, "with --generate: first send a customer record (email, phone) for every account")
 	return &ffcli.Command{
 		Name: "produce", ShortUsage: "fraudpipe produce [--file F | --generate] [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Submit payments from a JSON-lines file, stdin, or the synthetic generator.",
@@ -66,6 +72,9 @@ func (c *produceConfig) run(ctx context.Context, stdin io.Reader, out io.Writer)
 	}
 	if c.generate {
 		return c.runGenerator(ctx, s, out)
+	}
+	if c.customers != "" {
+		return c.sendCustomers(ctx, s, out)
 	}
 	in := stdin
 	if c.file != "-" {
@@ -93,6 +102,27 @@ func (c *produceConfig) run(ctx context.Context, stdin io.Reader, out io.Writer)
 	return nil
 }
 
+func (c *produceConfig) sendCustomers(ctx context.Context, s *producer.Sender, out io.Writer) error {
+	f, err := os.Open(c.customers)
+	if err != nil {
+		return fmt.Errorf("open customers: %w", err)
+	}
+	defer f.Close()
+	sent, rejected, sendErr := producer.SendCustomerLines(ctx, s, f)
+	closeErr := s.Close()
+	for _, r := range rejected {
+		fmt.Fprintf(out, "%s:%d: rejected: %v\n", c.customers, r.Line, r.Err)
+	}
+	fmt.Fprintf(out, "sent %d customers to %s (%d acknowledged), rejected %d lines\n", sent, topics.Customers, s.Acked(), len(rejected))
+	if err := errors.Join(sendErr, closeErr); err != nil {
+		return err
+	}
+	if len(rejected) > 0 {
+		return fmt.Errorf("%d lines rejected", len(rejected))
+	}
+	return nil
+}
+
 func (c *produceConfig) runGenerator(ctx context.Context, s *producer.Sender, out io.Writer) error {
 	start := time.Now().Add(-time.Duration(c.count) * producer.Step(c.accounts, c.interval))
 	if c.start != "" {
@@ -103,6 +133,15 @@ func (c *produceConfig) runGenerator(ctx context.Context, s *producer.Sender, ou
 		start = t
 	}
 	g := producer.NewGenerator(c.seed, c.accounts, c.fraud, start, c.interval)
+	if c.withCust {
+		for _, cu := range g.Customers() {
+			b, _ := json.Marshal(cu)
+			if err := s.Send(ctx, string(topics.Customers), cu.AccountID, b); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(out, "sent %d customers to %s\n", c.accounts, topics.Customers)
+	}
 	tty := false
 	if f, ok := out.(*os.File); ok {
 		tty = term.IsTerminal(int(f.Fd()))
@@ -111,7 +150,7 @@ func (c *produceConfig) runGenerator(ctx context.Context, s *producer.Sender, ou
 	lastReport := began
 	report := func(sent int, final bool) {
 		el := time.Since(began).Seconds()
-		line := fmt.Sprintf("sent %d/%d payments (%.0f/s), %d acknowledged, fraud patterns started: %v",
+		line := fmt.Sprintf("sent %d/%d payments (%.0f/s), %d records acknowledged, fraud patterns started: %v",
 			sent, c.count, float64(sent)/max(el, 1e-9), s.Acked(), g.Patterns)
 		switch {
 		case tty && !final:

@@ -22,7 +22,7 @@ type runConfig struct {
 	dataDir      string
 	brokerListen string
 	metricsAddr  string
-	alertLog     string
+	notifier     notifierFlags
 	expireEvery  time.Duration
 }
 
@@ -35,7 +35,7 @@ func runCommand() *ffcli.Command {
 	fs.StringVar(&c.dataDir, "data-dir", "data", "where the embedded broker and local state persist; the next run resumes from it")
 	fs.StringVar(&c.brokerListen, "broker-listen", defaultBrokers, "address of the embedded broker, for any Kafka client")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9100", "Prometheus metrics and pprof listener (empty: off)")
-	fs.StringVar(&c.alertLog, "alert-log", "-", "where the notifier's log channel writes one line per alert (-: stdout)")
+	c.notifier.register(fs)
 	fs.DurationVar(&c.expireEvery, "expire-interval", 10*time.Minute, "how often idle accounts' state is deleted")
 	return &ffcli.Command{
 		Name: "run", ShortUsage: "fraudpipe run [flags]", FlagSet: fs, Options: envOptions,
@@ -49,7 +49,7 @@ func (c *runConfig) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	alerts, closeAlerts, err := alertLog(c.alertLog, c.log.format)
+	alerts, closeAlerts, err := alertLog(c.notifier.alertLog, c.log.format)
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func (c *runConfig) run(ctx context.Context) error {
 	if err := startDetector(gctx, g, d, storage, c.rules, c.expireEvery); err != nil {
 		return err
 	}
-	if err := startNotifier(gctx, g, d, storage, alerts); err != nil {
+	if err := startNotifier(gctx, g, d, c.notifier, alerts); err != nil {
 		return err
 	}
 	log.Info("pipeline running; submit payments with: fraudpipe produce --file examples/payments.jsonl", "brokers", c.kafka.brokers)

@@ -1,0 +1,131 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/IBM/sarama"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fraudpipe/fraudpipe/topics"
+)
+
+// Replicator keeps the notifier's copy of the customers topic in Redis (change data capture): no other service
+// is called at alert time. The offsets it has applied live in Redis next to the data, written atomically with
+// each record, so an empty Redis (a new instance, the embedded one after a restart) rebuilds itself from the
+// compacted topic, and a crash never applies a record twice or skips one.
+type Replicator struct {
+	consumer sarama.Consumer
+	client   sarama.Client
+	store    *Store
+	log      *slog.Logger
+
+	readyOnce sync.Once
+	ready     chan struct{}
+	failed    error
+}
+
+// NewReplicator connects to the cluster; Run starts replicating.
+func NewReplicator(brokers []string, cfg *sarama.Config, store *Store, log *slog.Logger) (*Replicator, error) {
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("customers replicator: %w", err)
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("customers replicator: %w", err)
+	}
+	return &Replicator{consumer: consumer, client: client, store: store, log: log, ready: make(chan struct{})}, nil
+}
+
+// Ready blocks until the replica has caught up with the topic as it was at start-up, so no alert is handled
+// against a customer record that is still to be replicated.
+func (r *Replicator) Ready(ctx context.Context) error {
+	select {
+	case <-r.ready:
+		return r.failed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run replicates every partition until ctx is done.
+func (r *Replicator) Run(ctx context.Context) error {
+	defer r.client.Close()
+	defer r.consumer.Close()
+	err := r.run(ctx)
+	r.readyOnce.Do(func() { r.failed = err; close(r.ready) })
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (r *Replicator) run(ctx context.Context) error {
+	topic := string(topics.Customers)
+	parts, err := r.consumer.Partitions(topic)
+	if err != nil {
+		return fmt.Errorf("customers partitions: %w", err)
+	}
+	next, err := r.store.replicatedOffsets(ctx)
+	if err != nil {
+		return err
+	}
+	var pending sync.WaitGroup // partitions not yet caught up with their start-up high watermark
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range parts {
+		hwm, err := r.client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return fmt.Errorf("customers high watermark: %w", err)
+		}
+		oldest, err := r.client.GetOffset(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			return fmt.Errorf("customers oldest offset: %w", err)
+		}
+		from, ok := next[p]
+		if !ok {
+			from = oldest
+		}
+		pc, err := r.consumer.ConsumePartition(topic, p, from)
+		if errors.Is(err, sarama.ErrOffsetOutOfRange) {
+			// Compaction or retention removed what Redis had not seen: start over from what the topic has.
+			pc, err = r.consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		}
+		if err != nil {
+			return fmt.Errorf("consume customers/%d: %w", p, err)
+		}
+		caughtUp := from >= hwm
+		if !caughtUp {
+			pending.Add(1)
+		}
+		g.Go(func() error {
+			defer pc.AsyncClose()
+			for {
+				select {
+				case <-gctx.Done():
+					return nil
+				case e := <-pc.Errors():
+					return fmt.Errorf("customers/%d: %w", p, e)
+				case m := <-pc.Messages():
+					if err := r.store.replicate(gctx, string(m.Key), m.Partition, m.Offset, m.Value); err != nil {
+						return err
+					}
+					if !caughtUp && m.Offset+1 >= hwm {
+						caughtUp = true
+						pending.Done()
+					}
+				}
+			}
+		})
+	}
+	go func() {
+		pending.Wait()
+		r.readyOnce.Do(func() { close(r.ready) })
+		r.log.Info("customer replica caught up", "partitions", len(parts))
+	}()
+	return g.Wait()
+}

@@ -197,13 +197,30 @@ func TestAlertsReachEmailSMSAndPushExactlyOnce(t *testing.T) {
 			t.Fatalf("SMS request without the account's Basic auth: %+v", r)
 		}
 	}
+	// "Was this alert delivered, where, when?"
+	var blockAlert string
+	for d := range want {
+		if d.channel == "sms" {
+			blockAlert = d.alert
+		}
+	}
+	out, err := exec.Command(binary, "deliveries", "--redis", "redis://"+e.redis.Addr, blockAlert).CombinedOutput()
+	if err != nil {
+		t.Fatalf("deliveries: %v\n%s", err, out)
+	}
+	for _, ch := range []string{"email", "sms"} {
+		if !regexp.MustCompile(blockAlert + `\s+` + ch + `\s+\S+\s+sent\s+1\s+2\d{3}-`).Match(out) {
+			t.Fatalf("deliveries does not show the %s delivery as sent:\n%s", ch, out)
+		}
+	}
+
 	// Every delivery is in the log channel, with the recipient masked.
-	out := e.notifier.Stdout()
-	if n := strings.Count(out, `msg="DELIVERY sent"`); n != len(want) {
+	out = []byte(e.notifier.Stdout())
+	if n := strings.Count(string(out), `msg="DELIVERY sent"`); n != len(want) {
 		t.Fatalf("%d DELIVERY sent lines, want %d", n, len(want))
 	}
 	for _, c := range e.customers {
-		if strings.Contains(out, c.Email) || strings.Contains(out, c.Phone) {
+		if strings.Contains(string(out), c.Email) || strings.Contains(string(out), c.Phone) {
 			t.Fatalf("the log shows %s's email or phone unmasked", c.AccountID)
 		}
 	}

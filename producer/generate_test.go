@@ -1,10 +1,12 @@
 package producer
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/fraudpipe/fraudpipe/rules"
+	"github.com/fraudpipe/fraudpipe/topics"
 )
 
 func TestGeneratedStreamIsValidDeterministicAndAlertsOnItsPatterns(t *testing.T) {
@@ -52,5 +54,20 @@ func TestGeneratedStreamIsValidDeterministicAndAlertsOnItsPatterns(t *testing.T)
 	}
 	if len(states) < 4000 {
 		t.Fatalf("only %d of 5000 accounts paid", len(states))
+	}
+}
+
+func TestGeneratedCustomersMatchTheAccounts(t *testing.T) {
+	g := NewGenerator(1, 50, 0.01, time.Now(), time.Hour)
+	cs := g.Customers()
+	if len(cs) != 50 {
+		t.Fatalf("%d customers for 50 accounts", len(cs))
+	}
+	for i, c := range cs {
+		b, _ := json.Marshal(c)
+		parsed, err := topics.ParseCustomer(b)
+		if err != nil || parsed.AccountID != AccountID(i) || parsed.Email == "" || parsed.Phone == "" {
+			t.Fatalf("customer %d: %+v %v", i, parsed, err)
+		}
 	}
 }

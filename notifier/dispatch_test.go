@@ -1,7 +1,6 @@
 package notifier
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,18 +22,6 @@ import (
 	"github.com/fraudpipe/fraudpipe/rules"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 type collectedDLQ struct {
 	mu sync.Mutex
@@ -66,7 +53,7 @@ type env struct {
 	store   *Store
 	d       *Dispatcher
 	dlq     *collectedDLQ
-	log     *syncBuffer
+	log     *testenv.Buffer
 	metrics *Metrics
 	mu      sync.Mutex
 	clock   time.Time // zero: real time
@@ -86,7 +73,7 @@ func (e *env) setClock(t time.Time) { e.mu.Lock(); e.clock = t; e.mu.Unlock() }
 func newEnv(t *testing.T, extraYAML string) *env {
 	t.Helper()
 	e := &env{redis: testenv.StartRedis(t), smtp: testenv.StartSMTP(t), sms: testenv.StartHTTPProvider(t),
-		push: testenv.StartHTTPProvider(t), dlq: &collectedDLQ{}, log: &syncBuffer{}, metrics: NewMetrics(nil)}
+		push: testenv.StartHTTPProvider(t), dlq: &collectedDLQ{}, log: &testenv.Buffer{}, metrics: NewMetrics(nil)}
 	var err error
 	if e.browser, err = testenv.NewPushClient(); err != nil {
 		t.Fatal(err)
@@ -162,13 +149,7 @@ func alert(id string, action rules.Action) *topics.Alert {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 20*time.Second, what, cond)
 }
 
 func TestDeliversOnEveryRoutedChannelExactlyOnce(t *testing.T) {

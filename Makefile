@@ -23,9 +23,11 @@ unit:
 e2e:
 	$(GO) test -race -count=1 -timeout 30m -v ./e2e/
 
-## bench: Go microbenchmarks of the hot path, with allocations
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./rules/ ./topics/
+## bench: the pipeline measured end to end (table + bench-results.json), then microbenchmarks with allocations
+BENCH_ARGS ?=
+bench: build
+	./$(BIN) bench $(BENCH_ARGS)
+	$(GO) test -run '^$$' -bench . -benchmem ./rules/
 
 ## produce: send a JSON-lines file of payments (FILE=examples/payments.jsonl) to the running pipeline
 FILE ?= examples/payments.jsonl

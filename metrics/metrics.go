@@ -59,20 +59,30 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *slog
 	return nil
 }
 
-// lagCollector reports, per input topic and partition this instance owns, how many records it is behind.
+// lagCollector reports, per input topic and partition this instance owns, how many records it is behind, and
+// per output topic what it wrote since it started.
 type lagCollector struct {
-	processor func() *goka.Processor
-	desc      *prometheus.Desc
+	processor  func() *goka.Processor
+	desc       *prometheus.Desc
+	outRecords *prometheus.Desc
+	outBytes   *prometheus.Desc
 }
 
-// RegisterLag exports fraudpipe_consumer_lag for the processor that current returns (nil between restarts).
+// RegisterLag exports fraudpipe_consumer_lag and fraudpipe_output_{records,bytes} for the processor that current
+// returns (nil between restarts).
 func RegisterLag(reg prometheus.Registerer, group string, current func() *goka.Processor) {
-	reg.MustRegister(&lagCollector{processor: current, desc: prometheus.NewDesc(
-		"fraudpipe_consumer_lag", "Records in the input topic partition not yet processed by this instance.",
-		[]string{"topic", "partition"}, prometheus.Labels{"group": group})})
+	labels := prometheus.Labels{"group": group}
+	reg.MustRegister(&lagCollector{processor: current,
+		desc: prometheus.NewDesc("fraudpipe_consumer_lag", "Records in the input topic partition not yet processed by this instance.",
+			[]string{"topic", "partition"}, labels),
+		outRecords: prometheus.NewDesc("fraudpipe_output_records", "Records this instance emitted to a topic since it started (group tables included).",
+			[]string{"topic"}, labels),
+		outBytes: prometheus.NewDesc("fraudpipe_output_bytes", "Value bytes this instance emitted to a topic since it started (group tables included).",
+			[]string{"topic"}, labels),
+	})
 }
 
-func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.outRecords; ch <- c.outBytes }
 
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	p := c.processor()
@@ -82,10 +92,19 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	stats := p.StatsWithContext(ctx)
+	records, bytes := map[string]float64{}, map[string]float64{}
 	for part, ps := range stats.Group {
 		for topic, in := range ps.Input {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(max(in.OffsetLag, 0)),
 				topic, strconv.Itoa(int(part)))
 		}
+		for topic, out := range ps.Output {
+			records[topic] += float64(out.Count)
+			bytes[topic] += float64(out.Bytes)
+		}
+	}
+	for topic := range records {
+		ch <- prometheus.MustNewConstMetric(c.outRecords, prometheus.GaugeValue, records[topic], topic)
+		ch <- prometheus.MustNewConstMetric(c.outBytes, prometheus.GaugeValue, bytes[topic], topic)
 	}
 }

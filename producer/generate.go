@@ -28,6 +28,8 @@ type Generator struct {
 	seq      int
 	pending  pendingHeap
 	Patterns map[string]int // fraud patterns started, by name
+	// IDPrefix starts every payment id, so several streams can share accounts without their ids colliding.
+	IDPrefix string
 }
 
 type account struct {
@@ -120,7 +122,7 @@ func (g *Generator) Next() rules.Payment {
 
 func (g *Generator) id() string {
 	g.seq++
-	return fmt.Sprintf("pay_%09d", g.seq)
+	return fmt.Sprintf("%spay_%09d", g.IDPrefix, g.seq)
 }
 
 // everyday amounts: log-normal around 35 units of the account's currency.

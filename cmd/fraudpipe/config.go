@@ -35,7 +35,7 @@ func (k *kafkaFlags) register(fs *flag.FlagSet, brokersDefault, brokersHelp stri
 	fs.StringVar(&k.brokers, "brokers", brokersDefault, brokersHelp)
 	fs.IntVar(&k.partitions, "partitions", 6, "partitions of the topics the pipeline creates (payments, alerts, tables); more partitions allow more instances")
 	fs.IntVar(&k.replication, "replication", 1, "replication factor of created topics (3 on a production cluster)")
-	fs.DurationVar(&k.flush, "flush-interval", 5*time.Millisecond, "how long producers batch records before sending: latency against throughput")
+	fs.DurationVar(&k.flush, "flush-interval", time.Millisecond, "how long producers batch records before sending: latency against throughput")
 }
 
 func (k *kafkaFlags) config() kafka.Config {

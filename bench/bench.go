@@ -1,0 +1,496 @@
+// Package bench measures the pipeline end to end on one machine: the raw broker's produce-plus-consume rate as a
+// baseline, the detector's throughput at saturation, payment-to-alert latency at fixed offered rates, and the
+// detector's CPU, memory and state sizes. The detector runs as a child process so its resources are its own.
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/fraudpipe/fraudpipe/kafka"
+	"github.com/fraudpipe/fraudpipe/producer"
+	"github.com/fraudpipe/fraudpipe/topics"
+)
+
+// Config is what to measure.
+type Config struct {
+	Kafka      kafka.Config
+	Binary     string        // the fraudpipe executable, for the detector child
+	Rules      string        // rules file (the shipped one)
+	Count      int           // payments at saturation
+	Accounts   int           // distinct accounts
+	Rates      []int         // offered rates for the latency runs
+	RateFor    time.Duration // how long each latency run offers its rate
+	Detectors  int           // detector instances (one consumer group)
+	WorkDir    string
+	ResultPath string
+}
+
+// Latency summarises payment-to-alert latencies.
+type Latency struct {
+	Alerts int     `json:"alerts"`
+	P50ms  float64 `json:"p50_ms"`
+	P95ms  float64 `json:"p95_ms"`
+	P99ms  float64 `json:"p99_ms"`
+	MaxMs  float64 `json:"max_ms"`
+}
+
+// Result is what a run measured.
+type Result struct {
+	Machine            string             `json:"machine"`
+	Started            time.Time          `json:"started"`
+	Count              int                `json:"payments"`
+	Accounts           int                `json:"accounts"`
+	Detectors          int                `json:"detectors"`
+	Partitions         int                `json:"partitions"`
+	RawPerSec          float64            `json:"raw_produce_consume_per_sec"`
+	PipelinePerSec     float64            `json:"pipeline_payments_per_sec"`
+	Ratio              float64            `json:"pipeline_to_raw"`
+	AlertShare         float64            `json:"alert_share"`
+	CPUSecPerMillion   float64            `json:"detector_cpu_seconds_per_million"`
+	PeakRSSMiB         float64            `json:"detector_peak_rss_mib"`
+	StateBytesAccount  float64            `json:"state_bytes_per_account_write"`
+	ChangelogBytesPay  float64            `json:"changelog_bytes_per_payment"`
+	SaturationLatency  Latency            `json:"saturation_latency"`
+	RateLatency        map[string]Latency `json:"latency_at_rate"`
+}
+
+// Run measures and writes the result as JSON to cfg.ResultPath.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
+	res := &Result{Machine: machine(), Started: time.Now().UTC(), Count: cfg.Count, Accounts: cfg.Accounts,
+		Detectors: cfg.Detectors, Partitions: cfg.Kafka.Partitions, RateLatency: map[string]Latency{}}
+	if err := cfg.Kafka.EnsureTopics(ctx, append(pipelineSpecs(), topics.Spec{Name: "bench-raw", Retention: time.Hour})); err != nil {
+		return nil, err
+	}
+
+	log.Info("raw broker baseline: producing and consuming", "records", cfg.Count)
+	var err error
+	if res.RawPerSec, err = raw(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("raw baseline: %w", err)
+	}
+
+	alerts, err := newAlertWatcher(cfg.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	defer alerts.close()
+	var dets []*child
+	for i := range cfg.Detectors {
+		d, err := startDetector(ctx, cfg, i)
+		if err != nil {
+			return nil, err
+		}
+		defer d.stop()
+		dets = append(dets, d)
+	}
+	processed := func() float64 {
+		sum := 0.0
+		for _, d := range dets {
+			sum += d.metric("fraudpipe_payments_processed_total")
+		}
+		return sum
+	}
+
+	log.Info("saturation: producing as fast as possible while the detector runs", "payments", cfg.Count)
+	cpu0 := cpuSeconds(dets)
+	start := time.Now()
+	sent, err := produce(ctx, cfg, "sat_", cfg.Count, 0, alerts)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitUntil(ctx, 10*time.Minute, func() bool { return processed() >= float64(cfg.Count) }); err != nil {
+		return nil, fmt.Errorf("waiting for %d payments (processed %v): %w", cfg.Count, processed(), err)
+	}
+	elapsed := time.Since(start)
+	res.PipelinePerSec = float64(cfg.Count) / elapsed.Seconds()
+	res.Ratio = res.PipelinePerSec / res.RawPerSec
+	res.CPUSecPerMillion = (cpuSeconds(dets) - cpu0) / float64(cfg.Count) * 1e6
+	var alertCount, tableBytes, tableRecords float64
+	for _, d := range dets {
+		alertCount += d.metric("fraudpipe_alerts_total")
+		tableBytes += d.metric(`fraudpipe_output_bytes{group="detector",topic="detector-table"}`)
+		tableRecords += d.metric(`fraudpipe_output_records{group="detector",topic="detector-table"}`)
+		res.PeakRSSMiB = max(res.PeakRSSMiB, d.peakRSSMiB())
+	}
+	res.AlertShare = alertCount / float64(cfg.Count)
+	if tableRecords > 0 {
+		res.StateBytesAccount = tableBytes / tableRecords
+		res.ChangelogBytesPay = tableBytes / float64(cfg.Count)
+	}
+	time.Sleep(time.Second) // the last alerts of the run are still on their way to the watcher
+	res.SaturationLatency = alerts.latencies(sent)
+
+	for _, rate := range cfg.Rates {
+		n := int(float64(rate) * cfg.RateFor.Seconds())
+		log.Info("latency at a fixed offered rate", "rate", rate, "payments", n)
+		before := processed()
+		sent, err := produce(ctx, cfg, fmt.Sprintf("r%d_", rate), n, rate, alerts)
+		if err != nil {
+			return nil, err
+		}
+		if err := waitUntil(ctx, 5*time.Minute, func() bool { return processed() >= before+float64(n) }); err != nil {
+			return nil, err
+		}
+		time.Sleep(time.Second)
+		res.RateLatency[strconv.Itoa(rate)] = alerts.latencies(sent)
+	}
+	if cfg.ResultPath != "" {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(cfg.ResultPath, append(b, '\n'), 0o644); err != nil {
+			return nil, fmt.Errorf("write results: %w", err)
+		}
+	}
+	return res, nil
+}
+
+func pipelineSpecs() []topics.Spec {
+	return topics.Specs([]string{"detector-table"}, []string{"detector-loop"})
+}
+
+// sendTimes maps a phase's payment ids to when they were handed to the producer.
+type sendTimes struct {
+	prefix string
+	at     []int64 // unix ns, by sequence number
+}
+
+// produce sends n generated payments, at rate per second (0: as fast as possible).
+func produce(ctx context.Context, cfg Config, prefix string, n, rate int, w *alertWatcher) (*sendTimes, error) {
+	s, err := producer.NewSender(cfg.Kafka.Brokers, cfg.Kafka.SaramaConfig("fraudpipe-bench"))
+	if err != nil {
+		return nil, err
+	}
+	g := producer.NewGenerator(uint64(len(prefix)*7919+n), cfg.Accounts, 0.01, time.Now().Add(-time.Duration(n)*producer.Step(cfg.Accounts, time.Hour)), time.Hour)
+	g.IDPrefix = prefix
+	// A fraud pattern's later payments get their ids when the pattern starts and are sent later, so ids run
+	// ahead of the send count by at most the payments still scheduled.
+	st := &sendTimes{prefix: prefix, at: make([]int64, n+n/10+100)}
+	w.expect(st)
+	began := time.Now()
+	for i := range n {
+		if rate > 0 {
+			if ahead := time.Until(began.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))); ahead > 0 {
+				time.Sleep(ahead)
+			}
+		}
+		p := g.Next()
+		if seq, err := strconv.Atoi(p.ID[len(prefix)+len("pay_"):]); err == nil && seq < len(st.at) {
+			st.at[seq] = time.Now().UnixNano()
+		}
+		if err := s.Send(ctx, string(topics.Payments), p.AccountID, producer.Encode(p)); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return st, s.Close()
+}
+
+// raw produces cfg.Count payments to a topic nobody processes, then consumes them all: the broker's own cost
+// for the records the pipeline moves, on the same machine at the same time.
+func raw(ctx context.Context, cfg Config) (float64, error) {
+	s, err := producer.NewSender(cfg.Kafka.Brokers, cfg.Kafka.SaramaConfig("fraudpipe-bench-raw"))
+	if err != nil {
+		return 0, err
+	}
+	g := producer.NewGenerator(99, cfg.Accounts, 0.01, time.Now(), time.Hour)
+	start := time.Now()
+	for range cfg.Count {
+		p := g.Next()
+		if err := s.Send(ctx, "bench-raw", p.AccountID, producer.Encode(p)); err != nil {
+			return 0, err
+		}
+	}
+	if err := s.Close(); err != nil {
+		return 0, err
+	}
+	c, err := sarama.NewConsumer(cfg.Kafka.Brokers, cfg.Kafka.SaramaConfig("fraudpipe-bench-raw"))
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	parts, err := c.Partitions("bench-raw")
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := 0
+	for _, p := range parts {
+		pc, err := c.ConsumePartition("bench-raw", p, sarama.OffsetOldest)
+		if err != nil {
+			return 0, err
+		}
+		hwm := pc.HighWaterMarkOffset()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer pc.Close()
+			for m := range pc.Messages() {
+				mu.Lock()
+				got++
+				mu.Unlock()
+				if m.Offset+1 >= hwm {
+					return
+				}
+			}
+		}()
+		if hwm == 0 {
+			pc.Close()
+		}
+	}
+	wg.Wait()
+	if got < cfg.Count {
+		return 0, fmt.Errorf("consumed %d of %d", got, cfg.Count)
+	}
+	return float64(cfg.Count) / time.Since(start).Seconds(), nil
+}
+
+// alertWatcher consumes the alerts topic and records, per alert, the time from its payment's send to arrival.
+type alertWatcher struct {
+	consumer sarama.Consumer
+	mu       sync.Mutex
+	phases   map[string]*sendTimes
+	lat      map[*sendTimes][]float64
+}
+
+func newAlertWatcher(k kafka.Config) (*alertWatcher, error) {
+	c, err := sarama.NewConsumer(k.Brokers, k.SaramaConfig("fraudpipe-bench-alerts"))
+	if err != nil {
+		return nil, err
+	}
+	w := &alertWatcher{consumer: c, phases: map[string]*sendTimes{}, lat: map[*sendTimes][]float64{}}
+	parts, err := c.Partitions(string(topics.Alerts))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range parts {
+		pc, err := c.ConsumePartition(string(topics.Alerts), p, sarama.OffsetNewest)
+		if err != nil {
+			return nil, err
+		}
+		go func() {
+			for m := range pc.Messages() {
+				w.observe(m.Value, time.Now().UnixNano())
+			}
+		}()
+	}
+	return w, nil
+}
+
+func (w *alertWatcher) expect(st *sendTimes) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.phases[st.prefix] = st
+}
+
+func (w *alertWatcher) observe(value []byte, now int64) {
+	var a struct {
+		PaymentID string `json:"payment_id"`
+	}
+	if json.Unmarshal(value, &a) != nil {
+		return
+	}
+	prefix, seqStr, ok := strings.Cut(a.PaymentID, "pay_")
+	seq, err := strconv.Atoi(seqStr)
+	if !ok || err != nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st := w.phases[prefix]
+	if st == nil || seq >= len(st.at) || st.at[seq] == 0 {
+		return
+	}
+	w.lat[st] = append(w.lat[st], float64(now-st.at[seq])/1e6)
+}
+
+func (w *alertWatcher) latencies(st *sendTimes) Latency {
+	w.mu.Lock()
+	l := slices.Clone(w.lat[st])
+	w.mu.Unlock()
+	if len(l) == 0 {
+		return Latency{}
+	}
+	slices.Sort(l)
+	q := func(p float64) float64 { return l[min(len(l)-1, int(p*float64(len(l))))] }
+	return Latency{Alerts: len(l), P50ms: q(0.50), P95ms: q(0.95), P99ms: q(0.99), MaxMs: l[len(l)-1]}
+}
+
+func (w *alertWatcher) close() { w.consumer.Close() }
+
+// child is a detector process.
+type child struct {
+	cmd     *exec.Cmd
+	metrics string
+}
+
+func startDetector(ctx context.Context, cfg Config, i int) (*child, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c := &child{metrics: addr}
+	c.cmd = exec.CommandContext(ctx, cfg.Binary, "detector", "--brokers", strings.Join(cfg.Kafka.Brokers, ","),
+		"--rules", cfg.Rules, "--state-dir", filepath.Join(cfg.WorkDir, fmt.Sprint("detector-", i)),
+		"--metrics-addr", addr, "--partitions", strconv.Itoa(cfg.Kafka.Partitions), "--log-level", "warn",
+		"--flush-interval", cfg.Kafka.Flush.String())
+	c.cmd.Stdout, c.cmd.Stderr = os.Stderr, os.Stderr
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start detector: %w", err)
+	}
+	// Ready when its metrics answer and its consumer group has partitions (lag is reported per partition).
+	err = waitUntil(ctx, time.Minute, func() bool { return c.metric("fraudpipe_consumer_lag") >= 0 && c.has("fraudpipe_consumer_lag{") })
+	return c, err
+}
+
+func (c *child) stop() {
+	c.cmd.Process.Signal(os.Interrupt)
+	c.cmd.Wait()
+}
+
+func (c *child) scrape() string {
+	resp, err := http.Get("http://" + c.metrics + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func (c *child) has(prefix string) bool { return strings.Contains(c.scrape(), prefix) }
+
+// metric sums the samples whose name (with labels, if given) starts with name; -1 if unreachable.
+func (c *child) metric(name string) float64 {
+	body := c.scrape()
+	if body == "" {
+		return -1
+	}
+	sum := 0.0
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") || (strings.Contains(name, "{") && strings.HasPrefix(line, name)) {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+// cpuSeconds is the user plus system time the children used so far (Linux /proc).
+func cpuSeconds(cs []*child) float64 {
+	total := 0.0
+	for _, c := range cs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		utime, _ := strconv.ParseFloat(f[11], 64)
+		stime, _ := strconv.ParseFloat(f[12], 64)
+		total += (utime + stime) / 100 // USER_HZ
+	}
+	return total
+}
+
+// peakRSSMiB is the child's high-water resident set (VmHWM).
+func (c *child) peakRSSMiB() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// machine names the machine the figures come from.
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+		if len(f) >= 2 {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			mem = fmt.Sprintf(", %.0f GiB", kb/1024/1024)
+		}
+	}
+	return fmt.Sprintf("%d × %s%s", numCPU(), cpu, mem)
+}
+
+// Print writes the result as a table.
+func Print(w io.Writer, r *Result) {
+	fmt.Fprintf(w, "machine: %s\n", r.Machine)
+	fmt.Fprintf(w, "payments %d, accounts %d, partitions %d, detectors %d, alerts %.2f%%\n\n", r.Count, r.Accounts, r.Partitions, r.Detectors, r.AlertShare*100)
+	fmt.Fprintf(w, "%-44s %12s\n", "measure", "value")
+	row := func(name, format string, v ...any) { fmt.Fprintf(w, "%-44s %12s\n", name, fmt.Sprintf(format, v...)) }
+	row("raw broker produce+consume (records/s)", "%.0f", r.RawPerSec)
+	row("pipeline end to end (payments/s)", "%.0f", r.PipelinePerSec)
+	row("pipeline / raw", "%.2f", r.Ratio)
+	row("detector CPU seconds per million payments", "%.1f", r.CPUSecPerMillion)
+	row("detector peak RSS (MiB)", "%.0f", r.PeakRSSMiB)
+	row("state bytes per account (mean table write)", "%.0f", r.StateBytesAccount)
+	row("changelog bytes per payment", "%.0f", r.ChangelogBytesPay)
+	fmt.Fprintf(w, "\n%-24s %8s %9s %9s %9s %9s\n", "payment-to-alert latency", "alerts", "p50 ms", "p95 ms", "p99 ms", "max ms")
+	lat := func(name string, l Latency) {
+		fmt.Fprintf(w, "%-24s %8d %9.1f %9.1f %9.1f %9.1f\n", name, l.Alerts, l.P50ms, l.P95ms, l.P99ms, l.MaxMs)
+	}
+	lat("at saturation", r.SaturationLatency)
+	keys := make([]int, 0, len(r.RateLatency))
+	for k := range r.RateLatency {
+		n, _ := strconv.Atoi(k)
+		keys = append(keys, n)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		lat(fmt.Sprintf("at %d/s", k), r.RateLatency[strconv.Itoa(k)])
+	}
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/fraudpipe/fraudpipe/bench"
+	"github.com/fraudpipe/fraudpipe/embedded"
+)
+
+// benchConfig is the configuration of `fraudpipe bench`.
+type benchConfig struct {
+	kafka     kafkaFlags
+	log       logFlags
+	count     int
+	accounts  int
+	rates     string
+	rateFor   time.Duration
+	detectors int
+	rules     string
+	out       string
+}
+
+func benchCommand() *ffcli.Command {
+	var c benchConfig
+	fs := flag.NewFlagSet("fraudpipe bench", flag.ContinueOnError)
+	c.kafka.register(fs, "", "benchmark against this cluster instead of an embedded broker started for the run")
+	c.log.register(fs)
+	fs.IntVar(&c.count, "count", 1_000_000, "payments at saturation")
+	fs.IntVar(&c.accounts, "accounts", 1_000_000, "distinct accounts")
+	fs.StringVar(&c.rates, "rates", "1000,10000", "offered rates for the latency runs (payments/s)")
+	fs.DurationVar(&c.rateFor, "rate-for", 10*time.Second, "how long each latency run lasts")
+	fs.IntVar(&c.detectors, "detectors", 1, "detector instances in the consumer group")
+	fs.StringVar(&c.rules, "rules", "examples/rules.yaml", "rules file")
+	fs.StringVar(&c.out, "out", "bench-results.json", "where the results go as JSON")
+	return &ffcli.Command{
+		Name: "bench", ShortUsage: "fraudpipe bench [flags]", FlagSet: fs, Options: envOptions,
+		ShortHelp: "Measure throughput, latency and resources of the pipeline on this machine.",
+		Exec:      func(ctx context.Context, _ []string) error { return c.run(ctx) },
+	}
+}
+
+func (c *benchConfig) run(ctx context.Context) error {
+	log, err := c.log.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "fraudpipe-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if c.kafka.brokers == "" {
+		b, err := embedded.StartBroker(filepath.Join(work, "kafka"), "127.0.0.1:0", log)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		c.kafka.brokers = b.Addr()
+	}
+	var rates []int
+	for r := range strings.SplitSeq(c.rates, ",") {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		n, err := strconv.Atoi(r)
+		if err != nil {
+			return fmt.Errorf("--rates: %w", err)
+		}
+		rates = append(rates, n)
+	}
+	res, err := bench.Run(ctx, bench.Config{
+		Kafka: c.kafka.config(), Binary: self, Rules: c.rules, Count: c.count, Accounts: c.accounts, Rates: rates,
+		RateFor: c.rateFor, Detectors: c.detectors, WorkDir: work, ResultPath: c.out,
+	}, log)
+	if err != nil {
+		return err
+	}
+	bench.Print(os.Stdout, res)
+	fmt.Printf("\nresults written to %s\n", c.out)
+	return nil
+}

@@ -53,22 +53,22 @@ type Latency struct {
 
 // Result is what a run measured.
 type Result struct {
-	Machine            string             `json:"machine"`
-	Started            time.Time          `json:"started"`
-	Count              int                `json:"payments"`
-	Accounts           int                `json:"accounts"`
-	Detectors          int                `json:"detectors"`
-	Partitions         int                `json:"partitions"`
-	RawPerSec          float64            `json:"raw_produce_consume_per_sec"`
-	PipelinePerSec     float64            `json:"pipeline_payments_per_sec"`
-	Ratio              float64            `json:"pipeline_to_raw"`
-	AlertShare         float64            `json:"alert_share"`
-	CPUSecPerMillion   float64            `json:"detector_cpu_seconds_per_million"`
-	PeakRSSMiB         float64            `json:"detector_peak_rss_mib"`
-	StateBytesAccount  float64            `json:"state_bytes_per_account_write"`
-	ChangelogBytesPay  float64            `json:"changelog_bytes_per_payment"`
-	SaturationLatency  Latency            `json:"saturation_latency"`
-	RateLatency        map[string]Latency `json:"latency_at_rate"`
+	Machine           string             `json:"machine"`
+	Started           time.Time          `json:"started"`
+	Count             int                `json:"payments"`
+	Accounts          int                `json:"accounts"`
+	Detectors         int                `json:"detectors"`
+	Partitions        int                `json:"partitions"`
+	RawPerSec         float64            `json:"raw_produce_consume_per_sec"`
+	PipelinePerSec    float64            `json:"pipeline_payments_per_sec"`
+	Ratio             float64            `json:"pipeline_to_raw"`
+	AlertShare        float64            `json:"alert_share"`
+	CPUSecPerMillion  float64            `json:"detector_cpu_seconds_per_million"`
+	PeakRSSMiB        float64            `json:"detector_peak_rss_mib"`
+	StateBytesAccount float64            `json:"state_bytes_per_account_write"`
+	ChangelogBytesPay float64            `json:"changelog_bytes_per_payment"`
+	SaturationLatency Latency            `json:"saturation_latency"`
+	RateLatency       map[string]Latency `json:"latency_at_rate"`
 }
 
 // Run measures and writes the result as JSON to cfg.ResultPath.

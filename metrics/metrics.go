@@ -82,7 +82,11 @@ func RegisterLag(reg prometheus.Registerer, group string, current func() *goka.P
 	})
 }
 
-func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.outRecords; ch <- c.outBytes }
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	ch <- c.outRecords
+	ch <- c.outBytes
+}
 
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	p := c.processor()

@@ -4,7 +4,7 @@ BIN     := bin/fraudpipe
 ARGS    ?=
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
 
-.PHONY: run build test unit e2e bench lint fmt produce generate clean
+.PHONY: run build test unit e2e e2e-kafka bench lint fmt produce generate clean
 
 ## run: the whole pipeline on the embedded broker (data in ./data; Ctrl-C stops it, the next run resumes)
 run: build
@@ -22,6 +22,11 @@ unit:
 
 e2e:
 	$(GO) test -race -count=1 -timeout 30m -v ./e2e/
+
+## e2e-kafka: the same e2e suite against Apache Kafka (KRaft, from Maven Central; needs Java and Maven)
+e2e-kafka:
+	bash e2e/kafka/kafka.sh fetch
+	FRAUDPIPE_E2E_BROKER=apache $(GO) test -race -count=1 -timeout 30m ./e2e/
 
 ## bench: the pipeline measured end to end (table + bench-results.json), then microbenchmarks with allocations
 BENCH_ARGS ?=

@@ -56,11 +56,16 @@ func generateStream(t *testing.T, seed uint64, accounts, count int) stream {
 func checkAlerts(t *testing.T, brokers string, want map[string]string) {
 	t.Helper()
 	var alerts []topics.Alert
-	waitFor(t, 120*time.Second, fmt.Sprintf("%d distinct alerts", len(want)), func() bool {
+	lastReport := time.Now()
+	waitFor(t, 240*time.Second, fmt.Sprintf("%d distinct alerts", len(want)), func() bool {
 		alerts = decodeAlerts(t, kcatConsume(t, brokers, "alerts"))
 		ids := map[string]bool{}
 		for _, a := range alerts {
 			ids[a.ID] = true
+		}
+		if time.Since(lastReport) > 10*time.Second {
+			t.Logf("%d of %d distinct alerts so far", len(ids), len(want))
+			lastReport = time.Now()
 		}
 		return len(ids) >= len(want)
 	})
@@ -117,6 +122,7 @@ func TestDetectorKilledMidStreamLosesAndDoubleCountsNothing(t *testing.T) {
 // stops it both ways, kill -9 and Ctrl-C: each restart resumes from the data dir with nothing lost or counted
 // twice.
 func TestRunSurvivesKillAndCtrlC(t *testing.T) {
+	embeddedOnly(t)
 	requireTool(t, "kcat")
 	dir := t.TempDir()
 	brokers := freeAddr(t)
@@ -169,6 +175,7 @@ func TestRunSurvivesKillAndCtrlC(t *testing.T) {
 // detector must notice (another cluster id), drop the stale state and start afresh instead of failing or
 // counting payments that the new broker never saw.
 func TestLocalStateNeverOutlivesTheBroker(t *testing.T) {
+	embeddedOnly(t)
 	requireTool(t, "kcat")
 	dir := t.TempDir()
 	brokers := freeAddr(t)

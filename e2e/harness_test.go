@@ -234,14 +234,53 @@ type cluster struct {
 	brokers string
 }
 
-// startBroker starts the embedded broker as its own process, so detectors can be killed without it.
-func startBroker(t *testing.T, dataDir string) (*cluster, *proc) {
+// The suite runs against the broker FRAUDPIPE_E2E_BROKER names, like watermill runs one pub/sub suite against
+// every backend: "embedded" (default, `fraudpipe broker`) or "apache" (Apache Kafka from Maven Central, started by
+// e2e/kafka/kafka.sh; `make e2e-kafka`).
+func brokerKind() string {
+	if k := os.Getenv("FRAUDPIPE_E2E_BROKER"); k != "" {
+		return k
+	}
+	return "embedded"
+}
+
+// embeddedOnly skips a test of the embedded broker's own behaviour (fraudpipe run) when the suite runs against
+// another broker.
+func embeddedOnly(t *testing.T) {
+	t.Helper()
+	if brokerKind() != "embedded" {
+		t.Skipf("tests the embedded broker of fraudpipe run; the suite runs against %s", brokerKind())
+	}
+}
+
+// startBroker starts a fresh broker for one test, as its own process, so detectors can be killed without it.
+func startBroker(t *testing.T, dataDir string) *cluster {
 	t.Helper()
 	requireTool(t, "kcat")
 	addr := freeAddr(t)
-	b := start(t, "broker", "broker", "--data-dir", dataDir, "--broker-listen", addr, "--metrics-addr", "")
-	b.waitStderr(30*time.Second, "embedded broker listening")
-	return &cluster{brokers: addr}, b
+	switch brokerKind() {
+	case "embedded":
+		b := start(t, "broker", "broker", "--data-dir", dataDir, "--broker-listen", addr, "--metrics-addr", "")
+		b.waitStderr(30*time.Second, "embedded broker listening")
+	case "apache":
+		requireTool(t, "java")
+		_, port, _ := net.SplitHostPort(addr)
+		_, ctrl, _ := net.SplitHostPort(freeAddr(t))
+		out, err := exec.Command("bash", "kafka/kafka.sh", "start", dataDir, port, ctrl).CombinedOutput()
+		if err != nil {
+			t.Fatalf("start Apache Kafka: %v\n%s", err, out)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				log, _ := os.ReadFile(filepath.Join(dataDir, "server.log"))
+				t.Logf("--- kafka server.log (last 4 KiB):\n%s", tail(string(log), 4096))
+			}
+			exec.Command("bash", "kafka/kafka.sh", "stop", dataDir).Run()
+		})
+	default:
+		t.Fatalf("FRAUDPIPE_E2E_BROKER=%q: want embedded or apache", brokerKind())
+	}
+	return &cluster{brokers: addr}
 }
 
 // lines returns the non-empty lines of s that contain substr.

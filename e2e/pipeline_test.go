@@ -28,7 +28,7 @@ type pipeline struct {
 func startPipeline(t *testing.T) *pipeline {
 	t.Helper()
 	dir := t.TempDir()
-	c, _ := startBroker(t, filepath.Join(dir, "broker"))
+	c := startBroker(t, filepath.Join(dir, "broker"))
 	p := &pipeline{cluster: c, rulesPath: filepath.Join(dir, "rules.yaml"), detStateDir: filepath.Join(dir, "detector-state")}
 	shipped, err := os.ReadFile("../examples/rules.yaml")
 	if err != nil {
@@ -242,7 +242,7 @@ func lineOf(s, substr string) int {
 }
 
 func TestProducerReportsRejectedLines(t *testing.T) {
-	c, _ := startBroker(t, t.TempDir())
+	c := startBroker(t, t.TempDir())
 	file := filepath.Join(t.TempDir(), "payments.jsonl")
 	os.WriteFile(file, []byte(pay("ok1", "acct_1", 100, "EUR", "2026-11-22T10:00:00Z", "DE")+"\n"+
 		`{"id":"bad","account_id":"acct_1","amount":"ten","currency":"EUR","timestamp":"2026-11-22T10:00:00Z"}`+"\n\n"+

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,19 +155,29 @@ func (p *proc) waitStderr(timeout time.Duration, substr string) {
 	})
 }
 
-// metric reads one unlabelled sample (or the sum of a labelled family) from a /metrics endpoint; -1 when the
-// endpoint does not answer.
-func metric(addr, name string) float64 {
+// scrape returns an instance's /metrics page ("" when it does not answer).
+func scrape(addr string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return -1
+		return ""
 	}
 	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// metric reads one unlabelled sample (or the sum of a labelled family) from a /metrics endpoint; -1 when the
+// endpoint does not answer.
+func metric(addr, name string) float64 {
+	body := scrape(addr)
+	if body == "" {
+		return -1
+	}
 	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(strings.NewReader(body))
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {

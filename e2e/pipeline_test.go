@@ -117,12 +117,15 @@ func TestPaymentsToAlertsToNotifierLog(t *testing.T) {
 		`{"id":"x1","account_id":"acct_X","amount":-5,"currency":"EUR","timestamp":"2026-11-22T10:00:00Z"}`,
 		`this is not json`,
 		`{"id":"x3","account_id":"acct_X","amount":100,"currency":"EURO","timestamp":"2026-11-22T10:00:00Z"}`,
+		// Poison: wrong types, and a record far larger than any payment.
+		`{"id":4,"account_id":"acct_X","amount":100,"currency":"EUR","timestamp":"2026-11-22T10:00:00Z"}`,
+		`{"id":"x5","account_id":"acct_X","amount":100,"currency":"EUR","timestamp":"2026-11-22T10:00:00Z","ip":"`+strings.Repeat("9", 100_000)+`"}`,
 	)
 
 	waitFor(t, 60*time.Second, "all payments to be processed", func() bool {
 		return metric(p.detMetrics, "fraudpipe_payments_processed_total") == 14 &&
 			metric(p.detMetrics, "fraudpipe_payments_duplicate_total") == 1 &&
-			metric(p.detMetrics, "fraudpipe_payments_rejected_total") == 3
+			metric(p.detMetrics, "fraudpipe_payments_rejected_total") == 5
 	})
 	want := []string{
 		"acct_A a1 review 60 big-ticket+60(amount 6,000.00 EUR > limit 5,000.00 EUR)",
@@ -171,12 +174,13 @@ func TestPaymentsToAlertsToNotifierLog(t *testing.T) {
 		if r.Headers[topics.HeaderSourceTopic] != "payments" || r.Headers[topics.HeaderSourceOffset] == "" {
 			t.Errorf("dead letter lacks its source: %v", r.Headers)
 		}
-		if !strings.Contains(r.Value, "x1") && !strings.Contains(r.Value, "x3") && r.Value != "this is not json" {
+		if !strings.Contains(r.Value, `"x1"`) && !strings.Contains(r.Value, `"x3"`) && !strings.Contains(r.Value, `"id":4`) &&
+			!strings.Contains(r.Value, `"x5"`) && r.Value != "this is not json" {
 			t.Errorf("dead letter does not carry the original bytes: %q", r.Value)
 		}
 	}
 	slices.Sort(reasons)
-	if fmt.Sprint(reasons) != "[bad_amount bad_currency not_json]" {
+	if fmt.Sprint(reasons) != "[bad_amount bad_currency bad_type not_json too_large]" {
 		t.Fatalf("dead-letter reasons %v", reasons)
 	}
 }

@@ -28,4 +28,6 @@ func TestDockerComposeFileIsValid(t *testing.T) {
 	}
 }
 
-func regexpLine(s string) *regexp.Regexp { return regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(s) + `$`) }
+func regexpLine(s string) *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(s) + `$`)
+}

@@ -243,6 +243,10 @@ func kcatConsume(t *testing.T, brokers, topic string) []record {
 // cluster is the broker a test runs against.
 type cluster struct {
 	brokers string
+	t       *testing.T
+	dataDir string
+	ctrl    string // Apache Kafka's controller port
+	proc    *proc  // the embedded broker's process
 }
 
 // The suite runs against the broker FRAUDPIPE_E2E_BROKER names, like watermill runs one pub/sub suite against
@@ -268,19 +272,12 @@ func embeddedOnly(t *testing.T) {
 func startBroker(t *testing.T, dataDir string) *cluster {
 	t.Helper()
 	requireTool(t, "kcat")
-	addr := freeAddr(t)
+	c := &cluster{brokers: freeAddr(t), t: t, dataDir: dataDir}
 	switch brokerKind() {
 	case "embedded":
-		b := start(t, "broker", "broker", "--data-dir", dataDir, "--broker-listen", addr, "--metrics-addr", "")
-		b.waitStderr(30*time.Second, "embedded broker listening")
 	case "apache":
 		requireTool(t, "java")
-		_, port, _ := net.SplitHostPort(addr)
-		_, ctrl, _ := net.SplitHostPort(freeAddr(t))
-		out, err := exec.Command("bash", "kafka/kafka.sh", "start", dataDir, port, ctrl).CombinedOutput()
-		if err != nil {
-			t.Fatalf("start Apache Kafka: %v\n%s", err, out)
-		}
+		_, c.ctrl, _ = net.SplitHostPort(freeAddr(t))
 		t.Cleanup(func() {
 			if t.Failed() {
 				log, _ := os.ReadFile(filepath.Join(dataDir, "server.log"))
@@ -291,7 +288,34 @@ func startBroker(t *testing.T, dataDir string) *cluster {
 	default:
 		t.Fatalf("FRAUDPIPE_E2E_BROKER=%q: want embedded or apache", brokerKind())
 	}
-	return &cluster{brokers: addr}
+	c.up()
+	return c
+}
+
+// up starts the broker on its address and data directory (again, after down).
+func (c *cluster) up() {
+	c.t.Helper()
+	if brokerKind() == "apache" {
+		_, port, _ := net.SplitHostPort(c.brokers)
+		if out, err := exec.Command("bash", "kafka/kafka.sh", "start", c.dataDir, port, c.ctrl).CombinedOutput(); err != nil {
+			c.t.Fatalf("start Apache Kafka: %v\n%s", err, out)
+		}
+		return
+	}
+	c.proc = start(c.t, "broker", "broker", "--data-dir", c.dataDir, "--broker-listen", c.brokers, "--metrics-addr", "")
+	c.proc.waitStderr(30*time.Second, "embedded broker listening")
+}
+
+// down stops the broker cleanly, as an operator's restart does.
+func (c *cluster) down() {
+	c.t.Helper()
+	if brokerKind() == "apache" {
+		if out, err := exec.Command("bash", "kafka/kafka.sh", "stop", c.dataDir).CombinedOutput(); err != nil {
+			c.t.Fatalf("stop Apache Kafka: %v\n%s", err, out)
+		}
+		return
+	}
+	c.proc.interrupt()
 }
 
 // lines returns the non-empty lines of s that contain substr.

@@ -50,3 +50,25 @@ func TestThreeDetectorsOneKilledMidStream(t *testing.T) {
 func hasPartitions(addr string) bool {
 	return strings.Contains(scrape(addr), `fraudpipe_consumer_lag{group="detector"`)
 }
+
+// The broker restarts mid-stream: the detector and the notifier recover without operator action, and the alerts
+// and the notifier's lines are exactly those of an uninterrupted run.
+func TestBrokerRestartMidStream(t *testing.T) {
+	p := startPipeline(t)
+	s := generateStream(t, 33, 1500, 20000)
+	half := len(s.lines) / 2
+	kcatProduce(t, p.brokers, "payments", true, s.lines[:half]...)
+	waitFor(t, 60*time.Second, "the detector to be mid-stream", func() bool {
+		return metric(p.detMetrics, "fraudpipe_payments_processed_total") >= 2000
+	})
+	p.down()
+	t.Log("broker stopped")
+	p.up()
+	t.Log("broker started again")
+	kcatProduce(t, p.brokers, "payments", true, s.lines[half:]...)
+	checkAlerts(t, p.brokers, s.want)
+	waitFor(t, 60*time.Second, "one notifier line per alert", func() bool { return len(p.alertLines()) >= len(s.want) })
+	if n := len(p.alertLines()); n != len(s.want) {
+		t.Fatalf("notifier logged %d lines for %d alerts", n, len(s.want))
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 	"golang.org/x/sync/errgroup"
@@ -53,16 +54,24 @@ func (r *Replicator) Ready(ctx context.Context) error {
 	}
 }
 
-// Run replicates every partition until ctx is done.
+// Run replicates every partition until ctx is done. A failure (the cluster unreachable for longer than sarama
+// retries) restarts replication from the offsets in Redis after a pause; it never stops the notifier.
 func (r *Replicator) Run(ctx context.Context) error {
 	defer r.client.Close()
 	defer r.consumer.Close()
-	err := r.run(ctx)
-	r.readyOnce.Do(func() { r.failed = err; close(r.ready) })
-	if ctx.Err() != nil {
-		return nil
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		err := r.run(ctx)
+		if ctx.Err() != nil {
+			r.readyOnce.Do(func() { r.failed = ctx.Err(); close(r.ready) })
+			return nil
+		}
+		r.log.Error("customers replication stopped; restarting", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
 	}
-	return err
 }
 
 func (r *Replicator) run(ctx context.Context) error {
@@ -109,7 +118,9 @@ func (r *Replicator) run(ctx context.Context) error {
 				case <-gctx.Done():
 					return nil
 				case e := <-pc.Errors():
-					return fmt.Errorf("customers/%d: %w", p, e)
+					// sarama reports what it retries by itself (a broker restarting, a leader moving); the
+					// partition consumer carries on.
+					r.log.Warn("customers replication", "partition", p, "err", e.Err)
 				case m := <-pc.Messages():
 					if err := r.store.replicate(gctx, string(m.Key), m.Partition, m.Offset, m.Value); err != nil {
 						return err

@@ -75,6 +75,9 @@ type Result struct {
 func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 	res := &Result{Machine: machine(), Started: time.Now().UTC(), Count: cfg.Count, Accounts: cfg.Accounts,
 		Detectors: cfg.Detectors, Partitions: cfg.Kafka.Partitions, RateLatency: map[string]Latency{}}
+	if err := cfg.Kafka.Validate(); err != nil {
+		return nil, err
+	}
 	if err := cfg.Kafka.EnsureTopics(ctx, append(pipelineSpecs(), topics.Spec{Name: "bench-raw", Retention: time.Hour})); err != nil {
 		return nil, err
 	}

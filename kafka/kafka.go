@@ -5,6 +5,8 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +26,7 @@ type Config struct {
 	Partitions  int           // partitions of every topic the pipeline creates; more allows more instances
 	Replication int           // replication factor of created topics: 1 on the embedded broker, 3 in production
 	Flush       time.Duration // how long the producer waits to batch records: latency against throughput
+	Security    Security
 }
 
 // Validate reports what is missing.
@@ -36,7 +39,11 @@ func (c Config) Validate() error {
 	case c.Replication < 1:
 		return fmt.Errorf("replication %d: must be at least 1", c.Replication)
 	}
-	return nil
+	if err := c.Security.Validate(); err != nil {
+		return err
+	}
+	// Read the TLS files now, so a wrong path is reported at start-up with its cause.
+	return c.Security.apply(sarama.NewConfig())
 }
 
 // SaramaConfig starts from goka's defaults (which keep its copartitioning rebalance strategy) and fixes the ones
@@ -56,6 +63,11 @@ func (c Config) SaramaConfig(clientID string) *sarama.Config {
 	sc.Consumer.Group.Heartbeat.Interval = time.Second
 	sc.Metadata.Retry.Max = 10
 	sc.Metadata.Retry.Backoff = 500 * time.Millisecond
+	if err := c.Security.apply(sc); err != nil {
+		// Validate reported this at start-up. Fail closed: a TLS config that trusts nothing never connects, and
+		// never falls back to plaintext.
+		sc.Net.TLS.Enable, sc.Net.TLS.Config = true, &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}
+	}
 	return sc
 }
 
@@ -155,6 +167,9 @@ func (c Config) PartitionCount(topic string) (int32, error) {
 
 // WaitForCluster retries until the brokers answer, so components can start before the broker does.
 func (c Config) WaitForCluster(ctx context.Context, log *slog.Logger) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
 	for {
 		admin, err := c.admin()
 		if err == nil {

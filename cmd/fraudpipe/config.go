@@ -29,6 +29,7 @@ type kafkaFlags struct {
 	partitions  int
 	replication int
 	flush       time.Duration
+	security    kafka.Security
 }
 
 func (k *kafkaFlags) register(fs *flag.FlagSet, brokersDefault, brokersHelp string) {
@@ -36,6 +37,12 @@ func (k *kafkaFlags) register(fs *flag.FlagSet, brokersDefault, brokersHelp stri
 	fs.IntVar(&k.partitions, "partitions", 6, "partitions of the topics the pipeline creates (payments, alerts, tables); more partitions allow more instances")
 	fs.IntVar(&k.replication, "replication", 1, "replication factor of created topics (3 on a production cluster)")
 	fs.DurationVar(&k.flush, "flush-interval", time.Millisecond, "how long producers batch records before sending: latency against throughput")
+	fs.StringVar(&k.security.SASLMechanism, "kafka-sasl", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (password from "+kafka.EnvPassword+")")
+	fs.StringVar(&k.security.User, "kafka-user", "", "SASL user")
+	fs.BoolVar(&k.security.TLS, "kafka-tls", false, "connect to the brokers over TLS")
+	fs.StringVar(&k.security.CAFile, "kafka-ca-file", "", "PEM CA certificates for the brokers' TLS (default: system roots)")
+	fs.StringVar(&k.security.CertFile, "kafka-cert-file", "", "PEM client certificate, for brokers that require one")
+	fs.StringVar(&k.security.KeyFile, "kafka-key-file", "", "PEM key of the client certificate")
 }
 
 func (k *kafkaFlags) config() kafka.Config {
@@ -45,7 +52,9 @@ func (k *kafkaFlags) config() kafka.Config {
 			brokers = append(brokers, b)
 		}
 	}
-	return kafka.Config{Brokers: brokers, Partitions: k.partitions, Replication: k.replication, Flush: k.flush}
+	sec := k.security
+	sec.Password = os.Getenv(kafka.EnvPassword)
+	return kafka.Config{Brokers: brokers, Partitions: k.partitions, Replication: k.replication, Flush: k.flush, Security: sec}
 }
 
 // logFlags configure the diagnostic log (stderr).

@@ -1,0 +1,109 @@
+package kafka
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/fraudpipe/fraudpipe/topics"
+)
+
+// selfSigned makes a certificate for 127.0.0.1 and writes it as a PEM file a client can trust.
+func selfSigned(t *testing.T) (tls.Certificate, string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kfake"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, ca
+}
+
+// A broker that requires SASL/SCRAM over TLS: the pipeline's clients connect with the right credentials and CA,
+// and are refused otherwise.
+func TestSCRAMOverTLS(t *testing.T) {
+	cert, ca := selfSigned(t)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(),
+		kfake.Superuser(sarama.SASLTypeSCRAMSHA256, "fraudpipe", "s3cret"),
+		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	good := Config{Brokers: c.ListenAddrs(), Partitions: 3, Replication: 1, Flush: time.Millisecond,
+		Security: Security{SASLMechanism: sarama.SASLTypeSCRAMSHA256, User: "fraudpipe", Password: "s3cret", TLS: true, CAFile: ca}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := good.WaitForCluster(ctx, slog.Default()); err != nil {
+		t.Fatal(err)
+	}
+	if err := good.EnsureTopics(ctx, []topics.Spec{{Name: "payments", Retention: time.Hour}}); err != nil {
+		t.Fatalf("create topics over SCRAM/TLS: %v", err)
+	}
+	p, err := sarama.NewSyncProducer(good.Brokers, func() *sarama.Config {
+		sc := good.SaramaConfig("test")
+		sc.Producer.Return.Successes = true
+		return sc
+	}())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: "payments", Value: sarama.StringEncoder("x")}); err != nil {
+		t.Fatalf("produce over SCRAM/TLS: %v", err)
+	}
+	p.Close()
+
+	for name, bad := range map[string]Security{
+		"wrong password": {SASLMechanism: sarama.SASLTypeSCRAMSHA256, User: "fraudpipe", Password: "nope", TLS: true, CAFile: ca},
+		"no TLS":         {SASLMechanism: sarama.SASLTypeSCRAMSHA256, User: "fraudpipe", Password: "s3cret"},
+		"untrusted CA":   {SASLMechanism: sarama.SASLTypeSCRAMSHA256, User: "fraudpipe", Password: "s3cret", TLS: true},
+	} {
+		cfg := good
+		cfg.Security = bad
+		sc := cfg.SaramaConfig("test")
+		sc.Net.DialTimeout, sc.Metadata.Retry.Max = 2*time.Second, 0
+		if client, err := sarama.NewClient(cfg.Brokers, sc); err == nil {
+			client.Close()
+			t.Errorf("%s: connected", name)
+		}
+	}
+}
+
+func TestSecurityIsValidatedAtStartUp(t *testing.T) {
+	for _, c := range []struct {
+		s    Security
+		want string
+	}{
+		{Security{SASLMechanism: "GSSAPI", User: "u", Password: "p"}, "want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},
+		{Security{SASLMechanism: "SCRAM-SHA-512", User: "u"}, EnvPassword},
+		{Security{TLS: true, CAFile: "/no/such/ca.pem"}, "kafka CA file"},
+		{Security{TLS: true, CertFile: "c.pem"}, "both the cert file and the key file"},
+	} {
+		err := Config{Brokers: []string{"x:9092"}, Partitions: 1, Replication: 1, Security: c.s}.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want %q", c.s, err, c.want)
+		}
+	}
+}

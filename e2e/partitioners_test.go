@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestAnyPartitionerKeepsOneStatePerAccount(t *testing.T) {
 		return ls
 	}
 
-	// The Java client's default: murmur2 of the key (franz-go's default partitioner hashes the same way).
+	// murmur2 of the key, as the Java client hashes (franz-go's default partitioner).
 	cl, err := kgo.NewClient(kgo.SeedBrokers(p.brokers), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +53,18 @@ func TestAnyPartitionerKeepsOneStatePerAccount(t *testing.T) {
 		}
 	}
 
+	// The Java client itself (Apache Kafka's console producer), with its default partitioner.
+	requireTool(t, "java")
+	var javaLines []string
+	for _, v := range batch("acct_javaclient") {
+		javaLines = append(javaLines, "acct_javaclient|"+v)
+	}
+	jp := exec.Command("bash", "kafka/kafka.sh", "produce", p.brokers, "payments")
+	jp.Stdin = strings.NewReader(strings.Join(javaLines, "\n") + "\n")
+	if out, err := jp.CombinedOutput(); err != nil {
+		t.Fatalf("Java console producer: %v\n%s", err, out)
+	}
+
 	// librdkafka with a key, and without one (random partition per record).
 	var keyed []string
 	for _, v := range batch("acct_kcat") {
@@ -60,8 +73,8 @@ func TestAnyPartitionerKeepsOneStatePerAccount(t *testing.T) {
 	kcatProduce(t, p.brokers, "payments", true, keyed...)
 	kcatProduce(t, p.brokers, "payments", false, batch("acct_nokey")...)
 
-	waitFor(t, 60*time.Second, "20 payments", func() bool { return metric(p.detMetrics, "fraudpipe_payments_processed_total") == 20 })
-	waitFor(t, 30*time.Second, "4 alerts", func() bool { return len(p.alertLines()) >= 4 })
+	waitFor(t, 60*time.Second, "25 payments", func() bool { return metric(p.detMetrics, "fraudpipe_payments_processed_total") == 25 })
+	waitFor(t, 30*time.Second, "5 alerts", func() bool { return len(p.alertLines()) >= 5 })
 	per := map[string]int{}
 	for _, a := range decodeAlerts(t, kcatConsume(t, p.brokers, "alerts")) {
 		if !strings.HasPrefix(a.Rules[0].Reason, "5 payments in 5m") {
@@ -69,7 +82,7 @@ func TestAnyPartitionerKeepsOneStatePerAccount(t *testing.T) {
 		}
 		per[a.AccountID]++
 	}
-	for _, acct := range []string{"acct_java", "acct_random", "acct_kcat", "acct_nokey"} {
+	for _, acct := range []string{"acct_java", "acct_javaclient", "acct_random", "acct_kcat", "acct_nokey"} {
 		if per[acct] != 1 {
 			t.Errorf("%s raised %d alerts, want 1: its payments were split across states", acct, per[acct])
 		}

@@ -4,13 +4,14 @@
 #   kafka.sh fetch                      download the broker's jars once (cached in $FRAUDPIPE_KAFKA_HOME)
 #   kafka.sh start DIR PORT CTRL_PORT   format DIR and start a broker on PORT (controller on CTRL_PORT); prints its pid
 #   kafka.sh stop DIR                   stop the broker started in DIR
+#   kafka.sh produce BROKERS TOPIC      send "key|value" lines from stdin with the Java client (any broker)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")"
 home="${FRAUDPIPE_KAFKA_HOME:-$HOME/.cache/fraudpipe/kafka-$version}"
 
 fetch() {
-  if [ -f "$home/lib/kafka_2.13-$version.jar" ]; then
+  if [ -f "$home/lib/kafka_2.13-$version.jar" ] && [ -f "$home/lib/kafka-tools-$version.jar" ]; then
     return
   fi
   mkdir -p "$home"
@@ -68,10 +69,18 @@ stop() {
   rm -f "$dir/pid"
 }
 
+produce() {
+  fetch
+  java -Xmx256m -Dlog4j2.configurationFile="$here/log4j2.properties" -Dkafka.logs.dir="${TMPDIR:-/tmp}" -cp "$home/lib/*" \
+    org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$1" --topic "$2" \
+    --property parse.key=true --property key.separator='|' --producer-property acks=all
+}
+
 cmd="${1:-}"; shift || true
 case "$cmd" in
   fetch) fetch ;;
   start) start "$@" ;;
   stop) stop "$@" ;;
-  *) echo "usage: $0 fetch | start DIR PORT CTRL_PORT | stop DIR" >&2; exit 2 ;;
+  produce) produce "$@" ;;
+  *) echo "usage: $0 fetch | start DIR PORT CTRL_PORT | stop DIR | produce BROKERS TOPIC" >&2; exit 2 ;;
 esac

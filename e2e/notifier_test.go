@@ -36,7 +36,8 @@ func startNotifierEnv(t *testing.T, accounts int) *notifierEnv {
 	t.Helper()
 	p := startPipeline(t) // broker, detector and a log-only notifier we replace below
 	p.notifier.kill9()
-	e := &notifierEnv{pipeline: p, redis: testenv.StartRedis(t), smtp: testenv.StartSMTP(t),
+	// Redis as in production: AUTH and TLS.
+	e := &notifierEnv{pipeline: p, redis: testenv.StartRedisWith(t, testenv.RedisOptions{Password: "e2e-redis-pw", TLS: true}), smtp: testenv.StartSMTP(t),
 		sms: testenv.StartHTTPProvider(t), push: testenv.StartHTTPProvider(t),
 		browsers: map[string]*testenv.PushClient{}, customers: map[string]topics.Customer{}}
 	priv, pub, err := webpush.GenerateVAPIDKeys()
@@ -86,7 +87,8 @@ push: { subscriber: "mailto:ops@bank.example", vapid_public_key: %q }
 func (e *notifierEnv) startNotifier(t *testing.T) {
 	t.Helper()
 	e.notMetrics = freeAddr(t)
-	e.notifier = start(t, "notifier", "notifier", "--brokers", e.brokers, "--redis", "redis://"+e.redis.Addr,
+	t.Setenv("FRAUDPIPE_REDIS", e.redis.URL()) // the password stays off the command line
+	e.notifier = start(t, "notifier", "notifier", "--brokers", e.brokers, "--redis-ca-file", e.redis.CAFile,
 		"--notifier-config", e.config, "--metrics-addr", e.notMetrics)
 	e.notifier.waitStderr(30*time.Second, "notifier started")
 }
@@ -204,7 +206,7 @@ func TestAlertsReachEmailSMSAndPushExactlyOnce(t *testing.T) {
 			blockAlert = d.alert
 		}
 	}
-	out, err := exec.Command(binary, "deliveries", "--redis", "redis://"+e.redis.Addr, blockAlert).CombinedOutput()
+	out, err := exec.Command(binary, "deliveries", "--redis", e.redis.URL(), "--redis-ca-file", e.redis.CAFile, blockAlert).CombinedOutput()
 	if err != nil {
 		t.Fatalf("deliveries: %v\n%s", err, out)
 	}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -112,12 +114,14 @@ func expireLoop(ctx context.Context, sup *processors.Supervisor, every time.Dura
 type notifierFlags struct {
 	config   string
 	redisURL string
+	redisCA  string
 	alertLog string
 }
 
 func (n *notifierFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&n.config, "notifier-config", "", "notifier config file: routing, rate limits, providers (default: log channel only; see examples/notifier.yaml)")
 	fs.StringVar(&n.redisURL, "redis", "", "Redis URL for the notifier's state, e.g. redis://:password@host:6379/0 or rediss:// for TLS (default: an embedded in-memory Redis)")
+	fs.StringVar(&n.redisCA, "redis-ca-file", "", "PEM CA certificates that sign Redis's TLS certificate (with rediss://; default: system roots)")
 	fs.StringVar(&n.alertLog, "alert-log", "-", "where the log channel writes one line per alert and per delivery (-: stdout)")
 }
 
@@ -129,7 +133,7 @@ func startNotifier(ctx context.Context, g *errgroup.Group, d deps, nf notifierFl
 	}
 	m := notifier.NewMetrics(d.reg)
 	redis.SetLogger(redisLogger{d.log})
-	rdb, where, err := redisClient(ctx, nf.redisURL)
+	rdb, where, err := redisClient(ctx, nf.redisURL, nf.redisCA)
 	if err != nil {
 		return err
 	}
@@ -189,7 +193,7 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 
 // redisClient connects to the Redis at url, or starts the embedded one. It returns where it is, without
 // credentials, for the log.
-func redisClient(ctx context.Context, url string) (redis.UniversalClient, string, error) {
+func redisClient(ctx context.Context, url, caFile string) (redis.UniversalClient, string, error) {
 	if url == "" {
 		r, err := embedded.StartRedis(ctx)
 		if err != nil {
@@ -202,5 +206,22 @@ func redisClient(ctx context.Context, url string) (redis.UniversalClient, string
 	if err != nil {
 		return nil, "", fmt.Errorf("--redis: %w", err)
 	}
-	return redis.NewClient(opts), opts.Addr, nil
+	if caFile != "" {
+		if opts.TLSConfig == nil {
+			return nil, "", fmt.Errorf("--redis-ca-file needs a rediss:// URL")
+		}
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("--redis-ca-file: %w", err)
+		}
+		opts.TLSConfig.RootCAs = x509.NewCertPool()
+		if !opts.TLSConfig.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, "", fmt.Errorf("--redis-ca-file %s: no certificate found", caFile)
+		}
+	}
+	where := opts.Addr
+	if opts.TLSConfig != nil {
+		where += " (TLS)"
+	}
+	return redis.NewClient(opts), where, nil
 }

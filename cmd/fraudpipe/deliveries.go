@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/fraudpipe/fraudpipe/notifier"
 )
@@ -19,6 +18,7 @@ import (
 func deliveriesCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("fraudpipe deliveries", flag.ContinueOnError)
 	redisURL := fs.String("redis", "redis://127.0.0.1:6379/0", "the notifier's Redis")
+	redisCA := fs.String("redis-ca-file", "", "PEM CA certificates that sign Redis's TLS certificate (with rediss://)")
 	return &ffcli.Command{
 		Name: "deliveries", ShortUsage: "fraudpipe deliveries [--redis URL] ALERT_ID...", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Show where and when alerts were delivered (from the notifier's Redis).",
@@ -26,11 +26,10 @@ func deliveriesCommand() *ffcli.Command {
 			if len(ids) == 0 {
 				return flag.ErrHelp
 			}
-			opts, err := redis.ParseURL(*redisURL)
+			rdb, _, err := redisClient(ctx, *redisURL, *redisCA)
 			if err != nil {
-				return fmt.Errorf("--redis: %w", err)
+				return err
 			}
-			rdb := redis.NewClient(opts)
 			defer rdb.Close()
 			store := notifier.NewStore(rdb, nil, nil)
 			w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)

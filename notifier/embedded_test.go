@@ -71,6 +71,13 @@ func TestStoreWorksOnTheEmbeddedRedis(t *testing.T) {
 	if next, _ := s.replicatedOffsets(ctx); next[0] != 6 {
 		t.Fatalf("next offset %v", next)
 	}
+	// A tombstone on the compacted topic removes the customer.
+	if err := s.replicate(ctx, "acct_1", 0, 6, nil); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.customer(ctx, "acct_1"); err != nil || c != nil {
+		t.Fatalf("after a tombstone: %+v %v", c, err)
+	}
 }
 
 func TestTemplatesCanBeOverridden(t *testing.T) {

@@ -56,19 +56,37 @@ func generateStream(t *testing.T, seed uint64, accounts, count int) stream {
 func checkAlerts(t *testing.T, brokers string, want map[string]string) {
 	t.Helper()
 	var alerts []topics.Alert
-	lastReport := time.Now()
-	waitFor(t, 240*time.Second, fmt.Sprintf("%d distinct alerts", len(want)), func() bool {
+	deadline := time.Now().Add(240 * time.Second)
+	seen, lastCount, lastChange, lastReport := map[string]bool{}, -1, time.Now(), time.Now()
+	for {
 		alerts = decodeAlerts(t, kcatConsume(t, brokers, "alerts"))
-		ids := map[string]bool{}
+		seen = map[string]bool{}
 		for _, a := range alerts {
-			ids[a.ID] = true
+			seen[a.ID] = true
+		}
+		if len(seen) >= len(want) {
+			break
+		}
+		if len(seen) != lastCount {
+			lastCount, lastChange = len(seen), time.Now()
 		}
 		if time.Since(lastReport) > 10*time.Second {
-			t.Logf("%d of %d distinct alerts so far", len(ids), len(want))
+			t.Logf("%d of %d distinct alerts so far", len(seen), len(want))
 			lastReport = time.Now()
 		}
-		return len(ids) >= len(want)
-	})
+		// Give up once nothing has arrived for a minute: a stall, not slowness.
+		if time.Now().After(deadline) || time.Since(lastChange) > time.Minute {
+			var missing []string
+			for id, sum := range want {
+				if !seen[id] && len(missing) < 10 {
+					missing = append(missing, id+" "+sum)
+				}
+			}
+			t.Fatalf("%d of %d alerts arrived, then none for a minute; missing, for example:\n%s",
+				len(seen), len(want), strings.Join(missing, "\n"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	var wrong []string
 	for _, a := range alerts {
 		w, ok := want[a.ID]

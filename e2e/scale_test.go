@@ -55,11 +55,13 @@ func hasPartitions(addr string) bool {
 // The broker restarts mid-stream: the detector and the notifier recover without operator action, and the alerts
 // and the notifier's lines are exactly those of an uninterrupted run.
 //
-// Known problem, open: on a heavily loaded machine (race detector plus a busy core) this run has lost two of
-// 643 alerts for good, about once in three runs; unloaded it passes. The cause is not found yet: the suspect is
-// goka committing a later input while an earlier one's emit failed during the restart (producer retries were
-// raised to outlast a restart, which made it rarer, not impossible). It runs only when asked for, so that it does
-// not block every change: FRAUDPIPE_E2E_BROKER_RESTART=1.
+// Known problem, open: with the embedded broker on a heavily loaded machine (race detector plus a busy core) this
+// run has lost two of 643 alerts for good, about once in four runs; unloaded, and the few times it ran against
+// Apache Kafka, it passed. What is known: the missing alerts belong to payments scored right around the moment
+// the broker shut down; the detector's processor never failed or restarted (sarama rode out the restart), so no
+// emit error was seen. Suspects: records acknowledged by kfake just before its shutdown, or produce requests in
+// flight while it closed. It runs only when asked for, so that it does not block every change:
+// FRAUDPIPE_E2E_BROKER_RESTART=1 (and FRAUDPIPE_E2E_BROKER=apache for Apache Kafka).
 func TestBrokerRestartMidStream(t *testing.T) {
 	if os.Getenv("FRAUDPIPE_E2E_BROKER_RESTART") == "" {
 		t.Skip("known intermittent loss under heavy load, under investigation; set FRAUDPIPE_E2E_BROKER_RESTART=1 to run")

@@ -137,6 +137,9 @@ func startNotifier(ctx context.Context, g *errgroup.Group, d deps, nf notifierFl
 	if err != nil {
 		return err
 	}
+	if err := checkRedis(ctx, rdb); err != nil {
+		return err
+	}
 	store := notifier.NewStore(rdb, d.log, func(up bool) { m.RedisUp.Set(map[bool]float64{true: 1}[up]) })
 	tmpl, err := notifier.LoadTemplates(cfg.Templates)
 	if err != nil {
@@ -189,6 +192,18 @@ type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "redis")
+}
+
+// checkRedis fails start-up on a Redis that answers with an error (a wrong password, a missing ACL), which no
+// amount of waiting fixes. A Redis that does not answer at all is not an error: the notifier waits for it.
+func checkRedis(ctx context.Context, rdb redis.UniversalClient) error {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var rerr redis.Error
+	if err := rdb.Ping(pctx).Err(); errors.As(err, &rerr) {
+		return fmt.Errorf("redis refused the notifier: %w", err)
+	}
+	return nil
 }
 
 // redisClient connects to the Redis at url, or starts the embedded one. It returns where it is, without

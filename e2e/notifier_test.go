@@ -233,12 +233,13 @@ func TestNotifierKilledBetweenProviderAcceptAndMarkSent(t *testing.T) {
 	var once sync.Once
 	killed := make(chan struct{})
 	// The SMS provider accepts the first message, and the notifier dies before it hears back.
-	e.sms.Hook = func(n int) {
+	victim := e.notifier
+	e.sms.SetHook(func(int) {
 		once.Do(func() {
-			e.notifier.kill9()
+			victim.kill9()
 			close(killed)
 		})
-	}
+	})
 	e.generate(t, 200, 2000)
 	want := e.expected(t)
 	select {
@@ -270,12 +271,12 @@ func TestRedisRestartLosesNothingAndRepeatsNothing(t *testing.T) {
 	e := startNotifierEnv(t, 200)
 	// Redis dies when the first SMS arrives and comes back four seconds later.
 	var once sync.Once
-	e.sms.Hook = func(int) {
+	e.sms.SetHook(func(int) {
 		once.Do(func() {
 			e.redis.Kill()
 			go func() { time.Sleep(4 * time.Second); e.redis.Start() }() // longer than go-redis retries for itself
 		})
-	}
+	})
 	e.sms.Respond(func(int, http.ResponseWriter) bool { return false })
 	e.generate(t, 200, 2000)
 	want := e.expected(t)

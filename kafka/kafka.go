@@ -61,15 +61,6 @@ func (c Config) SaramaConfig(clientID string) *sarama.Config {
 	sc.Producer.Compression = sarama.CompressionLZ4
 	sc.Consumer.Group.Session.Timeout = 10 * time.Second
 	sc.Consumer.Group.Heartbeat.Interval = time.Second
-	// goka marks an input once its emits are acknowledged, and a marked offset covers every earlier one. If an
-	// emit of message N gave up while the broker restarts but one of message N+1 (to another partition) got
-	// through, N+1's commit would cover N and N's alert would be lost. Emits therefore retry far longer than a
-	// broker restart takes (about 20 minutes, backing off to one attempt a second); the processor fails only when
-	// the cluster stays away longer than that.
-	sc.Producer.Retry.Max = 1200
-	sc.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
-		return min(100*time.Millisecond<<min(retries, 4), time.Second)
-	}
 	sc.Metadata.Retry.Max = 10
 	sc.Metadata.Retry.Backoff = 500 * time.Millisecond
 	if err := c.Security.apply(sc); err != nil {

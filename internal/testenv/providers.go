@@ -192,6 +192,13 @@ func (p *HTTPProvider) Respond(f func(n int, w http.ResponseWriter) bool) {
 	p.respond = f
 }
 
+// SetHook sets Hook safely while the server runs.
+func (p *HTTPProvider) SetHook(f func(n int)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Hook = f
+}
+
 // Requests returns the requests received so far.
 func (p *HTTPProvider) Requests() []Request {
 	p.mu.Lock()

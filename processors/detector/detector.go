@@ -96,6 +96,9 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	}
 
 	st, _ := ctx.Value().(*rules.State)
+	// A failed table read calls goka's Fail, which does not abort the callback once the partition is stopping
+	// (a rebalance, a shutdown): Value then returns nil, and scoring against an empty history would be committed.
+	stopping(ctx)
 	if st == nil {
 		st = new(rules.State)
 	}
@@ -135,6 +138,15 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	st.Remember(p.ID, src, alert)
 	st.Touched = now.UnixMilli()
 	ctx.SetValue(st)
+	stopping(ctx) // likewise for a table write that failed
+}
+
+// stopping aborts the callback, uncommitted, once the partition processor is stopping: whatever goka returned
+// during the stop cannot be trusted, and the record is processed again after the rebalance or restart.
+func stopping(ctx goka.Context) {
+	if err := ctx.Context().Err(); err != nil {
+		processors.Fail(ctx, fmt.Errorf("partition stopping: %w", err))
+	}
 }
 
 // deadLetter sends a malformed payment to the dead-letter topic, bytes untouched, with the reason in headers. It

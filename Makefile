@@ -15,7 +15,7 @@ build:
 
 ## test: unit, processor and e2e tests with the race detector (e2e needs kcat: see .ci/run)
 test:
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -p 1 -timeout 45m ./...
 
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
@@ -26,7 +26,7 @@ e2e:
 ## e2e-kafka: the same e2e suite against Apache Kafka (KRaft, from Maven Central; needs Java and Maven)
 e2e-kafka:
 	bash e2e/kafka/kafka.sh fetch
-	FRAUDPIPE_E2E_BROKER=apache $(GO) test -race -count=1 -timeout 30m ./e2e/
+	FRAUDPIPE_E2E_BROKER=apache $(GO) test -race -count=1 -timeout 45m ./e2e/
 
 ## bench: the pipeline measured end to end (table + bench-results.json), then microbenchmarks with allocations
 BENCH_ARGS ?=

@@ -141,6 +141,7 @@ func TestDetectorKilledMidStreamLosesAndDoubleCountsNothing(t *testing.T) {
 // twice.
 func TestRunSurvivesKillAndCtrlC(t *testing.T) {
 	embeddedOnly(t)
+	brokerGoesDown(t)
 	requireTool(t, "kcat")
 	dir := t.TempDir()
 	brokers := freeAddr(t)

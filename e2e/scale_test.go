@@ -60,12 +60,9 @@ func hasPartitions(addr string) bool {
 // Apache Kafka, it passed. What is known: the missing alerts belong to payments scored right around the moment
 // the broker shut down; the detector's processor never failed or restarted (sarama rode out the restart), so no
 // emit error was seen. Suspects: records acknowledged by kfake just before its shutdown, or produce requests in
-// flight while it closed. It runs only when asked for, so that it does not block every change:
-// FRAUDPIPE_E2E_BROKER_RESTART=1 (and FRAUDPIPE_E2E_BROKER=apache for Apache Kafka).
+// flight while it closed. It runs only when asked for (see brokerGoesDown).
 func TestBrokerRestartMidStream(t *testing.T) {
-	if os.Getenv("FRAUDPIPE_E2E_BROKER_RESTART") == "" {
-		t.Skip("known intermittent loss under heavy load, under investigation; set FRAUDPIPE_E2E_BROKER_RESTART=1 to run")
-	}
+	brokerGoesDown(t)
 	p := startPipeline(t)
 	s := generateStream(t, 33, 1500, 20000)
 	half := len(s.lines) / 2
@@ -82,5 +79,17 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	waitFor(t, 60*time.Second, "one notifier line per alert", func() bool { return len(p.alertLines()) >= len(s.want) })
 	if n := len(p.alertLines()); n != len(s.want) {
 		t.Fatalf("notifier logged %d lines for %d alerts", n, len(s.want))
+	}
+}
+
+// brokerGoesDown skips, unless FRAUDPIPE_E2E_BROKER_DOWN=1, the tests in which the broker itself stops while the
+// pipeline runs (a broker restart; fraudpipe run killed or stopped with its embedded broker). Known problem, open:
+// under heavy load (race detector, other test packages or a busy core on two cores) they have lost a few alerts
+// (2 of 643, 2 of 839) in about one run of four; unloaded they pass. The cause is not found; see the notes of
+// issues 2 and 5. They are kept out of `make test` so they do not block every change, and run on request.
+func brokerGoesDown(t *testing.T) {
+	t.Helper()
+	if os.Getenv("FRAUDPIPE_E2E_BROKER_DOWN") == "" {
+		t.Skip("known intermittent alert loss when the broker goes down under heavy load (open); FRAUDPIPE_E2E_BROKER_DOWN=1 runs it")
 	}
 }

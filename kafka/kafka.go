@@ -81,7 +81,8 @@ func (c Config) ProcessorOptions(clientID string, log *slog.Logger) []goka.Proce
 	tmc.Stream.Retention = 24 * time.Hour
 	return []goka.ProcessorOption{
 		goka.WithClientID(clientID),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cp())),
+		// Commits never pass a record whose emits failed: see ordered.go.
+		goka.WithConsumerGroupBuilder(orderedGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cp()))),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cp())),
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cp())),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cp(), tmc)),

@@ -108,6 +108,12 @@ func start(t *testing.T, name string, args ...string) *proc {
 		}
 		if t.Failed() {
 			t.Logf("--- %s stderr (last 4 KiB):\n%s", name, tail(p.Stderr(), 4096))
+			// FRAUDPIPE_E2E_LOGDIR keeps whole logs of failed tests, for the failures a tail does not explain.
+			if dir := os.Getenv("FRAUDPIPE_E2E_LOGDIR"); dir != "" {
+				base := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"."+name)
+				os.WriteFile(base+".stderr", []byte(p.Stderr()), 0o644)
+				os.WriteFile(base+".stdout", []byte(p.Stdout()), 0o644)
+			}
 		}
 	})
 	return p

@@ -30,17 +30,64 @@ type Decision struct {
 	// Unconverted names the sum rules that skipped some payments of the window because the rules file has no
 	// rate for their currency: the caller counts them in a metric so the gap is visible.
 	Unconverted []string
+	// Shadow lists the shadow-mode rules that fired: counted, never scored.
+	Shadow []Fired
+	// Cooled names the rules that fired but stayed quiet because they alerted this account within their cooldown.
+	Cooled []string
+	// Allowed says which allow-list entry suppressed the alert ("list:field=value"); Action is then none.
+	Allowed string
+	// Errors names the expression rules whose evaluation failed (e.g. over the cost limit); they did not fire.
+	Errors []string
 }
 
-// Evaluate adds the payment to the account's state and scores it against the rules. The window of a rule for a
-// payment with timestamp t is (t − window, t] over the account's payments seen so far, the payment included; a
-// payment that arrives late sees only the earlier-stamped payments of its window, never later ones.
+// Env is what an evaluation needs from outside the account's state.
+type Env struct {
+	// Lists adds entries to the ruleset's file-backed lists (the detector's view of the lists topic); may be nil.
+	Lists ListSource
+}
+
+// ListSource answers list lookups.
+type ListSource interface {
+	Contains(list, value string) bool
+}
+
+func (rs *Ruleset) onList(env Env, list, value string) bool {
+	if value == "" {
+		return false
+	}
+	if _, ok := rs.Lists[list][value]; ok {
+		return true
+	}
+	return env.Lists != nil && env.Lists.Contains(list, value)
+}
+
+// Evaluate is EvaluateWith without outside lists.
+func (rs *Ruleset) Evaluate(st *State, p *Payment) Decision { return rs.EvaluateWith(st, p, Env{}) }
+
+// EvaluateWith adds the payment to the account's state and scores it against the rules. The window of a rule for
+// a payment with timestamp t is (t − window, t] over the account's payments seen so far, the payment included; a
+// payment that arrives late sees only the earlier-stamped payments of its window, never later ones. Expression,
+// deviation and travel rules compare the payment with what came before it.
 //
-// The caller is responsible for duplicates (State.Lookup) before calling Evaluate: it adds unconditionally.
-func (rs *Ruleset) Evaluate(st *State, p *Payment) Decision {
+// The caller is responsible for duplicates (State.Lookup) before calling it: it adds unconditionally.
+func (rs *Ruleset) EvaluateWith(st *State, p *Payment, env Env) Decision {
+	var d Decision
+	// Expressions read the account's aggregates before this payment, so they run before it is added.
+	var exprFired []bool
+	if rs.hasExpr {
+		exprFired = make([]bool, len(rs.Rules))
+		for i := range rs.Rules {
+			if r := &rs.Rules[i]; r.Type == TypeExpression {
+				ok, err := r.prog.eval(rs, st, p)
+				if err != nil {
+					d.Errors = append(d.Errors, r.Name)
+				}
+				exprFired[i] = ok
+			}
+		}
+	}
 	st.add(p, rs)
 	t := p.Timestamp.UnixMilli()
-	var d Decision
 	for i := range rs.Rules {
 		r := &rs.Rules[i]
 		from := t - r.Window.Milliseconds()
@@ -69,8 +116,26 @@ func (rs *Ruleset) Evaluate(st *State, p *Payment) Decision {
 			if n := st.distinct(from, t, r.Field, int(r.Limit)+1); int64(n) > r.Limit {
 				reason = fmt.Sprintf("%d distinct %s values in %s > limit %d", n, r.Field, FormatDuration(r.Window), r.Limit)
 			}
+		case TypeList:
+			if v := p.field(r.Field); rs.onList(env, r.List, v) {
+				reason = fmt.Sprintf("%s %s is on list %s", r.Field, v, r.List)
+			}
+		case TypeDeviation:
+			reason = rs.deviation(st, p, r, &d)
+		case TypeTravel:
+			reason = travel(st, p, r)
+		case TypeExpression:
+			if exprFired[i] {
+				reason = "expression true: " + r.Expr
+			}
 		}
-		if reason != "" {
+		switch {
+		case reason == "":
+		case r.Mode == ModeShadow:
+			d.Shadow = append(d.Shadow, Fired{Name: r.Name, Score: r.Score, Reason: reason})
+		case r.Cooldown > 0 && st.cooling(r.Name, t):
+			d.Cooled = append(d.Cooled, r.Name)
+		default:
 			d.Fired = append(d.Fired, Fired{Name: r.Name, Score: r.Score, Reason: reason})
 			d.Score += r.Score
 		}
@@ -84,7 +149,32 @@ func (rs *Ruleset) Evaluate(st *State, p *Payment) Decision {
 	default:
 		d.Action = ActionReview
 	}
+	if d.Action != ActionNone {
+		for _, a := range rs.Allow {
+			if v := p.field(a.Field); rs.onList(env, a.List, v) {
+				d.Allowed, d.Action = a.List+":"+a.Field.String()+"="+v, ActionNone
+				break
+			}
+		}
+	}
+	if d.Action != ActionNone {
+		for _, f := range d.Fired {
+			if r := rs.rule(f.Name); r != nil && r.Cooldown > 0 {
+				st.startCooldown(r.Name, t+r.Cooldown.Milliseconds())
+			}
+		}
+	}
+	rs.updateProfile(st, p)
 	return d
+}
+
+func (rs *Ruleset) rule(name string) *Rule {
+	for i := range rs.Rules {
+		if rs.Rules[i].Name == name {
+			return &rs.Rules[i]
+		}
+	}
+	return nil
 }
 
 func (s *State) count(from, to int64) int64 {

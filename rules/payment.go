@@ -28,6 +28,10 @@ type Payment struct {
 	CardID           string    `json:"card_id,omitempty"`
 	DeviceID         string    `json:"device_id,omitempty"`
 	IP               string    `json:"ip,omitempty"`
+	// Lat and Lon locate the payment (decimal degrees), for impossible-travel rules. Optional, both or neither;
+	// without them the country's centroid stands in.
+	Lat *float64 `json:"lat,omitempty"`
+	Lon *float64 `json:"lon,omitempty"`
 }
 
 // Bounds on a payment. A hostile or broken producer must not be able to blow up state or sums with one record.
@@ -48,6 +52,7 @@ const (
 	ReasonBadCurrency  = "bad_currency"
 	ReasonBadTimestamp = "bad_timestamp"
 	ReasonFieldTooLong = "field_too_long"
+	ReasonBadLocation  = "bad_location"
 )
 
 // InvalidPaymentError says why a payment was rejected: Reason is one of the Reason constants, Field names the
@@ -87,6 +92,8 @@ type wirePayment struct {
 	CardID           string          `json:"card_id"`
 	DeviceID         string          `json:"device_id"`
 	IP               string          `json:"ip"`
+	Lat              *float64        `json:"lat"`
+	Lon              *float64        `json:"lon"`
 }
 
 // ParsePayment decodes and validates one payment. Every failure is an *InvalidPaymentError.
@@ -107,7 +114,7 @@ func ParsePayment(b []byte) (Payment, error) {
 	p := Payment{
 		ID: w.ID, AccountID: w.AccountID, Currency: w.Currency,
 		MerchantID: w.MerchantID, MerchantCategory: w.MerchantCategory, Country: w.Country,
-		CardID: w.CardID, DeviceID: w.DeviceID, IP: w.IP,
+		CardID: w.CardID, DeviceID: w.DeviceID, IP: w.IP, Lat: w.Lat, Lon: w.Lon,
 	}
 	for _, f := range []struct{ name, v string }{
 		{"id", p.ID}, {"account_id", p.AccountID}, {"currency", p.Currency}, {"timestamp", w.Timestamp},
@@ -135,6 +142,14 @@ func ParsePayment(b []byte) (Payment, error) {
 		return Payment{}, &InvalidPaymentError{Reason: ReasonBadTimestamp, Field: "timestamp", Detail: fmt.Sprintf("%q is not RFC 3339", w.Timestamp)}
 	}
 	p.Timestamp = ts.UTC()
+	switch {
+	case (p.Lat == nil) != (p.Lon == nil):
+		return Payment{}, &InvalidPaymentError{Reason: ReasonBadLocation, Field: "lat", Detail: "lat and lon come together"}
+	case p.Lat != nil && (*p.Lat < -90 || *p.Lat > 90):
+		return Payment{}, &InvalidPaymentError{Reason: ReasonBadLocation, Field: "lat", Detail: fmt.Sprintf("%g is outside -90..90", *p.Lat)}
+	case p.Lon != nil && (*p.Lon < -180 || *p.Lon > 180):
+		return Payment{}, &InvalidPaymentError{Reason: ReasonBadLocation, Field: "lon", Detail: fmt.Sprintf("%g is outside -180..180", *p.Lon)}
+	}
 	for _, f := range []struct{ name, v string }{
 		{"id", p.ID}, {"account_id", p.AccountID}, {"merchant_id", p.MerchantID},
 		{"merchant_category", p.MerchantCategory}, {"country", p.Country}, {"card_id", p.CardID},

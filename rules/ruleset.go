@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"maps"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +26,27 @@ const (
 	TypeCount    RuleType = "count"    // the account's payments in the window, this one included
 	TypeSum      RuleType = "sum"      // the total amount of the account's payments in the window
 	TypeDistinct RuleType = "distinct" // distinct non-empty values of a field in the window
+	// TypeList fires when a field of the payment is on a list (a file beside the rules, or the lists topic).
+	TypeList RuleType = "list"
+	// TypeDeviation compares the amount with the account's own running mean and standard deviation.
+	TypeDeviation RuleType = "deviation"
+	// TypeTravel fires when the distance from the account's previous payment could not be covered in the time
+	// between them.
+	TypeTravel RuleType = "travel"
+	// TypeExpression is a CEL expression over the payment and the account's aggregates.
+	TypeExpression RuleType = "expression"
+)
+
+var ruleTypes = "amount, count, sum, distinct, list, deviation, travel, expression"
+
+// Mode says what a rule's firing does.
+type Mode string
+
+// The modes. A shadow rule is evaluated and counted in metrics but never adds to a score, so a new rule can be
+// tried on live traffic before it alerts anyone.
+const (
+	ModeLive   Mode = "live"
+	ModeShadow Mode = "shadow"
 )
 
 // Field names a payment attribute that a distinct rule can count.
@@ -82,6 +106,20 @@ type Rule struct {
 	Field    Field         // distinct
 	Currency string        // amount and sum: the currency Limit is in and amounts are converted to
 	Line     int           // where the rule starts in its file
+
+	Mode     Mode          // live (default) or shadow
+	Cooldown time.Duration // after alerting an account, the rule stays quiet for that account this long
+
+	List string // list: the list the field's value is looked up in (Field says which field)
+
+	Factor      float64 // deviation: how many standard deviations above the mean fires
+	MinPayments int64   // deviation: how many payments the baseline needs before the rule can fire
+
+	MaxSpeed    float64 // travel: km/h
+	MinDistance float64 // travel: km; closer than this never fires (country centroids are approximate)
+
+	Expr string      // expression: the CEL source
+	prog *expression // expression: the checked program
 }
 
 // Thresholds turn a score into an action.
@@ -100,10 +138,24 @@ type Ruleset struct {
 	Retention  time.Duration      // how far back per-account state reaches: at least the longest window
 	MaxEvents  int                // exact payments kept per account before older ones are aggregated
 	Rules      []Rule
+	// Lists are the file-backed lists the rules use, by name; the detector adds the lists topic's entries.
+	Lists map[string]map[string]struct{}
+	// Allow suppresses an alert for a payment whose field value is on one of these lists.
+	Allow []AllowEntry
+	// Bundle is the rules file and every file it refers to: what a push publishes, so that a detector on
+	// another machine builds exactly the same ruleset.
+	Bundle Bundle
 
 	// distinctCap is how many distinct values an aggregated bucket keeps per field: one more than the largest
 	// limit of any distinct rule is all a decision ever needs.
 	distinctCap int
+	hasExpr     bool
+}
+
+// AllowEntry is one allow-list check: the payment's Field looked up in List.
+type AllowEntry struct {
+	List  string
+	Field Field
 }
 
 // ValidationError is one problem in a rules file, located as precisely as the file allows.
@@ -132,31 +184,76 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
-// LoadFile reads and validates a rules file.
+// Bundle is a rules file with the list files it names, all as bytes: the unit that is validated, versioned and
+// pushed.
+type Bundle struct {
+	Name  string            `json:"name"`  // the rules file's path, for messages
+	Data  []byte            `json:"data"`  // the rules file
+	Files map[string][]byte `json:"files"` // list files by the path the rules file gives, relative to it
+}
+
+// Digest identifies a bundle's content.
+func (b Bundle) Digest() string {
+	h := sha256.New()
+	h.Write(b.Data)
+	for _, k := range slices.Sorted(maps.Keys(b.Files)) {
+		fmt.Fprintf(h, "\x00%s\x00%d\x00", k, len(b.Files[k]))
+		h.Write(b.Files[k])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:6])
+}
+
+// LoadFile reads and validates a rules file and the list files it names (relative to its directory).
 func LoadFile(path string) (*Ruleset, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read rules file: %w", err)
 	}
-	return Parse(path, data)
+	dir := filepath.Dir(path)
+	b := Bundle{Name: path, Data: data, Files: map[string][]byte{}}
+	return parseBundle(b, func(rel string) ([]byte, error) {
+		if filepath.IsAbs(rel) {
+			return nil, errors.New("must be relative to the rules file, so that a push carries it")
+		}
+		data, err := os.ReadFile(filepath.Join(dir, rel))
+		if err == nil {
+			b.Files[rel] = data
+		}
+		return data, err
+	})
 }
 
 // Parse validates a rules file's bytes; name is used in error messages. All problems are reported at once,
-// joined, each a *ValidationError.
+// joined, each a *ValidationError. A file that names list files needs LoadFile or ParseBundle.
 func Parse(name string, data []byte) (*Ruleset, error) {
-	p := parser{file: name}
-	rs := p.parse(data)
+	return ParseBundle(Bundle{Name: name, Data: data})
+}
+
+// ParseBundle validates a bundle, reading list files from it alone.
+func ParseBundle(b Bundle) (*Ruleset, error) {
+	return parseBundle(b, func(rel string) ([]byte, error) {
+		if data, ok := b.Files[rel]; ok {
+			return data, nil
+		}
+		return nil, errors.New("not in the ruleset")
+	})
+}
+
+func parseBundle(b Bundle, read func(rel string) ([]byte, error)) (*Ruleset, error) {
+	p := parser{file: b.Name, read: read}
+	rs := p.parse(b.Data)
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
 	}
-	sum := sha256.Sum256(data)
-	rs.Source = name
-	rs.Version = hex.EncodeToString(sum[:6])
+	rs.Source = b.Name
+	rs.Bundle = b
+	rs.Version = b.Digest()
 	return rs, nil
 }
 
 type parser struct {
 	file string
+	read func(rel string) ([]byte, error)
 	errs []error
 }
 
@@ -243,7 +340,7 @@ func (p *parser) parse(data []byte) *Ruleset {
 		p.errorf(nil, "", "", "the file is empty")
 		return rs
 	}
-	top := p.fields(doc.Content[0], "", "the top level", "thresholds", "currencies", "state", "rules")
+	top := p.fields(doc.Content[0], "", "the top level", "thresholds", "currencies", "state", "lists", "allow", "rules")
 
 	if n := top["thresholds"]; n == nil {
 		p.errorf(doc.Content[0], "", "thresholds", "required: { review: N, block: N }")
@@ -305,6 +402,24 @@ func (p *parser) parse(data []byte) *Ruleset {
 		}
 	}
 
+	rs.Lists = p.lists(top["lists"])
+	if n := top["allow"]; n != nil {
+		if n.Kind != yaml.SequenceNode {
+			p.errorf(n, "", "allow", "must be a list of { list: NAME, field: FIELD }")
+		}
+		for i := 0; n.Kind == yaml.SequenceNode && i < len(n.Content); i++ {
+			f := p.fields(n.Content[i], "", "an allow entry", "list", "field")
+			a := AllowEntry{}
+			if f["list"] == nil || f["field"] == nil {
+				p.errorf(n.Content[i], "", "allow", "an entry needs list and field")
+				continue
+			}
+			a.List = p.listRef(rs.Lists, f["list"], "", "allow.list")
+			a.Field, _ = p.field(f["field"], "", "allow.field")
+			rs.Allow = append(rs.Allow, a)
+		}
+	}
+
 	rn := top["rules"]
 	switch {
 	case rn == nil:
@@ -314,7 +429,7 @@ func (p *parser) parse(data []byte) *Ruleset {
 	default:
 		seen := map[string]int{}
 		for i, n := range rn.Content {
-			r, ok := p.rule(n, i, rs.Base)
+			r, ok := p.rule(n, i, rs)
 			if !ok {
 				continue
 			}
@@ -330,7 +445,8 @@ func (p *parser) parse(data []byte) *Ruleset {
 	rs.distinctCap = 1
 	longest := time.Duration(0)
 	for _, r := range rs.Rules {
-		longest = max(longest, r.Window)
+		longest = max(longest, r.Window, r.prog.window())
+		rs.hasExpr = rs.hasExpr || r.Type == TypeExpression
 		if r.Type == TypeDistinct {
 			rs.distinctCap = max(rs.distinctCap, int(r.Limit)+1)
 		}
@@ -342,7 +458,8 @@ func (p *parser) parse(data []byte) *Ruleset {
 	return rs
 }
 
-func (p *parser) rule(n *yaml.Node, index int, base string) (Rule, bool) {
+func (p *parser) rule(n *yaml.Node, index int, rs *Ruleset) (Rule, bool) {
+	base := rs.Base
 	before := len(p.errs)
 	// The name labels every other error of the rule, so find it before checking the fields.
 	label := fmt.Sprintf("#%d", index+1)
@@ -351,8 +468,18 @@ func (p *parser) rule(n *yaml.Node, index int, base string) (Rule, bool) {
 			label = n.Content[i+1].Value
 		}
 	}
-	f := p.fields(n, label, "a rule", "name", "type", "limit", "score", "window", "field", "currency")
-	r := Rule{Line: n.Line}
+	f := p.fields(n, label, "a rule", "name", "type", "limit", "score", "window", "field", "currency", "mode", "cooldown",
+		"list", "factor", "min_payments", "max_speed_kmh", "min_distance_km", "expr")
+	r := Rule{Line: n.Line, Mode: ModeLive}
+	if m := f["mode"]; m != nil {
+		r.Mode = Mode(m.Value)
+		if r.Mode != ModeLive && r.Mode != ModeShadow {
+			p.errorf(m, label, "mode", "%q is not live or shadow", m.Value)
+		}
+	}
+	if c := f["cooldown"]; c != nil {
+		r.Cooldown, _ = p.duration(c, label, "cooldown")
+	}
 	if f["name"] == nil || f["name"].Value == "" {
 		p.errorf(n, label, "name", "required")
 	} else {
@@ -372,7 +499,7 @@ func (p *parser) rule(n *yaml.Node, index int, base string) (Rule, bool) {
 		}
 	}
 	if f["type"] == nil {
-		p.errorf(n, label, "type", "required: amount, count, sum or distinct")
+		p.errorf(n, label, "type", "required: one of %s", ruleTypes)
 		return r, false
 	}
 	r.Type = RuleType(f["type"].Value)
@@ -417,21 +544,135 @@ func (p *parser) rule(n *yaml.Node, index int, base string) (Rule, bool) {
 			r.Window, _ = p.duration(w, label, "window")
 		}
 		if fn := need("field"); fn != nil {
-			found := false
-			for i, name := range fieldNames {
-				if name == fn.Value {
-					r.Field, found = Field(i), true
-				}
-			}
-			if !found {
-				p.errorf(fn, label, "field", "%q is not one of %s", fn.Value, strings.Join(fieldNames[:], ", "))
-			}
+			r.Field, _ = p.field(fn, label, "field")
 		}
 		forbid("currency")
+	case TypeList:
+		if fn := need("field"); fn != nil {
+			r.Field, _ = p.field(fn, label, "field")
+		}
+		if l := need("list"); l != nil {
+			r.List = p.listRef(rs.Lists, l, label, "list")
+		}
+		forbid("limit", "window", "currency")
+	case TypeDeviation:
+		r.Factor, r.MinPayments = 3, 10
+		if v := f["factor"]; v != nil {
+			r.Factor, _ = p.float(v, label, "factor", 0.5, 100)
+		}
+		if v := f["min_payments"]; v != nil {
+			r.MinPayments, _ = p.int(v, label, "min_payments", 2, 1_000_000)
+		}
+		forbid("limit", "window", "field", "currency")
+	case TypeTravel:
+		r.MaxSpeed, r.MinDistance = 900, 300
+		if v := f["max_speed_kmh"]; v != nil {
+			r.MaxSpeed, _ = p.float(v, label, "max_speed_kmh", 1, 1e6)
+		}
+		if v := f["min_distance_km"]; v != nil {
+			r.MinDistance, _ = p.float(v, label, "min_distance_km", 0, 20_100)
+		}
+		forbid("limit", "window", "field", "currency")
+	case TypeExpression:
+		if e := need("expr"); e != nil {
+			r.Expr = e.Value
+			prog, err := compileExpression(e.Value)
+			if err != nil {
+				p.errorf(e, label, "expr", "%v", err)
+			}
+			r.prog = prog
+		}
+		forbid("limit", "window", "field", "currency")
 	default:
-		p.errorf(f["type"], label, "type", "%q is not one of amount, count, sum, distinct", f["type"].Value)
+		p.errorf(f["type"], label, "type", "%q is not one of %s", f["type"].Value, ruleTypes)
+	}
+	for key, applies := range map[string]bool{
+		"list": r.Type == TypeList, "factor": r.Type == TypeDeviation, "min_payments": r.Type == TypeDeviation,
+		"max_speed_kmh": r.Type == TypeTravel, "min_distance_km": r.Type == TypeTravel, "expr": r.Type == TypeExpression,
+	} {
+		if !applies && f[key] != nil && slices.Contains(strings.Split(ruleTypes, ", "), string(r.Type)) {
+			p.errorf(f[key], label, key, "does not apply to type %s", r.Type)
+		}
 	}
 	return r, len(p.errs) == before
+}
+
+func (p *parser) float(n *yaml.Node, rule, field string, lo, hi float64) (float64, bool) {
+	v, err := strconv.ParseFloat(n.Value, 64)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		p.errorf(n, rule, field, "%q is not a number", n.Value)
+		return 0, false
+	}
+	if v < lo || v > hi {
+		p.errorf(n, rule, field, "%g is outside %g..%g", v, lo, hi)
+		return 0, false
+	}
+	return v, true
+}
+
+func (p *parser) field(n *yaml.Node, rule, field string) (Field, bool) {
+	for i, name := range fieldNames {
+		if name == n.Value {
+			return Field(i), true
+		}
+	}
+	p.errorf(n, rule, field, "%q is not one of %s", n.Value, strings.Join(fieldNames[:], ", "))
+	return 0, false
+}
+
+// lists reads the lists section: name → { file: PATH } (file optional: a list may live only on the lists topic).
+func (p *parser) lists(n *yaml.Node) map[string]map[string]struct{} {
+	out := map[string]map[string]struct{}{}
+	if n == nil {
+		return out
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "", "lists", "must map list names to { file: PATH }")
+		return out
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		name, v := n.Content[i].Value, n.Content[i+1]
+		if !validListName(name) {
+			p.errorf(n.Content[i], "", "lists."+name, "a list name is letters, digits, '-' and '_'")
+			continue
+		}
+		set := map[string]struct{}{}
+		out[name] = set
+		f := p.fields(v, "", "lists."+name, "file")
+		if f["file"] == nil {
+			continue
+		}
+		data, err := p.read(f["file"].Value)
+		if err != nil {
+			p.errorf(f["file"], "", "lists."+name+".file", "%s: %v", f["file"].Value, err)
+			continue
+		}
+		for line := range strings.Lines(string(data)) {
+			if v, _, _ := strings.Cut(line, "#"); strings.TrimSpace(v) != "" {
+				set[strings.TrimSpace(v)] = struct{}{}
+			}
+		}
+	}
+	return out
+}
+
+func validListName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '-' || c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *parser) listRef(lists map[string]map[string]struct{}, n *yaml.Node, rule, field string) string {
+	if _, ok := lists[n.Value]; !ok {
+		p.errorf(n, rule, field, "no list %q in the lists section", n.Value)
+	}
+	return n.Value
 }
 
 // ParseDuration is time.ParseDuration plus a "d" suffix for days, which windows and retentions often want.

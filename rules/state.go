@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -25,6 +26,51 @@ type State struct {
 	buckets []bucket // sorted by first
 	seen    []seen   // recent payment ids, oldest first
 	newest  int64    // the largest event timestamp seen, which drives pruning
+
+	// The account's profile, which outlives the windows: deviation, travel and expression rules read it.
+	base      baseline
+	home      string     // country of the account's first payment that named one
+	last      location   // where the newest payment (by timestamp) was made
+	cooldowns []cooldown // rules that alerted recently, with when they may alert again
+}
+
+// baseline is a running mean and variance of the account's amounts in one currency (Welford's algorithm, turning
+// into an exponentially weighted one after baselineSpan payments so it follows a customer whose spending changes).
+type baseline struct {
+	cur      uint16
+	n        int64
+	mean, m2 float64
+}
+
+const baselineSpan = 100
+
+func (b *baseline) add(amount float64) {
+	b.n++
+	w := 1 / float64(min(b.n, baselineSpan))
+	d := amount - b.mean
+	b.mean += w * d
+	b.m2 = (1-w)*(b.m2+w*d*d)
+}
+
+// stddev is the population standard deviation of the amounts seen.
+func (b *baseline) stddev() float64 {
+	if b.n < 2 {
+		return 0
+	}
+	return math.Sqrt(b.m2)
+}
+
+type location struct {
+	ts       int64
+	lat, lon float64
+	country  string
+	ok       bool // lat and lon are known
+	exact    bool // they came with the payment, not from the country's centre
+}
+
+type cooldown struct {
+	rule  uint32 // hash of the rule's name
+	until int64  // unix ms of payment time
 }
 
 type event struct {
@@ -233,7 +279,8 @@ func unpackCurrency(v uint16) string {
 
 // The binary encoding of State. It is the value of the detector's compacted table, written once per payment,
 // so it is compact: varints, timestamps delta-coded, only non-empty field hashes.
-const stateVersion = 1
+// Version 2 added the profile (baseline, home country, last location, cooldowns); version 1 still decodes.
+const stateVersion = 2
 
 var errCorrupt = errors.New("corrupt state")
 
@@ -276,7 +323,35 @@ func (s *State) MarshalBinary() ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(x.alert)))
 		b = append(b, x.alert...)
 	}
+	b = binary.LittleEndian.AppendUint16(b, s.base.cur)
+	b = binary.AppendUvarint(b, uint64(s.base.n))
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.base.mean))
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.base.m2))
+	b = appendString(b, s.home)
+	if s.last.ok {
+		b = append(b, map[bool]byte{false: 1, true: 2}[s.last.exact])
+		b = binary.AppendVarint(b, s.last.ts)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.last.lat))
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.last.lon))
+		b = appendString(b, s.last.country)
+	} else {
+		b = append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.cooldowns)))
+	for _, c := range s.cooldowns {
+		b = binary.LittleEndian.AppendUint32(b, c.rule)
+		b = binary.AppendVarint(b, c.until)
+	}
 	return b, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func (d *decoder) string() string {
+	return string(d.bytes(d.count(1)))
 }
 
 func appendAttrs(b []byte, attrs [numFields]uint32) []byte {
@@ -372,7 +447,7 @@ func (d *decoder) u64() uint64 {
 
 // UnmarshalBinary decodes a state written by MarshalBinary.
 func (s *State) UnmarshalBinary(data []byte) error {
-	if len(data) == 0 || data[0] != stateVersion {
+	if len(data) == 0 || data[0] < 1 || data[0] > stateVersion {
 		return fmt.Errorf("%w: unknown version", errCorrupt)
 	}
 	d := decoder{b: data[1:]}
@@ -417,6 +492,19 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		x.id, x.src = d.u64(), d.u64()
 		if n := d.count(1); n > 0 {
 			x.alert = slices.Clone(d.bytes(n))
+		}
+	}
+	if data[0] >= 2 {
+		s.base = baseline{cur: d.u16(), n: int64(d.uvarint()), mean: math.Float64frombits(d.u64()), m2: math.Float64frombits(d.u64())}
+		s.home = d.string()
+		if flag := d.bytes(1); flag != nil && flag[0] != 0 {
+			s.last = location{ts: d.varint(), lat: math.Float64frombits(d.u64()), lon: math.Float64frombits(d.u64()), country: d.string(), ok: true, exact: flag[0] == 2}
+		}
+		if n := d.count(5); n > 0 {
+			s.cooldowns = make([]cooldown, n)
+			for i := range s.cooldowns {
+				s.cooldowns[i] = cooldown{rule: d.u32(), until: d.varint()}
+			}
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

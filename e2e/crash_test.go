@@ -41,7 +41,7 @@ func generateStream(t *testing.T, seed uint64, accounts, count int) stream {
 			states[p.AccountID] = st
 		}
 		if d := rs.Evaluate(st, &p); d.Action != rules.ActionNone {
-			a := topics.NewAlert(p, d, rs.Version, time.Time{})
+			a := topics.NewAlert(p, d, rs, time.Time{})
 			s.want[a.ID] = summary(a)
 		}
 	}

@@ -140,7 +140,7 @@ func TestPaymentsToAlertsToNotifierLog(t *testing.T) {
 	var got []string
 	for _, a := range alerts {
 		got = append(got, summary(a))
-		if a.ID != topics.AlertID(a.AccountID, a.PaymentID) || a.RulesetVersion == "" || a.DetectedAt.IsZero() {
+		if a.ID != topics.AlertID(a.AccountID, a.PaymentID) || a.RulesetDigest == "" || a.DetectedAt.IsZero() {
 			t.Errorf("alert %+v lacks its stable id, ruleset version or detection time", a)
 		}
 	}

@@ -103,10 +103,17 @@ func (c Config) EnsureTopics(ctx context.Context, specs []topics.Spec) error {
 		return fmt.Errorf("list topics: %w", err)
 	}
 	for _, s := range specs {
+		want := c.Partitions
+		if s.Partitions > 0 {
+			want = s.Partitions
+		}
 		if d, ok := existing[s.Name]; ok {
-			if int(d.NumPartitions) != c.Partitions {
+			if s.Partitions > 0 {
+				continue // a fixed-size control topic: its count does not follow the pipeline's
+			}
+			if int(d.NumPartitions) != want {
 				return fmt.Errorf("topic %s has %d partitions, the pipeline is configured for %d: use --partitions %d or recreate the topic",
-					s.Name, d.NumPartitions, c.Partitions, d.NumPartitions)
+					s.Name, d.NumPartitions, want, d.NumPartitions)
 			}
 			continue
 		}
@@ -118,7 +125,7 @@ func (c Config) EnsureTopics(ctx context.Context, specs []topics.Spec) error {
 			set("retention.ms", strconv.FormatInt(s.Retention.Milliseconds(), 10))
 		}
 		err := admin.CreateTopic(s.Name, &sarama.TopicDetail{
-			NumPartitions: int32(c.Partitions), ReplicationFactor: int16(c.Replication), ConfigEntries: cfg,
+			NumPartitions: int32(want), ReplicationFactor: int16(c.Replication), ConfigEntries: cfg,
 		}, false)
 		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 			return fmt.Errorf("create topic %s: %w", s.Name, err)

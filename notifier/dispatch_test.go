@@ -143,7 +143,7 @@ func alert(id string, action rules.Action) *topics.Alert {
 	p := rules.Payment{ID: id, AccountID: "acct_ana", Amount: 600000, Currency: "EUR", MerchantID: "m_jewels",
 		Country: "DE", CardID: "4111111111111111", Timestamp: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
 	a := topics.NewAlert(p, rules.Decision{Score: 80, Action: action, Fired: []rules.Fired{
-		{Name: "big-ticket", Score: 80, Reason: "amount 6,000.00 EUR > limit 5,000.00 EUR"}}}, "v1", time.Now())
+		{Name: "big-ticket", Score: 80, Reason: "amount 6,000.00 EUR > limit 5,000.00 EUR"}}}, &rules.Ruleset{Number: 1, Digest: "abc"}, time.Now())
 	return &a
 }
 

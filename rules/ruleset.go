@@ -5,8 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -130,8 +130,10 @@ type Thresholds struct {
 
 // Ruleset is a validated rules file. It is immutable once loaded; hot reload swaps whole rulesets.
 type Ruleset struct {
-	Source     string // the file it came from
-	Version    string // a digest of the file's bytes: alerts carry it, so every alert says which rules produced it
+	Source string // the file it came from
+	Digest string // identifies the content (rules file and list files); alerts carry it
+	// Number is the version on the rules topic (see rules/registry); 0 for a ruleset read from a file only.
+	Number     int
 	Thresholds Thresholds
 	Base       string             // the base currency of Rates
 	Rates      map[string]float64 // value of one unit of a currency in units of Base
@@ -247,7 +249,7 @@ func parseBundle(b Bundle, read func(rel string) ([]byte, error)) (*Ruleset, err
 	}
 	rs.Source = b.Name
 	rs.Bundle = b
-	rs.Version = b.Digest()
+	rs.Digest = b.Digest()
 	return rs, nil
 }
 

@@ -49,7 +49,7 @@ func (b *baseline) add(amount float64) {
 	w := 1 / float64(min(b.n, baselineSpan))
 	d := amount - b.mean
 	b.mean += w * d
-	b.m2 = (1-w)*(b.m2+w*d*d)
+	b.m2 = (1 - w) * (b.m2 + w*d*d)
 }
 
 // stddev is the population standard deviation of the amounts seen.
@@ -102,9 +102,12 @@ const (
 	// SeenCap is how many recent payment ids an account remembers: producer retries arrive within seconds, and
 	// the payments a crash redelivers are those since the last offset commit (about a second's worth).
 	SeenCap = 64
-	// seenAlertCap is how many of those keep their alert for re-emission.
-	seenAlertCap = 8
-	numBuckets   = 64
+	// seenAlertBytes bounds the alerts kept for re-emission, newest first. They are many because a failed emit
+	// is not noticed at once: the partition goes on scoring for the seconds the producer retries, and when it
+	// restarts at the failed record everything after it is redelivered, a burst's many alerts included. The
+	// detector stores alerts without their payment (the redelivered record has it), about 300 bytes each.
+	seenAlertBytes = 16 << 10
+	numBuckets     = 64
 )
 
 // Lookup reports whether the account has seen this payment id recently, from which record, and what alert it
@@ -127,10 +130,7 @@ func (s *State) Remember(paymentID string, src uint64, alert []byte) {
 	s.seen = append(s.seen, seen{id: hash64(paymentID), src: src, alert: alert})
 	kept := 0
 	for i := len(s.seen) - 1; i >= 0; i-- {
-		if s.seen[i].alert == nil {
-			continue
-		}
-		if kept++; kept > seenAlertCap {
+		if kept += len(s.seen[i].alert); kept > seenAlertBytes {
 			s.seen[i].alert = nil
 		}
 	}

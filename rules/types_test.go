@@ -54,8 +54,8 @@ rules:
 	}
 	// The bundle alone rebuilds the same ruleset, as a detector on another machine does from the rules topic.
 	again, err := ParseBundle(rs.Bundle)
-	if err != nil || again.Version != rs.Version || !reflect.DeepEqual(again.Lists, rs.Lists) {
-		t.Fatalf("bundle round trip: %v, version %s vs %s", err, again.Version, rs.Version)
+	if err != nil || again.Digest != rs.Digest || !reflect.DeepEqual(again.Lists, rs.Lists) {
+		t.Fatalf("bundle round trip: %v, digest %s vs %s", err, again.Digest, rs.Digest)
 	}
 }
 
@@ -109,7 +109,7 @@ rules:
 		{"Berlin then New York 12 hours later", []Payment{at("1", 0, "DE", nil, nil), at("2", 12*time.Hour, "US", nil, nil)}, []bool{false, false}},
 		{"neighbours are within the minimum distance", []Payment{at("1", 0, "DE", nil, nil), at("2", time.Minute, "AT", nil, nil)}, []bool{false, false}},
 		{"coordinates win over the country", []Payment{
-			at("1", 0, "FR", f(48.85), f(2.35)),      // Paris
+			at("1", 0, "FR", f(48.85), f(2.35)),        // Paris
 			at("2", time.Hour, "FR", f(43.3), f(5.37)), // Marseille, 660 km an hour later
 		}, []bool{false, false}},
 		{"an unknown country never fires", []Payment{at("1", 0, "DE", nil, nil), at("2", time.Minute, "", nil, nil)}, []bool{false, false}},

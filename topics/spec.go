@@ -7,6 +7,8 @@ type Spec struct {
 	Name      string
 	Compacted bool
 	Retention time.Duration
+	// Partitions fixes the partition count; 0 means the pipeline's (topics that must be copartitioned).
+	Partitions int
 }
 
 // Specs lists the topics of the pipeline with their settings; names of goka's group tables and loops come from
@@ -18,6 +20,9 @@ func Specs(groupTables, loops []string) []Spec {
 		{Name: string(Alerts), Retention: 7 * 24 * time.Hour},
 		{Name: string(Customers), Compacted: true, Retention: -1},
 		{Name: string(NotificationsDLQ), Retention: 30 * 24 * time.Hour},
+		// One partition each: every detector reads all of them, and their order is the order of versions.
+		{Name: Rules, Compacted: true, Retention: -1, Partitions: 1},
+		{Name: Lists, Compacted: true, Retention: -1, Partitions: 1},
 	}
 	for _, t := range groupTables {
 		specs = append(specs, Spec{Name: t, Compacted: true, Retention: -1})

@@ -26,6 +26,28 @@ const (
 	Alerts goka.Stream = "alerts"
 )
 
+// The control topics, compacted, one partition each.
+const (
+	// Rules holds every ruleset version (see rules/registry), keyed "v00000042".
+	Rules = "rules"
+	// Lists holds list entries keyed "LIST/VALUE"; a tombstone removes the entry. The rules file declares the
+	// lists; a detector adds these entries to the file-backed ones.
+	Lists = "lists"
+)
+
+// HeaderControl marks a control record on the payments topic, which the detector acts on and never scores.
+// Its value names the kind: ControlRuleset is a ruleset switch point (value {"ruleset_version": N}).
+const (
+	HeaderControl  = "fraudpipe-control"
+	ControlRuleset = "ruleset"
+	// HeaderRulesetVersion carries, on a payment re-routed through the detector's loop, the ruleset version its
+	// position on the payments topic selected.
+	HeaderRulesetVersion = "fraudpipe-ruleset-version"
+)
+
+// ListKey is the key of a list entry on the lists topic.
+func ListKey(list, value string) string { return list + "/" + value }
+
 // Headers of dead-lettered records. The value and key are the original record's, untouched.
 const (
 	HeaderReason          = "fraudpipe-reason" // a short code, e.g. bad_amount (rules.Reason*)
@@ -39,15 +61,18 @@ const (
 type Alert struct {
 	// ID is derived from account and payment id, so the same payment always yields the same alert id and
 	// downstream consumers can drop the duplicates that at-least-once delivery brings.
-	ID             string        `json:"id"`
-	PaymentID      string        `json:"payment_id"`
-	AccountID      string        `json:"account_id"`
-	Score          int           `json:"score"`  // 0–100
-	Action         rules.Action  `json:"action"` // review | block
-	Rules          []rules.Fired `json:"rules"`
-	Payment        rules.Payment `json:"payment"`
-	RulesetVersion string        `json:"ruleset_version"`
-	DetectedAt     time.Time     `json:"detected_at"`
+	ID        string        `json:"id"`
+	PaymentID string        `json:"payment_id"`
+	AccountID string        `json:"account_id"`
+	Score     int           `json:"score"`  // 0–100
+	Action    rules.Action  `json:"action"` // review | block
+	Rules     []rules.Fired `json:"rules"`
+	Payment   rules.Payment `json:"payment"`
+	// RulesetVersion is the version on the rules topic that scored the payment (0: rules from a file only), and
+	// RulesetDigest identifies that ruleset's content.
+	RulesetVersion int       `json:"ruleset_version"`
+	RulesetDigest  string    `json:"ruleset_digest"`
+	DetectedAt     time.Time `json:"detected_at"`
 }
 
 // AlertID is the stable id of the alert for a payment.
@@ -57,12 +82,31 @@ func AlertID(accountID, paymentID string) string {
 }
 
 // NewAlert builds the alert for a payment that reached the review threshold.
-func NewAlert(p rules.Payment, d rules.Decision, rulesetVersion string, now time.Time) Alert {
+func NewAlert(p rules.Payment, d rules.Decision, rs *rules.Ruleset, now time.Time) Alert {
 	return Alert{
 		ID: AlertID(p.AccountID, p.ID), PaymentID: p.ID, AccountID: p.AccountID,
 		Score: d.Score, Action: d.Action, Rules: d.Fired, Payment: p,
-		RulesetVersion: rulesetVersion, DetectedAt: now.UTC(),
+		RulesetVersion: rs.Number, RulesetDigest: rs.Digest, DetectedAt: now.UTC(),
 	}
+}
+
+// StoredAlert is an alert as the detector keeps it for re-emission: without its payment, which the redelivered
+// record carries anyway, so that an account's state can hold many.
+func StoredAlert(a Alert) ([]byte, error) {
+	return json.Marshal(struct {
+		Alert
+		Payment *struct{} `json:"payment,omitempty"`
+	}{Alert: a})
+}
+
+// RestoreAlert turns a stored alert back into the alert that was first emitted, payment included.
+func RestoreAlert(stored []byte, p rules.Payment) ([]byte, error) {
+	var a Alert
+	if err := json.Unmarshal(stored, &a); err != nil {
+		return nil, fmt.Errorf("decode stored alert: %w", err)
+	}
+	a.Payment = p
+	return json.Marshal(a)
 }
 
 // Raw passes bytes through. Inputs that may hold anything (payments from arbitrary producers) are read raw so

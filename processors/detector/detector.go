@@ -109,7 +109,11 @@ func (d *detector) process(ctx goka.Context, msg any) {
 			// alert again is safe (same id, consumers deduplicate); writing the state again puts it in the
 			// changelog if only local storage had it.
 			if alert != nil {
-				ctx.Emit(topics.Alerts, p.AccountID, alert)
+				full, err := topics.RestoreAlert(alert, p)
+				if err != nil {
+					processors.Fail(ctx, err)
+				}
+				ctx.Emit(topics.Alerts, p.AccountID, full)
 			}
 			ctx.SetValue(st)
 			d.Metrics.Redelivered.Inc()
@@ -126,16 +130,20 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	for _, name := range dec.Unconverted {
 		d.Metrics.Unconverted.WithLabelValues(name).Inc()
 	}
-	var alert []byte
+	var stored []byte
 	if dec.Action != rules.ActionNone {
-		alert, err = topics.AlertCodec{}.Encode(topics.NewAlert(p, dec, rs.Version, now))
+		a := topics.NewAlert(p, dec, rs, now)
+		alert, err := topics.AlertCodec{}.Encode(a)
+		if err == nil {
+			stored, err = topics.StoredAlert(a)
+		}
 		if err != nil {
 			processors.Fail(ctx, fmt.Errorf("encode alert: %w", err))
 		}
 		ctx.Emit(topics.Alerts, p.AccountID, alert)
 		d.Metrics.observeAlert(dec, now.Sub(p.Timestamp))
 	}
-	st.Remember(p.ID, src, alert)
+	st.Remember(p.ID, src, stored)
 	st.Touched = now.UnixMilli()
 	ctx.SetValue(st)
 	stopping(ctx) // likewise for a table write that failed

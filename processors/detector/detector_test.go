@@ -104,7 +104,7 @@ func TestAlertCarriesTheDecision(t *testing.T) {
 		DetectedAt: now,
 	}
 	if a.ID != want.ID || a.Score != want.Score || a.Action != want.Action || !a.DetectedAt.Equal(now) ||
-		fmt.Sprint(a.Rules) != fmt.Sprint(want.Rules) || a.Payment.Amount != 600000 || a.RulesetVersion == "" {
+		fmt.Sprint(a.Rules) != fmt.Sprint(want.Rules) || a.Payment.Amount != 600000 || a.RulesetDigest == "" {
 		t.Fatalf("alert\n%+v\nwant\n%+v", a, want)
 	}
 	f.send("acct_1", payment("p2", "acct_1", 100, time.Minute))
@@ -169,15 +169,18 @@ func TestRedeliveryAfterCrashReEmitsTheStoredAlert(t *testing.T) {
 	f := start(t)
 	// The state of a detector that stored p1 and its alert locally, then died before the alert reached Kafka.
 	// The next record on payments/0 is offset 0, which is the record the state says delivered p1.
-	stored := []byte(`{"id":"alert_stored","payment_id":"p1"}`)
+	// Alerts are stored without their payment; the redelivered record supplies it.
+	stored := []byte(`{"id":"alert_stored","payment_id":"p1","score":60,"detected_at":"2026-11-22T10:00:01Z"}`)
 	st := new(rules.State)
 	st.Remember("p1", rules.SourceID("payments", 0, 0), stored)
 	f.tt.SetTableValue(detector.Table, "acct_1", st)
 
 	f.send("acct_1", payment("p1", "acct_1", 600000, 0))
 	_, v, ok := f.alerts.NextRaw()
-	if !ok || string(v) != string(stored) {
-		t.Fatalf("want the stored alert re-emitted unchanged, got %s", v)
+	var a topics.Alert
+	if !ok || json.Unmarshal(v, &a) != nil || a.ID != "alert_stored" || a.Score != 60 ||
+		!a.DetectedAt.Equal(time.Date(2026, 11, 22, 10, 0, 1, 0, time.UTC)) || a.Payment.ID != "p1" || a.Payment.Amount != 600000 {
+		t.Fatalf("want the stored alert re-emitted with its payment, got %s", v)
 	}
 	if got := testutil.ToFloat64(f.metrics.Redelivered); got != 1 {
 		t.Fatalf("redelivered %v", got)

@@ -51,7 +51,7 @@ func Load(path string, log *slog.Logger, reg prometheus.Registerer) (*Watcher, e
 		reg.MustRegister(w.reloads, w.info)
 	}
 	w.swap(rs)
-	log.Info("rules loaded", "file", path, "version", rs.Version, "rules", len(rs.Rules))
+	log.Info("rules loaded", "file", path, "version", rs.Digest, "rules", len(rs.Rules))
 	return w, nil
 }
 
@@ -60,9 +60,9 @@ func (w *Watcher) Current() *rules.Ruleset { return w.current.Load() }
 
 func (w *Watcher) swap(rs *rules.Ruleset) {
 	if old := w.current.Swap(rs); old != nil {
-		w.info.DeleteLabelValues(old.Version, old.Source)
+		w.info.DeleteLabelValues(old.Digest, old.Source)
 	}
-	w.info.WithLabelValues(rs.Version, rs.Source).Set(1)
+	w.info.WithLabelValues(rs.Digest, rs.Source).Set(1)
 }
 
 // Run watches the file until ctx is done. File events are debounced (editors write in several steps); a
@@ -107,7 +107,7 @@ func (w *Watcher) reload() {
 	data, err := os.ReadFile(w.path)
 	if err != nil {
 		w.log.Error("rules file unreadable; keeping the rules in force", "file", w.path, "err", err,
-			"version", w.Current().Version)
+			"version", w.Current().Digest)
 		return
 	}
 	if bytes.Equal(data, w.lastRaw) {
@@ -117,14 +117,14 @@ func (w *Watcher) reload() {
 	rs, err := rules.Parse(w.path, data)
 	if err != nil {
 		w.reloads.WithLabelValues("invalid").Inc()
-		w.log.Error("rules file rejected; keeping the rules in force", "err", err, "version", w.Current().Version)
+		w.log.Error("rules file rejected; keeping the rules in force", "err", err, "version", w.Current().Digest)
 		return
 	}
 	old := w.Current()
 	w.swap(rs)
 	w.reloads.WithLabelValues("ok").Inc()
 	added, removed, changed := Diff(old, rs)
-	w.log.Info("rules reloaded", "file", w.path, "version", rs.Version, "previous", old.Version,
+	w.log.Info("rules reloaded", "file", w.path, "version", rs.Digest, "previous", old.Digest,
 		"added", added, "removed", removed, "changed", changed)
 	if rs.Retention > old.Retention {
 		w.log.Warn("state retention grew: windows reaching further back than the old retention are accurate only from now on",

@@ -63,7 +63,7 @@ func TestReloadSwapsValidFilesAndKeepsRulesOnInvalidOnes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the new rules", func() bool { return w.Current().Rules[0].Limit == 9 })
-	if w.Current().Version == first.Version {
+	if w.Current().Digest == first.Digest {
 		t.Fatal("a new file must get a new version")
 	}
 	if !strings.Contains(logs.String(), "changed=[rapid]") {

@@ -11,9 +11,12 @@ package detector
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -38,8 +41,14 @@ const expireVisitor = "expire-idle"
 
 // Config is what a detector needs besides the cluster.
 type Config struct {
-	// Rules returns the ruleset in force; it is called once per payment, so a reload takes effect at the next one.
+	// Rules returns the newest ruleset. Without Versions it scores every payment, so a reload takes effect at
+	// the next one; with Versions it only sets how long idle state is kept.
 	Rules func() *rules.Ruleset
+	// Versions, when set, makes scoring follow the versioned rulesets of the rules topic (rules/registry): each
+	// payments partition switches version at the version's marker.
+	Versions Versions
+	// Lists adds the lists topic's entries to the rules file's lists; may be nil.
+	Lists rules.ListSource
 	// Partitions is the partition count of payments (and, copartitioned, of the loop and the table).
 	Partitions int32
 	Metrics    *Metrics
@@ -48,8 +57,19 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Versions is what the detector needs from the ruleset registry.
+type Versions interface {
+	// At returns the ruleset in force at an offset of a payments partition, for a partition's first record.
+	At(partition int32, offset int64) *rules.Ruleset
+	// Wait returns version n, waiting until it is known.
+	Wait(ctx context.Context, n int) (*rules.Ruleset, error)
+}
+
 type detector struct {
 	Config
+
+	mu      sync.Mutex
+	current map[int32]*rules.Ruleset // per payments partition, with Versions
 }
 
 // New builds the detector processor. cmd/ and the tests (goka.WithTester) build it through here alike.
@@ -63,7 +83,7 @@ func New(brokers []string, cfg Config, opts ...goka.ProcessorOption) (*goka.Proc
 	if cfg.Partitions < 1 {
 		return nil, fmt.Errorf("detector: partitions %d", cfg.Partitions)
 	}
-	d := &detector{cfg}
+	d := &detector{Config: cfg, current: map[int32]*rules.Ruleset{}}
 	g := goka.DefineGroup(Group,
 		goka.Input(topics.Payments, topics.Raw{}, d.process),
 		goka.Loop(topics.Raw{}, d.process),
@@ -81,16 +101,24 @@ func New(brokers []string, cfg Config, opts ...goka.ProcessorOption) (*goka.Proc
 
 func (d *detector) process(ctx goka.Context, msg any) {
 	raw, _ := msg.([]byte)
+	if string(ctx.Headers()[topics.HeaderControl]) == topics.ControlRuleset && ctx.Topic() == topics.Payments {
+		d.switchVersion(ctx, raw)
+		return
+	}
 	p, err := rules.ParsePayment(raw)
 	if err != nil {
 		d.deadLetter(ctx, raw, err)
 		return
 	}
+	rs := d.rulesFor(ctx)
 	// The producer may have keyed or partitioned the payment differently from goka (librdkafka and Java
 	// clients hash with other functions). State must live in exactly one partition per account, so such a
-	// payment goes through the loop topic, which goka partitions by account id with its own hasher.
+	// payment goes through the loop topic, which goka partitions by account id with its own hasher. The
+	// ruleset version its position selected travels with it.
 	if ctx.Key() != p.AccountID || ctx.Partition() != PartitionOf(p.AccountID, d.Partitions) {
-		ctx.Loopback(p.AccountID, raw)
+		ctx.Loopback(p.AccountID, raw, goka.WithCtxEmitHeaders(goka.Headers{
+			topics.HeaderRulesetVersion: []byte(strconv.Itoa(rs.Number)),
+		}))
 		d.Metrics.Rerouted.Inc()
 		return
 	}
@@ -123,13 +151,10 @@ func (d *detector) process(ctx goka.Context, msg any) {
 		return
 	}
 
-	rs := d.Rules()
 	now := d.Now()
-	dec := rs.Evaluate(st, &p)
+	dec := rs.EvaluateWith(st, &p, rules.Env{Lists: d.Lists})
 	d.Metrics.Processed.Inc()
-	for _, name := range dec.Unconverted {
-		d.Metrics.Unconverted.WithLabelValues(name).Inc()
-	}
+	d.Metrics.observe(dec)
 	var stored []byte
 	if dec.Action != rules.ActionNone {
 		a := topics.NewAlert(p, dec, rs, now)
@@ -147,6 +172,65 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	st.Touched = now.UnixMilli()
 	ctx.SetValue(st)
 	stopping(ctx) // likewise for a table write that failed
+}
+
+// rulesFor returns the ruleset that scores the record in ctx: the one its payments partition is at, or, for a
+// payment re-routed through the loop, the version it carries.
+func (d *detector) rulesFor(ctx goka.Context) *rules.Ruleset {
+	if d.Versions == nil {
+		return d.Rules()
+	}
+	if ctx.Topic() != topics.Payments {
+		n, err := strconv.Atoi(string(ctx.Headers()[topics.HeaderRulesetVersion]))
+		if err != nil {
+			processors.Fail(ctx, fmt.Errorf("loop record without a ruleset version: %w", err))
+		}
+		rs, err := d.Versions.Wait(ctx.Context(), n)
+		if err != nil {
+			processors.Fail(ctx, err)
+		}
+		return rs
+	}
+	d.mu.Lock()
+	rs := d.current[ctx.Partition()]
+	d.mu.Unlock()
+	if rs == nil {
+		// The partition's first record since this instance took it over.
+		if rs = d.Versions.At(ctx.Partition(), ctx.Offset()); rs == nil {
+			processors.Fail(ctx, errors.New("no ruleset version published yet"))
+		}
+		d.setCurrent(ctx.Partition(), rs)
+	}
+	return rs
+}
+
+func (d *detector) setCurrent(partition int32, rs *rules.Ruleset) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old := d.current[partition]; old == nil || old.Number != rs.Number {
+		d.Log.Info("ruleset version in force", "partition", partition, "version", rs.Number, "digest", rs.Digest)
+	}
+	d.current[partition] = rs
+}
+
+// switchVersion handles a ruleset switch marker: from here on this partition scores with the version it names.
+func (d *detector) switchVersion(ctx goka.Context, raw []byte) {
+	if d.Versions == nil {
+		return // unversioned rules (tests): markers mean nothing
+	}
+	var m struct {
+		RulesetVersion int `json:"ruleset_version"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil || m.RulesetVersion < 1 {
+		d.Log.Error("ignoring a malformed ruleset switch marker", "partition", ctx.Partition(), "offset", ctx.Offset(), "err", err)
+		return
+	}
+	rs, err := d.Versions.Wait(ctx.Context(), m.RulesetVersion)
+	if err != nil {
+		processors.Fail(ctx, err)
+	}
+	d.setCurrent(ctx.Partition(), rs)
+	d.Metrics.Switches.Inc()
 }
 
 // stopping aborts the callback, uncommitted, once the partition processor is stopping: whatever goka returned

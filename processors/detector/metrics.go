@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,11 @@ type Metrics struct {
 	Latency     prometheus.Histogram
 	Unconverted *prometheus.CounterVec // by rule
 	Expired     prometheus.Counter
+	Switches    prometheus.Counter
+	Shadow      *prometheus.CounterVec // shadow rules that fired, by rule
+	Cooled      *prometheus.CounterVec // rules that fired within their cooldown, by rule
+	Allowed     *prometheus.CounterVec // alerts an allow list suppressed, by list
+	ExprErrors  *prometheus.CounterVec // expression evaluations that failed, by rule
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered, for tests).
@@ -57,12 +63,47 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "fraudpipe_state_expired_total", Help: "Idle accounts whose state was deleted.",
 		}),
+		Switches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fraudpipe_ruleset_switches_total", Help: "Ruleset switch markers processed (one per payments partition and version).",
+		}),
+		Shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraudpipe_shadow_rule_fired_total", Help: "Shadow-mode rules that fired (never scored), by rule.",
+		}, []string{"rule"}),
+		Cooled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraudpipe_rule_cooled_down_total", Help: "Rules that fired but stayed quiet within their cooldown, by rule.",
+		}, []string{"rule"}),
+		Allowed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraudpipe_alerts_allowed_total", Help: "Alerts suppressed by an allow list, by list.",
+		}, []string{"list"}),
+		ExprErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraudpipe_expression_errors_total", Help: "Expression rule evaluations that failed (and did not fire), by rule.",
+		}, []string{"rule"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Processed, m.Rejected, m.Duplicates, m.Redelivered, m.Rerouted, m.Alerts, m.RuleFired,
-			m.Latency, m.Unconverted, m.Expired)
+			m.Latency, m.Unconverted, m.Expired, m.Switches, m.Shadow, m.Cooled, m.Allowed, m.ExprErrors)
 	}
 	return m
+}
+
+// observe counts what a decision did besides alerting.
+func (m *Metrics) observe(d rules.Decision) {
+	for _, name := range d.Unconverted {
+		m.Unconverted.WithLabelValues(name).Inc()
+	}
+	for _, f := range d.Shadow {
+		m.Shadow.WithLabelValues(f.Name).Inc()
+	}
+	for _, name := range d.Cooled {
+		m.Cooled.WithLabelValues(name).Inc()
+	}
+	for _, name := range d.Errors {
+		m.ExprErrors.WithLabelValues(name).Inc()
+	}
+	if d.Allowed != "" {
+		list, _, _ := strings.Cut(d.Allowed, ":")
+		m.Allowed.WithLabelValues(list).Inc()
+	}
 }
 
 func (m *Metrics) observeAlert(d rules.Decision, latency time.Duration) {

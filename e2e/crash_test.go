@@ -146,9 +146,7 @@ func TestRunSurvivesKillAndCtrlC(t *testing.T) {
 	dir := t.TempDir()
 	brokers := freeAddr(t)
 	alertLog := filepath.Join(dir, "alerts.log")
-	rulesPath := filepath.Join(dir, "rules.yaml")
-	shipped, _ := os.ReadFile("../examples/rules.yaml")
-	os.WriteFile(rulesPath, shipped, 0o644)
+	rulesPath := copyRules(t, dir)
 	var metricsAddr string
 	run := func() *proc {
 		metricsAddr = freeAddr(t)

@@ -25,18 +25,28 @@ type pipeline struct {
 	detStateDir string
 }
 
+// copyRules copies the shipped rules file and its list files into dir, where a test may edit them.
+func copyRules(t *testing.T, dir string) string {
+	t.Helper()
+	for _, f := range []string{"rules.yaml", "lists/blocked-merchants.txt", "lists/trusted-devices.txt"} {
+		data, err := os.ReadFile(filepath.Join("../examples", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "rules.yaml")
+}
+
 func startPipeline(t *testing.T) *pipeline {
 	t.Helper()
 	dir := t.TempDir()
 	c := startBroker(t, filepath.Join(dir, "broker"))
 	p := &pipeline{cluster: c, rulesPath: filepath.Join(dir, "rules.yaml"), detStateDir: filepath.Join(dir, "detector-state")}
-	shipped, err := os.ReadFile("../examples/rules.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p.rulesPath, shipped, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	copyRules(t, dir)
 	p.startDetector(t)
 	p.notifier = start(t, "notifier", "notifier", "--brokers", c.brokers, "--metrics-addr", freeAddr(t))
 	p.notifier.waitStderr(30*time.Second, "notifier started")
@@ -211,8 +221,9 @@ func TestRulesFileEditedWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.detector.waitStderr(20*time.Second, "rules reloaded")
-	if !strings.Contains(p.detector.Stderr(), "changed=[big-ticket]") {
-		t.Fatalf("reload does not say what changed:\n%s", p.detector.Stderr())
+	if !strings.Contains(p.detector.Stderr(), `changed="[big-ticket: limit 500000 → 100000]"`) ||
+		!strings.Contains(p.detector.Stderr(), `msg="rules file published" version=2`) {
+		t.Fatalf("reload does not say what changed and which version it published:\n%s", p.detector.Stderr())
 	}
 	sendAndWait("p2") // now above the limit
 
@@ -233,6 +244,9 @@ func TestRulesFileEditedWhileRunning(t *testing.T) {
 	var got []string
 	for _, a := range decodeAlerts(t, kcatConsume(t, p.brokers, "alerts")) {
 		got = append(got, a.PaymentID+" "+a.Rules[0].Reason)
+		if a.RulesetVersion != 2 {
+			t.Errorf("alert for %s carries ruleset version %d, want 2 (the saved file)", a.PaymentID, a.RulesetVersion)
+		}
 	}
 	slices.Sort(got)
 	want := "[p2 amount 2,000.00 EUR > limit 1,000.00 EUR p3 amount 2,000.00 EUR > limit 1,000.00 EUR]"

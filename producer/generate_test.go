@@ -39,7 +39,7 @@ func TestGeneratedStreamIsValidDeterministicAndAlertsOnItsPatterns(t *testing.T)
 		if d.Action != rules.ActionNone {
 			alerts++
 		}
-		for _, f := range d.Fired {
+		for _, f := range append(d.Fired, d.Shadow...) {
 			fired[f.Name]++
 		}
 	}
@@ -48,7 +48,8 @@ func TestGeneratedStreamIsValidDeterministicAndAlertsOnItsPatterns(t *testing.T)
 		t.Fatalf("%.2f%% of payments alert; a realistic stream with 1%% fraud patterns should alert around 1-3%%", share*100)
 	}
 	for _, r := range rs.Rules {
-		if fired[r.Name] == 0 {
+		// List rules fire on the values in the lists, which the generator leaves to the user.
+		if fired[r.Name] == 0 && r.Type != rules.TypeList {
 			t.Errorf("no generated pattern fires %s", r.Name)
 		}
 	}

@@ -45,3 +45,20 @@ func TestShippedExamplesAlertAsDocumented(t *testing.T) {
 		t.Fatalf("alerts %v, want %v", got, want)
 	}
 }
+
+// The shipped fixtures pass against the shipped rules (make test also runs them through the CLI).
+func TestShippedFixturesPass(t *testing.T) {
+	rs, err := LoadFile("../examples/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := LoadFixtures(FixturesPath("../examples/rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range RunFixtures(rs, f) {
+		if len(r.Diff) > 0 {
+			t.Errorf("%s: %v", r.Name, r.Diff)
+		}
+	}
+}

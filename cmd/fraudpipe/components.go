@@ -24,6 +24,8 @@ import (
 	"github.com/fraudpipe/fraudpipe/notifier"
 	"github.com/fraudpipe/fraudpipe/processors"
 	"github.com/fraudpipe/fraudpipe/processors/detector"
+	"github.com/fraudpipe/fraudpipe/rules"
+	"github.com/fraudpipe/fraudpipe/rules/registry"
 	"github.com/fraudpipe/fraudpipe/rules/watch"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
@@ -58,11 +60,45 @@ func (d deps) prepare(ctx context.Context) (storage string, err error) {
 	return processors.StorageDir(d.stateDir, id, d.log)
 }
 
-// startDetector runs the detector group, the rules watcher and the idle-state expiry in g.
-func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage, rulesPath string, expireEvery time.Duration) error {
-	rw, err := watch.Load(rulesPath, d.log, d.reg)
-	if err != nil {
+// startDetector runs the detector group, the followers of the rules and lists topics, the rules-file watcher
+// and the idle-state expiry in g.
+//
+// The rules topic is the source of truth. The rules file is published as a new version when its content was
+// never published (the first start, or an edit made while the pipeline was down), and, with pushOnSave, again
+// on every valid save. A file whose content matches any published version is not pushed at start-up, so a
+// restart never undoes a `fraudpipe rules rollback`.
+func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage, rulesPath string, pushOnSave bool, expireEvery time.Duration) error {
+	reg := registry.New(d.kafka, d.log)
+	lists := registry.NewLists(d.kafka, d.log)
+	g.Go(func() error { return reg.Run(ctx) })
+	g.Go(func() error { return lists.Run(ctx) })
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := reg.WaitReady(wctx); err != nil {
 		return err
+	}
+	if err := lists.WaitReady(wctx); err != nil {
+		return err
+	}
+	var rw *watch.Watcher
+	if rulesPath != "" {
+		var err error
+		if rw, err = watch.Load(rulesPath, d.log, d.reg); err != nil {
+			return err
+		}
+		if !published(reg, rw.Current().Digest) {
+			if err := pushFile(ctx, reg, d, rw.Current()); err != nil {
+				return err
+			}
+		}
+		if pushOnSave {
+			rw.OnChange = func(rs *rules.Ruleset) error { return pushFile(ctx, reg, d, rs) }
+			g.Go(func() error { return rw.Run(ctx) })
+		}
+	}
+	latest, _, ok := reg.Latest()
+	if !ok {
+		return errors.New("no ruleset published yet: give --rules FILE or run `fraudpipe rules push FILE`")
 	}
 	partitions, err := d.kafka.PartitionCount(string(topics.Payments))
 	if err != nil {
@@ -73,15 +109,43 @@ func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage, rule
 	sup := &processors.Supervisor{Name: "detector", Storage: dir, Log: d.log, Build: func() (*goka.Processor, error) {
 		opts := append(d.kafka.ProcessorOptions("fraudpipe-detector", d.log), processors.Storage(dir))
 		return detector.New(d.kafka.Brokers, detector.Config{
-			Rules: rw.Current, Partitions: partitions, Metrics: m, Log: d.log,
+			Rules: reg.LatestRuleset, Versions: reg, Lists: lists, Partitions: partitions, Metrics: m, Log: d.log,
 		}, opts...)
 	}}
 	metrics.RegisterLag(d.reg, string(detector.Group), sup.Current)
 	g.Go(func() error { return sup.Run(ctx) })
-	g.Go(func() error { return rw.Run(ctx) })
 	g.Go(func() error { return expireLoop(ctx, sup, expireEvery, d.log) })
-	d.log.Info("detector started", "partitions", partitions, "state", dir)
+	d.log.Info("detector started", "partitions", partitions, "state", dir, "latest_ruleset", latest.Version)
 	return nil
+}
+
+func published(reg *registry.Registry, digest string) bool {
+	for _, v := range reg.List() {
+		if v.Digest == digest {
+			return true
+		}
+	}
+	return false
+}
+
+func pushFile(ctx context.Context, reg *registry.Registry, d deps, rs *rules.Ruleset) error {
+	v, changed, err := reg.Push(ctx, d.kafka, rs.Bundle, registry.Meta{Author: author(), Comment: "saved " + rs.Source})
+	if err != nil {
+		return err
+	}
+	if changed {
+		d.log.Info("rules file published", "version", v.Version, "digest", v.Digest, "file", rs.Source)
+	}
+	return nil
+}
+
+// author names who pushes a version: FRAUDPIPE_AUTHOR, else the user and host.
+func author() string {
+	if a := os.Getenv("FRAUDPIPE_AUTHOR"); a != "" {
+		return a
+	}
+	host, _ := os.Hostname()
+	return os.Getenv("USER") + "@" + host
 }
 
 // expireLoop deletes idle accounts' state periodically; goka has no timers.

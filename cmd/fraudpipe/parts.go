@@ -20,8 +20,9 @@ type partConfig struct {
 	stateDir    string
 	metricsAddr string
 	// detector
-	rules       string
-	expireEvery time.Duration
+	rules           string
+	rulesPushOnSave bool
+	expireEvery     time.Duration
 	// notifier
 	notifier notifierFlags
 	// broker
@@ -40,7 +41,8 @@ func (c *partConfig) common(name, metricsDefault string) *flag.FlagSet {
 func detectorCommand() *ffcli.Command {
 	var c partConfig
 	fs := c.common("detector", "127.0.0.1:9101")
-	fs.StringVar(&c.rules, "rules", "examples/rules.yaml", "rules file; saved changes take effect without a restart")
+	fs.StringVar(&c.rules, "rules", "examples/rules.yaml", "rules file, published as a ruleset version when its content is new (empty: use the rules topic only)")
+	fs.BoolVar(&c.rulesPushOnSave, "rules-push-on-save", true, "publish every valid save of --rules as a new version (with many detectors, leave it on for one, or push from CI)")
 	fs.StringVar(&c.stateDir, "state-dir", "data/state", "local state (goka storage); each instance on a machine needs its own")
 	fs.DurationVar(&c.expireEvery, "expire-interval", 10*time.Minute, "how often idle accounts' state is deleted")
 	return &ffcli.Command{
@@ -48,7 +50,7 @@ func detectorCommand() *ffcli.Command {
 		ShortHelp: "Score payments and emit alerts; run several for more throughput (one consumer group).",
 		Exec: func(ctx context.Context, _ []string) error {
 			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, storage string) error {
-				return startDetector(ctx, g, d, storage, c.rules, c.expireEvery)
+				return startDetector(ctx, g, d, storage, c.rules, c.rulesPushOnSave, c.expireEvery)
 			})
 		},
 	}

@@ -31,7 +31,7 @@ func runCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("fraudpipe run", flag.ContinueOnError)
 	c.kafka.register(fs, "", "use this Kafka cluster (host:port,...) instead of the embedded broker")
 	c.log.register(fs)
-	fs.StringVar(&c.rules, "rules", "examples/rules.yaml", "rules file; saved changes take effect without a restart")
+	fs.StringVar(&c.rules, "rules", "examples/rules.yaml", "rules file; each valid save is published as a new ruleset version and takes effect without a restart")
 	fs.StringVar(&c.dataDir, "data-dir", "data", "where the embedded broker and local state persist; the next run resumes from it")
 	fs.StringVar(&c.brokerListen, "broker-listen", defaultBrokers, "address of the embedded broker, for any Kafka client")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9100", "Prometheus metrics and pprof listener (empty: off)")
@@ -71,7 +71,7 @@ func (c *runConfig) run(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return metrics.Serve(gctx, c.metricsAddr, d.reg, log) })
-	if err := startDetector(gctx, g, d, storage, c.rules, c.expireEvery); err != nil {
+	if err := startDetector(gctx, g, d, storage, c.rules, true, c.expireEvery); err != nil {
 		return err
 	}
 	if err := startNotifier(gctx, g, d, c.notifier, alerts); err != nil {

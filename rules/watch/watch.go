@@ -3,13 +3,10 @@
 package watch
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -24,34 +21,33 @@ type Watcher struct {
 	path    string
 	log     *slog.Logger
 	current atomic.Pointer[rules.Ruleset]
-	lastRaw []byte // the bytes last attempted, valid or not: an unchanged invalid file is reported once
-	reloads *prometheus.CounterVec
-	info    *prometheus.GaugeVec
+	last    string // digest (or error) of the content last attempted: an unchanged invalid file is reported once
+	// OnChange, when set, is called with each new valid ruleset before it is put in force; an error keeps the
+	// old one (fraudpipe run publishes the file as a new version here). Set it before Run.
+	OnChange func(*rules.Ruleset) error
+	reloads  *prometheus.CounterVec
+	info     *prometheus.GaugeVec
 }
 
 // Load reads the file; an invalid file at start-up is an error, since there are no last good rules yet.
 func Load(path string, log *slog.Logger, reg prometheus.Registerer) (*Watcher, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read rules file: %w", err)
-	}
-	rs, err := rules.Parse(path, data)
+	rs, err := rules.LoadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	w := &Watcher{path: path, log: log, lastRaw: data,
+	w := &Watcher{path: path, log: log, last: rs.Digest,
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_rules_reloads_total", Help: "Reloads of the rules file, by result (ok, invalid).",
+			Name: "fraudpipe_rules_reloads_total", Help: "Reloads of the rules file, by result (ok, invalid, unpublished).",
 		}, []string{"result"}),
 		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "fraudpipe_ruleset_info", Help: "The ruleset in force (value 1), by version and file.",
+			Name: "fraudpipe_ruleset_info", Help: "The rules file's last good content (value 1), by digest and file.",
 		}, []string{"version", "file"}),
 	}
 	if reg != nil {
 		reg.MustRegister(w.reloads, w.info)
 	}
 	w.swap(rs)
-	log.Info("rules loaded", "file", path, "version", rs.Digest, "rules", len(rs.Rules))
+	log.Info("rules loaded", "file", path, "digest", rs.Digest, "rules", len(rs.Rules))
 	return w, nil
 }
 
@@ -104,59 +100,37 @@ func (w *Watcher) Run(ctx context.Context) error {
 }
 
 func (w *Watcher) reload() {
-	data, err := os.ReadFile(w.path)
+	rs, err := rules.LoadFile(w.path)
 	if err != nil {
-		w.log.Error("rules file unreadable; keeping the rules in force", "file", w.path, "err", err,
-			"version", w.Current().Digest)
-		return
-	}
-	if bytes.Equal(data, w.lastRaw) {
-		return
-	}
-	w.lastRaw = data
-	rs, err := rules.Parse(w.path, data)
-	if err != nil {
+		if err.Error() == w.last {
+			return
+		}
+		w.last = err.Error()
 		w.reloads.WithLabelValues("invalid").Inc()
-		w.log.Error("rules file rejected; keeping the rules in force", "err", err, "version", w.Current().Digest)
+		w.log.Error("rules file rejected; keeping the rules in force", "err", err, "digest", w.Current().Digest)
 		return
 	}
+	if rs.Digest == w.last || rs.Digest == w.Current().Digest {
+		w.last = rs.Digest
+		return
+	}
+	if w.OnChange != nil {
+		if err := w.OnChange(rs); err != nil {
+			// Not recorded as attempted: the next poll tries again.
+			w.reloads.WithLabelValues("unpublished").Inc()
+			w.log.Error("rules file valid but not published; keeping the rules in force", "err", err)
+			return
+		}
+	}
+	w.last = rs.Digest
 	old := w.Current()
 	w.swap(rs)
 	w.reloads.WithLabelValues("ok").Inc()
-	added, removed, changed := Diff(old, rs)
-	w.log.Info("rules reloaded", "file", w.path, "version", rs.Digest, "previous", old.Digest,
-		"added", added, "removed", removed, "changed", changed)
+	ch := rules.Diff(old, rs)
+	w.log.Info("rules reloaded", "file", w.path, "digest", rs.Digest, "previous", old.Digest,
+		"added", ch.Added, "removed", ch.Removed, "changed", ch.Changed)
 	if rs.Retention > old.Retention {
 		w.log.Warn("state retention grew: windows reaching further back than the old retention are accurate only from now on",
 			"old", rules.FormatDuration(old.Retention), "new", rules.FormatDuration(rs.Retention))
 	}
-}
-
-// Diff names the rules added, removed and changed between two rulesets.
-func Diff(old, cur *rules.Ruleset) (added, removed, changed []string) {
-	index := func(rs *rules.Ruleset) map[string]rules.Rule {
-		m := map[string]rules.Rule{}
-		for _, r := range rs.Rules {
-			r.Line = 0 // moving a rule in the file does not change it
-			m[r.Name] = r
-		}
-		return m
-	}
-	o, c := index(old), index(cur)
-	for name, r := range c {
-		if prev, ok := o[name]; !ok {
-			added = append(added, name)
-		} else if prev != r {
-			changed = append(changed, name)
-		}
-	}
-	for name := range o {
-		if _, ok := c[name]; !ok {
-			removed = append(removed, name)
-		}
-	}
-	slices.Sort(added)
-	slices.Sort(removed)
-	slices.Sort(changed)
-	return added, removed, changed
 }

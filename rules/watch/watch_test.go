@@ -66,8 +66,8 @@ func TestReloadSwapsValidFilesAndKeepsRulesOnInvalidOnes(t *testing.T) {
 	if w.Current().Digest == first.Digest {
 		t.Fatal("a new file must get a new version")
 	}
-	if !strings.Contains(logs.String(), "changed=[rapid]") {
-		t.Fatalf("reload log does not name the changed rule:\n%s", logs.String())
+	if !strings.Contains(logs.String(), `changed="[rapid: limit 4 → 9]"`) {
+		t.Fatalf("reload log does not name the changed rule and setting:\n%s", logs.String())
 	}
 }
 

@@ -1,0 +1,562 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/fraudpipe/fraudpipe/kafka"
+	"github.com/fraudpipe/fraudpipe/rules"
+	"github.com/fraudpipe/fraudpipe/rules/registry"
+	"github.com/fraudpipe/fraudpipe/topics"
+)
+
+// rulesCommand groups what a rules author does: check and test a file offline, see what it would change, replay
+// traffic through it, publish it, and move between published versions.
+func rulesCommand() *ffcli.Command {
+	return &ffcli.Command{
+		Name: "rules", ShortUsage: "fraudpipe rules <check|test|plan|backtest|push|list|show|rollback> ...",
+		ShortHelp: "Validate, test, backtest and publish versioned rulesets.",
+		Subcommands: []*ffcli.Command{
+			rulesCheck(), rulesTest(), rulesPlan(), rulesBacktest(), rulesPush(), rulesList(), rulesShow(), rulesRollback(),
+		},
+		Exec: func(context.Context, []string) error { return flag.ErrHelp },
+	}
+}
+
+// clusterFlags are the flags of the rules subcommands that talk to Kafka.
+type clusterFlags struct {
+	kafka kafkaFlags
+	log   logFlags
+}
+
+func (c *clusterFlags) flagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("fraudpipe rules "+name, flag.ContinueOnError)
+	c.kafka.register(fs, defaultBrokers, "Kafka brokers (host:port,...)")
+	c.log.register(fs)
+	return fs
+}
+
+// registry connects, makes sure the topics exist and returns a registry that has read every version.
+func (c *clusterFlags) registry(ctx context.Context) (*registry.Registry, kafka.Config, func(), error) {
+	log, err := c.log.logger(os.Stderr)
+	if err != nil {
+		return nil, kafka.Config{}, nil, err
+	}
+	k := c.kafka.config()
+	if err := k.Validate(); err != nil {
+		return nil, k, nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := k.WaitForCluster(wctx, log); err != nil {
+		return nil, k, nil, err
+	}
+	if err := k.EnsureTopics(wctx, pipelineTopics()); err != nil {
+		return nil, k, nil, err
+	}
+	reg := registry.New(k, log)
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { reg.Run(rctx); close(done) }()
+	if err := reg.WaitReady(wctx); err != nil {
+		stop()
+		return nil, k, nil, err
+	}
+	return reg, k, func() { stop(); <-done }, nil
+}
+
+func rulesCheck() *ffcli.Command {
+	return &ffcli.Command{
+		Name: "check", ShortUsage: "fraudpipe rules check FILE...",
+		ShortHelp: "Validate rules files; every problem is named with file, line, rule and field.",
+		Exec: func(_ context.Context, files []string) error {
+			if len(files) == 0 {
+				return flag.ErrHelp
+			}
+			failed := false
+			for _, f := range files {
+				rs, err := rules.LoadFile(f)
+				if err != nil {
+					failed = true
+					for _, line := range strings.Split(err.Error(), "\n") {
+						fmt.Println(line)
+					}
+					continue
+				}
+				fmt.Printf("%s: ok, %d rules, retention %s, digest %s\n", f, len(rs.Rules), rules.FormatDuration(rs.Retention), rs.Digest)
+			}
+			if failed {
+				return errors.New("invalid rules")
+			}
+			return nil
+		},
+	}
+}
+
+func rulesTest() *ffcli.Command {
+	fs := flag.NewFlagSet("fraudpipe rules test", flag.ContinueOnError)
+	fixtures := fs.String("fixtures", "", "fixtures file (default: FILE with .test.yaml for .yaml)")
+	return &ffcli.Command{
+		Name: "test", ShortUsage: "fraudpipe rules test [--fixtures F] FILE", FlagSet: fs,
+		ShortHelp: "Run the fixtures beside a rules file: sample payments and the alerts they must raise.",
+		Exec: func(_ context.Context, args []string) error {
+			if len(args) != 1 {
+				return flag.ErrHelp
+			}
+			return runFixtures(os.Stdout, args[0], *fixtures)
+		},
+	}
+}
+
+func runFixtures(w io.Writer, rulesPath, fixturesPath string) error {
+	rs, err := rules.LoadFile(rulesPath)
+	if err != nil {
+		return err
+	}
+	if fixturesPath == "" {
+		fixturesPath = rules.FixturesPath(rulesPath)
+	}
+	f, err := rules.LoadFixtures(fixturesPath)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, r := range rules.RunFixtures(rs, f) {
+		if len(r.Diff) == 0 {
+			fmt.Fprintf(w, "ok    %s\n", r.Name)
+			continue
+		}
+		failed++
+		fmt.Fprintf(w, "FAIL  %s\n", r.Name)
+		for _, d := range r.Diff {
+			fmt.Fprintf(w, "        %s\n", d)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%s: %d of %d cases failed: %w", fixturesPath, failed, len(f.Cases), rules.ErrFixturesFailed)
+	}
+	fmt.Fprintf(w, "%s: all %d cases pass\n", fixturesPath, len(f.Cases))
+	return nil
+}
+
+func rulesPlan() *ffcli.Command {
+	var c clusterFlags
+	fs := c.flagSet("plan")
+	return &ffcli.Command{
+		Name: "plan", ShortUsage: "fraudpipe rules plan [flags] FILE", FlagSet: fs, Options: envOptions,
+		ShortHelp: "Show what publishing FILE would change against the live ruleset.",
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 1 {
+				return flag.ErrHelp
+			}
+			rs, err := rules.LoadFile(args[0])
+			if err != nil {
+				return err
+			}
+			reg, _, closeReg, err := c.registry(ctx)
+			if err != nil {
+				return err
+			}
+			defer closeReg()
+			latest, live, ok := reg.Latest()
+			if !ok {
+				fmt.Printf("no version published yet; pushing %s would publish version 1\n", args[0])
+			} else {
+				fmt.Printf("live: version %d (digest %s); %s: digest %s\n", latest.Version, latest.Digest, args[0], rs.Digest)
+			}
+			fmt.Print(rules.Diff(live, rs).String())
+			if live != nil && rs.Retention > live.Retention {
+				fmt.Printf("note: state retention grows from %s to %s: windows reaching further back than %s are accurate only for payments from the switch on plus the new retention; until then they count only what the old retention kept\n",
+					rules.FormatDuration(live.Retention), rules.FormatDuration(rs.Retention), rules.FormatDuration(live.Retention))
+			}
+			return nil
+		},
+	}
+}
+
+func rulesPush() *ffcli.Command {
+	var c clusterFlags
+	fs := c.flagSet("push")
+	comment := fs.String("comment", "", "why this version (shown by rules list)")
+	return &ffcli.Command{
+		Name: "push", ShortUsage: "fraudpipe rules push [flags] FILE", FlagSet: fs, Options: envOptions,
+		ShortHelp: "Publish FILE as the next ruleset version; every detector switches to it at a defined point.",
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 1 {
+				return flag.ErrHelp
+			}
+			rs, err := rules.LoadFile(args[0])
+			if err != nil {
+				return fmt.Errorf("refused, nothing published: %w", err)
+			}
+			reg, k, closeReg, err := c.registry(ctx)
+			if err != nil {
+				return err
+			}
+			defer closeReg()
+			v, changed, err := reg.Push(ctx, k, rs.Bundle, registry.Meta{Author: author(), Comment: *comment})
+			if err != nil {
+				return err
+			}
+			if !changed {
+				fmt.Printf("unchanged: version %d already has this content (digest %s)\n", v.Version, v.Digest)
+				return nil
+			}
+			fmt.Printf("published version %d (digest %s); switch markers at %s\n", v.Version, v.Digest, effective(v))
+			return nil
+		},
+	}
+}
+
+func effective(v registry.Version) string {
+	parts := make([]string, 0, len(v.Effective))
+	for _, p := range slices.Sorted(func(yield func(int32) bool) {
+		for p := range v.Effective {
+			if !yield(p) {
+				return
+			}
+		}
+	}) {
+		parts = append(parts, fmt.Sprintf("payments/%d@%d", p, v.Effective[p]))
+	}
+	if len(parts) == 0 {
+		return "(none yet)"
+	}
+	return strings.Join(parts, " ")
+}
+
+func rulesList() *ffcli.Command {
+	var c clusterFlags
+	fs := c.flagSet("list")
+	return &ffcli.Command{
+		Name: "list", ShortUsage: "fraudpipe rules list [flags]", FlagSet: fs, Options: envOptions,
+		ShortHelp: "List the published ruleset versions, newest last.",
+		Exec: func(ctx context.Context, _ []string) error {
+			reg, _, closeReg, err := c.registry(ctx)
+			if err != nil {
+				return err
+			}
+			defer closeReg()
+			w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "VERSION\tCREATED\tAUTHOR\tDIGEST\tRULES\tCOMMENT")
+			for _, v := range reg.List() {
+				_, rs, _ := reg.Get(v.Version)
+				note := v.Comment
+				if v.RolledBackFrom > 0 {
+					note = fmt.Sprintf("%s (content of version %d)", note, v.RolledBackFrom)
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\n", v.Version, v.CreatedAt.Format(time.RFC3339), v.Author, v.Digest, len(rs.Rules), note)
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func rulesShow() *ffcli.Command {
+	var c clusterFlags
+	fs := c.flagSet("show")
+	return &ffcli.Command{
+		Name: "show", ShortUsage: "fraudpipe rules show [flags] VERSION", FlagSet: fs, Options: envOptions,
+		ShortHelp: "Print a published version's rules file (and name its list files).",
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 1 {
+				return flag.ErrHelp
+			}
+			n, err := strconv.Atoi(strings.TrimPrefix(args[0], "v"))
+			if err != nil {
+				return fmt.Errorf("version %q: want a number", args[0])
+			}
+			reg, _, closeReg, err := c.registry(ctx)
+			if err != nil {
+				return err
+			}
+			defer closeReg()
+			v, _, ok := reg.Get(n)
+			if !ok {
+				return fmt.Errorf("no ruleset version %d", n)
+			}
+			fmt.Printf("# version %d, %s by %s, digest %s, from %s\n", v.Version, v.CreatedAt.Format(time.RFC3339), v.Author, v.Digest, v.Bundle.Name)
+			for name, data := range v.Bundle.Files {
+				fmt.Printf("# list file %s: %d lines\n", name, strings.Count(string(data), "\n"))
+			}
+			os.Stdout.Write(v.Bundle.Data)
+			return nil
+		},
+	}
+}
+
+func rulesRollback() *ffcli.Command {
+	var c clusterFlags
+	fs := c.flagSet("rollback")
+	comment := fs.String("comment", "", "why (default: rollback to version N)")
+	return &ffcli.Command{
+		Name: "rollback", ShortUsage: "fraudpipe rules rollback [flags] VERSION", FlagSet: fs, Options: envOptions,
+		ShortHelp: "Publish an earlier version's content again, as the next version.",
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 1 {
+				return flag.ErrHelp
+			}
+			n, err := strconv.Atoi(strings.TrimPrefix(args[0], "v"))
+			if err != nil {
+				return fmt.Errorf("version %q: want a number", args[0])
+			}
+			reg, k, closeReg, err := c.registry(ctx)
+			if err != nil {
+				return err
+			}
+			defer closeReg()
+			v, err := reg.Rollback(ctx, k, n, registry.Meta{Author: author(), Comment: *comment})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("published version %d with the content of version %d (digest %s)\n", v.Version, n, v.Digest)
+			return nil
+		},
+	}
+}
+
+func rulesBacktest() *ffcli.Command {
+	var c clusterFlags
+	fs := c.flagSet("backtest")
+	payments := fs.String("payments", "", "JSON-lines file of payments to replay (default: the payments topic)")
+	from := fs.String("from", "", "with the payments topic: replay from this time (RFC 3339, or a duration back such as 24h); default: all it retains")
+	live := fs.String("live", "", "the ruleset to compare with: a rules file, or empty for the live version on the rules topic")
+	asJSON := fs.Bool("json", false, "print the whole report as JSON")
+	return &ffcli.Command{
+		Name: "backtest", ShortUsage: "fraudpipe rules backtest [flags] FILE", FlagSet: fs, Options: envOptions,
+		ShortHelp: "Replay payments through FILE and the live ruleset, touching no live state, and report the difference.",
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 1 {
+				return flag.ErrHelp
+			}
+			cand, err := rules.LoadFile(args[0])
+			if err != nil {
+				return err
+			}
+			var liveRS *rules.Ruleset
+			var k kafka.Config
+			needKafka := *live == "" || *payments == ""
+			var env rules.Env
+			if needKafka {
+				reg, kc, closeReg, err := c.registry(ctx)
+				if err != nil {
+					return err
+				}
+				defer closeReg()
+				k = kc
+				liveRS = reg.LatestRuleset()
+				lists := registry.NewLists(k, slog.New(slog.DiscardHandler))
+				lctx, stop := context.WithCancel(ctx)
+				defer stop()
+				go lists.Run(lctx)
+				if err := lists.WaitReady(ctx); err != nil {
+					return err
+				}
+				env.Lists = lists
+			}
+			if *live != "" {
+				if liveRS, err = rules.LoadFile(*live); err != nil {
+					return err
+				}
+			}
+			if liveRS == nil {
+				return errors.New("no live ruleset published yet: give --live FILE")
+			}
+			bt := rules.NewBacktest(liveRS, cand, env)
+			start := time.Now()
+			var rejected int
+			add := func(raw []byte) {
+				p, err := rules.ParsePayment(raw)
+				if err != nil {
+					rejected++
+					return
+				}
+				bt.Add(p)
+			}
+			if *payments != "" {
+				if err := replayFile(*payments, add); err != nil {
+					return err
+				}
+			} else if err := replayTopic(ctx, k, *from, add); err != nil {
+				return err
+			}
+			rep := bt.Report()
+			if *asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			printBacktest(os.Stdout, rep, liveRS, rejected, time.Since(start))
+			return nil
+		},
+	}
+}
+
+func replayFile(path string, add func([]byte)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), rules.MaxPaymentBytes+1)
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
+			add([]byte(line))
+		}
+	}
+	return sc.Err()
+}
+
+// replayTopic reads every partition of the payments topic from the offset of time from up to its end as of
+// now, partition by partition: payments keyed by account keep their order, which is what state depends on.
+func replayTopic(ctx context.Context, k kafka.Config, from string, add func([]byte)) error {
+	since := int64(sarama.OffsetOldest)
+	if from != "" {
+		if d, err := rules.ParseDuration(from); err == nil {
+			since = time.Now().Add(-d).UnixMilli()
+		} else if t, err := time.Parse(time.RFC3339, from); err == nil {
+			since = t.UnixMilli()
+		} else {
+			return fmt.Errorf("--from %q: want RFC 3339 or a duration such as 24h", from)
+		}
+	}
+	client, err := sarama.NewClient(k.Brokers, k.SaramaConfig("fraudpipe-backtest"))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return err
+	}
+	defer consumer.Close()
+	parts, err := client.Partitions(string(topics.Payments))
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		end, err := client.GetOffset(string(topics.Payments), p, sarama.OffsetNewest)
+		if err != nil {
+			return err
+		}
+		first, err := client.GetOffset(string(topics.Payments), p, since)
+		if err != nil {
+			return err
+		}
+		if first < 0 || first >= end {
+			continue // nothing since then
+		}
+		pc, err := consumer.ConsumePartition(string(topics.Payments), p, first)
+		if err != nil {
+			return err
+		}
+		for next := first; next < end; {
+			select {
+			case m := <-pc.Messages():
+				next = m.Offset + 1
+				if !isControl(m.Headers) {
+					add(m.Value)
+				}
+			case err := <-pc.Errors():
+				pc.Close()
+				return err
+			case <-ctx.Done():
+				pc.Close()
+				return ctx.Err()
+			}
+		}
+		pc.Close()
+	}
+	return nil
+}
+
+func isControl(hs []*sarama.RecordHeader) bool {
+	for _, h := range hs {
+		if string(h.Key) == topics.HeaderControl {
+			return true
+		}
+	}
+	return false
+}
+
+func printBacktest(w io.Writer, r rules.BacktestReport, live *rules.Ruleset, rejected int, took time.Duration) {
+	liveName := fmt.Sprintf("live (version %d)", live.Number)
+	if live.Number == 0 {
+		liveName = "live (" + live.Source + ")"
+	}
+	fmt.Fprintf(w, "replayed %d payments in %s (%.0f/s), %d duplicates, %d invalid skipped\n",
+		r.Payments, took.Round(time.Millisecond), float64(r.Payments)/max(took.Seconds(), 1e-9), r.Duplicates, rejected)
+	fmt.Fprintf(w, "alerts: %s %d, candidate %d\n\n", liveName, r.LiveAlerts, r.CandidateAlerts)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tLIVE ALERTS\tCANDIDATE ALERTS\tLIVE ACCOUNTS\tCANDIDATE ACCOUNTS\tSHADOW FIRES")
+	for _, s := range r.Rules {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", s.Rule, s.LiveAlerts, s.CandidateAlerts, s.LiveAccounts, s.CandidateAccounts, s.CandidateShadow)
+	}
+	tw.Flush()
+	section := func(title string, ds []rules.AlertDiff) {
+		fmt.Fprintf(w, "\n%s: %d\n", title, len(ds))
+		for i, d := range ds {
+			if i == 20 {
+				fmt.Fprintf(w, "  ... and %d more (--json lists all)\n", len(ds)-20)
+				break
+			}
+			fmt.Fprintf(w, "  %s %s: live %s, candidate %s\n", d.AccountID, d.PaymentID, d.Live, d.Candidate)
+		}
+	}
+	section("newly alerting", r.NewlyAlerting)
+	section("no longer alerting", r.StopAlerting)
+	section("alerting differently", r.Changed)
+}
+
+// listsCommand edits the lists topic: entries there add to the rules file's list files at once, without a new
+// ruleset version.
+func listsCommand() *ffcli.Command {
+	var c clusterFlags
+	fs := c.flagSet("lists")
+	remove := fs.Bool("remove", false, "remove the values instead of adding them")
+	return &ffcli.Command{
+		Name: "lists", ShortUsage: "fraudpipe lists [--remove] LIST VALUE...", FlagSet: fs, Options: envOptions,
+		ShortHelp: "Add values to (or remove them from) a list on the lists topic.",
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) < 2 {
+				return flag.ErrHelp
+			}
+			log, err := c.log.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			k := c.kafka.config()
+			if err := k.WaitForCluster(ctx, log); err != nil {
+				return err
+			}
+			if err := k.EnsureTopics(ctx, pipelineTopics()); err != nil {
+				return err
+			}
+			if err := registry.UpdateLists(k, args[0], args[1:], *remove); err != nil {
+				return err
+			}
+			verb := "added to"
+			if *remove {
+				verb = "removed from"
+			}
+			fmt.Printf("%d values %s list %s\n", len(args)-1, verb, args[0])
+			return nil
+		},
+	}
+}

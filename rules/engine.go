@@ -1,0 +1,30 @@
+package rules
+
+// Engine scores a stream of payments in memory, one state per account, the way the detector does in Kafka:
+// a payment id seen again for the same account (a producer's retry) is not scored twice. Fixtures and
+// backtests run on it.
+type Engine struct {
+	rs     *Ruleset
+	env    Env
+	states map[string]*State
+}
+
+// NewEngine returns an engine with empty state.
+func NewEngine(rs *Ruleset, env Env) *Engine {
+	return &Engine{rs: rs, env: env, states: map[string]*State{}}
+}
+
+// Score scores one payment; dup reports a retried payment id, which is not scored.
+func (e *Engine) Score(p *Payment) (d Decision, dup bool) {
+	st := e.states[p.AccountID]
+	if st == nil {
+		st = new(State)
+		e.states[p.AccountID] = st
+	}
+	if _, _, seen := st.Lookup(p.ID); seen {
+		return Decision{}, true
+	}
+	d = e.rs.EvaluateWith(st, p, e.env)
+	st.Remember(p.ID, 0, nil)
+	return d, false
+}

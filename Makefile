@@ -13,8 +13,9 @@ run: build
 build:
 	$(GO) build -o $(BIN) ./cmd/fraudpipe
 
-## test: unit, processor and e2e tests with the race detector (e2e needs kcat: see .ci/run)
+## test: the shipped rules fixtures, then unit, processor and e2e tests with the race detector (e2e needs kcat: see .ci/run)
 test:
+	$(GO) run ./cmd/fraudpipe rules test examples/rules.yaml
 	$(GO) test -race -count=1 -p 1 -timeout 45m ./...
 
 unit:

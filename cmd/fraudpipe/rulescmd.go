@@ -324,7 +324,7 @@ func rulesRollback() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("published version %d with the content of version %d (digest %s)\n", v.Version, n, v.Digest)
+			fmt.Printf("published version %d with the content of version %d (digest %s); switch markers at %s\n", v.Version, n, v.Digest, effective(v))
 			return nil
 		},
 	}

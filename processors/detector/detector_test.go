@@ -243,3 +243,66 @@ func TestPartitionOfMatchesGokasProducer(t *testing.T) {
 		}
 	}
 }
+
+type fakeVersions map[int]*rules.Ruleset
+
+func (v fakeVersions) At(int32, int64) *rules.Ruleset { return v[1] }
+func (v fakeVersions) Wait(_ context.Context, n int) (*rules.Ruleset, error) {
+	if rs, ok := v[n]; ok {
+		return rs, nil
+	}
+	return nil, fmt.Errorf("no version %d", n)
+}
+
+// A partition scores with the version in force at its position: the first version until a switch marker, the
+// marker's version after it; a payment re-routed through the loop keeps the version its position selected.
+func TestVersionSwitchesAtTheMarker(t *testing.T) {
+	versions := fakeVersions{}
+	for n, limit := range map[int]string{1: "500000", 2: "100000"} {
+		rs, err := rules.Parse("v.yaml", []byte("thresholds: { review: 50, block: 80 }\nrules:\n  - { name: big-ticket, type: amount, limit: "+limit+", currency: EUR, score: 60 }\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs.Number = n
+		versions[n] = rs
+	}
+	tt := tester.New(t)
+	m := detector.NewMetrics(nil)
+	proc, err := detector.New(nil, detector.Config{
+		Rules: func() *rules.Ruleset { return versions[2] }, Versions: versions, Partitions: 1, Metrics: m,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, goka.WithTester(tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	alerts := tt.NewQueueTracker(string(topics.Alerts))
+
+	tt.Consume(string(topics.Payments), "a1", payment("p1", "a1", 200000, 0)) // 2,000 EUR: under v1's limit
+	if _, _, ok := alerts.NextRaw(); ok {
+		t.Fatal("version 1 alerted 2,000 EUR")
+	}
+	tt.Consume(string(topics.Payments), "", []byte(`{"ruleset_version":2}`),
+		tester.WithHeaders(goka.Headers{topics.HeaderControl: []byte(topics.ControlRuleset)}))
+	tt.Consume(string(topics.Payments), "a2", payment("p2", "a2", 200000, 0))
+	_, v, ok := alerts.NextRaw()
+	var a topics.Alert
+	if !ok || json.Unmarshal(v, &a) != nil || a.PaymentID != "p2" || a.RulesetVersion != 2 {
+		t.Fatalf("after the marker: alert %s", v)
+	}
+	// Re-routed before the switch: its header says version 1, whatever the partition is at now.
+	tt.Consume(detector.Loop, "a3", payment("p3", "a3", 200000, 0),
+		tester.WithHeaders(goka.Headers{topics.HeaderRulesetVersion: []byte("1")}))
+	if _, v, ok := alerts.NextRaw(); ok {
+		t.Fatalf("a loop record of version 1 was scored by version 2: %s", v)
+	}
+	if got := testutil.ToFloat64(m.Switches); got != 1 {
+		t.Fatalf("switches %v", got)
+	}
+	if got := testutil.ToFloat64(m.Rejected.WithLabelValues(rules.ReasonNotJSON)); got != 0 {
+		t.Fatal("the marker went to the dead-letter topic")
+	}
+}

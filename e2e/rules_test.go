@@ -268,3 +268,51 @@ func describeAlert(a topics.Alert) string {
 	slices.Sort(names)
 	return fmt.Sprintf("%s [%s]", a.Action, strings.Join(names, ", "))
 }
+
+// A rule grouped by device counts across accounts over a real broker: each payment visits its device's state
+// (in the device's partition) before its account's.
+func TestRuleGroupedByDeviceAcrossPartitions(t *testing.T) {
+	p := startPipeline(t)
+	shipped, _ := os.ReadFile(p.rulesPath)
+	grouped := string(shipped) + `
+  - name: shared-device
+    type: distinct
+    by: device_id
+    field: account_id
+    window: 1h
+    limit: 3
+    score: 50
+`
+	file := filepath.Join(filepath.Dir(p.rulesPath), "grouped.yaml")
+	os.WriteFile(file, []byte(grouped), 0o644)
+	if out, errOut, err := fraudpipeCLI(t, "rules", "push", "--brokers", p.brokers, file); err != nil {
+		t.Fatalf("push: %v\n%s%s", err, out, errOut)
+	}
+	var lines []string
+	for i := range 5 {
+		acct := fmt.Sprintf("acct_dev%d", i)
+		b, _ := json.Marshal(rules.Payment{ID: fmt.Sprint("d", i), AccountID: acct, Amount: 1000, Currency: "EUR",
+			Timestamp: mustTime("2026-11-22T10:00:00Z").Add(time.Duration(i) * time.Minute), DeviceID: "dev_shared", Country: "DE"})
+		lines = append(lines, string(b))
+	}
+	// Unkeyed, so each lands on any partition; one at a time, so the device sees them in time order (from
+	// different partitions, a later-stamped payment could reach the device first and see fewer accounts).
+	for i, line := range lines {
+		kcatProduce(t, p.brokers, "payments", false, line)
+		waitFor(t, 30*time.Second, "the payment to be scored", func() bool {
+			return metric(p.detMetrics, "fraudpipe_payments_processed_total") >= float64(i+1)
+		})
+	}
+	var got []string
+	waitFor(t, 60*time.Second, "two alerts", func() bool {
+		got = nil
+		for _, a := range decodeAlerts(t, kcatConsume(t, p.brokers, "alerts")) {
+			got = append(got, a.PaymentID+" "+a.Rules[0].Name)
+		}
+		return len(got) >= 2
+	})
+	slices.Sort(got)
+	if fmt.Sprint(got) != "[d3 shared-device d4 shared-device]" {
+		t.Fatalf("alerts %v", got)
+	}
+}

@@ -24,7 +24,25 @@ func (e *Engine) Score(p *Payment) (d Decision, dup bool) {
 	if _, _, seen := st.Lookup(p.ID); seen {
 		return Decision{}, true
 	}
-	d = e.rs.EvaluateWith(st, p, e.env)
+	env := e.env
+	for _, f := range e.rs.GroupFields() {
+		key := GroupKey(f, p)
+		if key == "" {
+			continue
+		}
+		gs := e.states[key]
+		if gs == nil {
+			gs = new(State)
+			e.states[key] = gs
+		}
+		if env.Grouped == nil {
+			env.Grouped = map[string]string{}
+		}
+		for name, reason := range e.rs.EvaluateGroup(gs, p, f) {
+			env.Grouped[name] = reason
+		}
+	}
+	d = e.rs.EvaluateWith(st, p, env)
 	st.Remember(p.ID, 0, nil)
 	return d, false
 }

@@ -44,6 +44,9 @@ type Decision struct {
 type Env struct {
 	// Lists adds entries to the ruleset's file-backed lists (the detector's view of the lists topic); may be nil.
 	Lists ListSource
+	// Grouped holds the outcome of the rules grouped by another field than the account (EvaluateGroup), by
+	// rule name: the reason, or "" when it did not fire. Those rules are not evaluated against the account.
+	Grouped map[string]string
 }
 
 // ListSource answers list lookups.
@@ -92,19 +95,21 @@ func (rs *Ruleset) EvaluateWith(st *State, p *Payment, env Env) Decision {
 		r := &rs.Rules[i]
 		from := t - r.Window.Milliseconds()
 		var reason string
-		switch r.Type {
-		case TypeAmount:
+		switch {
+		case r.Grouped:
+			reason = env.Grouped[r.Name]
+		case r.Type == TypeAmount:
 			v, ok := rs.convert(p.Amount, packCurrency(p.Currency), r.Currency)
 			if ok && v > r.Limit {
 				reason = fmt.Sprintf("amount %s > limit %s", FormatAmount(v, r.Currency), FormatAmount(r.Limit, r.Currency))
 			} else if !ok {
 				d.Unconverted = append(d.Unconverted, r.Name)
 			}
-		case TypeCount:
+		case r.Type == TypeCount:
 			if n := st.count(from, t); n > r.Limit {
 				reason = fmt.Sprintf("%d payments in %s > limit %d", n, FormatDuration(r.Window), r.Limit)
 			}
-		case TypeSum:
+		case r.Type == TypeSum:
 			sum, complete := rs.sum(st, from, t, r.Currency)
 			if !complete {
 				d.Unconverted = append(d.Unconverted, r.Name)
@@ -112,19 +117,19 @@ func (rs *Ruleset) EvaluateWith(st *State, p *Payment, env Env) Decision {
 			if sum > r.Limit {
 				reason = fmt.Sprintf("total %s in %s > limit %s", FormatAmount(sum, r.Currency), FormatDuration(r.Window), FormatAmount(r.Limit, r.Currency))
 			}
-		case TypeDistinct:
+		case r.Type == TypeDistinct:
 			if n := st.distinct(from, t, r.Field, int(r.Limit)+1); int64(n) > r.Limit {
 				reason = fmt.Sprintf("%d distinct %s values in %s > limit %d", n, r.Field, FormatDuration(r.Window), r.Limit)
 			}
-		case TypeList:
+		case r.Type == TypeList:
 			if v := p.field(r.Field); rs.onList(env, r.List, v) {
 				reason = fmt.Sprintf("%s %s is on list %s", r.Field, v, r.List)
 			}
-		case TypeDeviation:
+		case r.Type == TypeDeviation:
 			reason = rs.deviation(st, p, r, &d)
-		case TypeTravel:
+		case r.Type == TypeTravel:
 			reason = travel(st, p, r)
-		case TypeExpression:
+		case r.Type == TypeExpression:
 			if exprFired[i] {
 				reason = "expression true: " + r.Expr
 			}

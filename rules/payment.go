@@ -53,6 +53,7 @@ const (
 	ReasonBadTimestamp = "bad_timestamp"
 	ReasonFieldTooLong = "field_too_long"
 	ReasonBadLocation  = "bad_location"
+	ReasonBadID        = "bad_id"
 )
 
 // InvalidPaymentError says why a payment was rejected: Reason is one of the Reason constants, Field names the
@@ -149,6 +150,11 @@ func ParsePayment(b []byte) (Payment, error) {
 		return Payment{}, &InvalidPaymentError{Reason: ReasonBadLocation, Field: "lat", Detail: fmt.Sprintf("%g is outside -90..90", *p.Lat)}
 	case p.Lon != nil && (*p.Lon < -180 || *p.Lon > 180):
 		return Payment{}, &InvalidPaymentError{Reason: ReasonBadLocation, Field: "lon", Detail: fmt.Sprintf("%g is outside -180..180", *p.Lon)}
+	}
+	for _, f := range []struct{ name, v string }{{"id", p.ID}, {"account_id", p.AccountID}} {
+		if strings.IndexFunc(f.v, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+			return Payment{}, &InvalidPaymentError{Reason: ReasonBadID, Field: f.name, Detail: "contains a control character"}
+		}
 	}
 	for _, f := range []struct{ name, v string }{
 		{"id", p.ID}, {"account_id", p.AccountID}, {"merchant_id", p.MerchantID},

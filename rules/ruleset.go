@@ -60,10 +60,14 @@ const (
 	FieldCardID
 	FieldDeviceID
 	FieldIP
+	FieldAccountID // last, so that states written before it existed decode unchanged
 	numFields
 )
 
-var fieldNames = [numFields]string{"country", "merchant_id", "merchant_category", "card_id", "device_id", "ip"}
+var fieldNames = [numFields]string{"country", "merchant_id", "merchant_category", "card_id", "device_id", "ip", "account_id"}
+
+// groupable are the fields a count, sum or distinct rule can group by instead of the account.
+var groupable = []Field{FieldCardID, FieldDeviceID, FieldIP, FieldMerchantID}
 
 func (f Field) String() string { return fieldNames[f] }
 
@@ -79,6 +83,8 @@ func (p *Payment) field(f Field) string {
 		return p.CardID
 	case FieldDeviceID:
 		return p.DeviceID
+	case FieldAccountID:
+		return p.AccountID
 	default:
 		return p.IP
 	}
@@ -120,6 +126,11 @@ type Rule struct {
 
 	Expr string      // expression: the CEL source
 	prog *expression // expression: the checked program
+
+	// By groups a count, sum or distinct rule by another field than the account (card, device, IP, merchant):
+	// "more than 3 accounts used this device in 1h". Grouped is false for per-account rules.
+	By      Field
+	Grouped bool
 }
 
 // Thresholds turn a score into an action.
@@ -471,7 +482,7 @@ func (p *parser) rule(n *yaml.Node, index int, rs *Ruleset) (Rule, bool) {
 		}
 	}
 	f := p.fields(n, label, "a rule", "name", "type", "limit", "score", "window", "field", "currency", "mode", "cooldown",
-		"list", "factor", "min_payments", "max_speed_kmh", "min_distance_km", "expr")
+		"list", "factor", "min_payments", "max_speed_kmh", "min_distance_km", "expr", "by")
 	r := Rule{Line: n.Line, Mode: ModeLive}
 	if m := f["mode"]; m != nil {
 		r.Mode = Mode(m.Value)
@@ -587,6 +598,19 @@ func (p *parser) rule(n *yaml.Node, index int, rs *Ruleset) (Rule, bool) {
 		forbid("limit", "window", "field", "currency")
 	default:
 		p.errorf(f["type"], label, "type", "%q is not one of %s", f["type"].Value, ruleTypes)
+	}
+	if b := f["by"]; b != nil {
+		switch r.Type {
+		case TypeCount, TypeSum, TypeDistinct:
+			if fld, ok := p.field(b, label, "by"); ok {
+				if !slices.Contains(groupable, fld) {
+					p.errorf(b, label, "by", "%q cannot group; use card_id, device_id, ip or merchant_id", b.Value)
+				}
+				r.By, r.Grouped = fld, true
+			}
+		default:
+			p.errorf(b, label, "by", "does not apply to type %s (only count, sum and distinct group)", r.Type)
+		}
 	}
 	for key, applies := range map[string]bool{
 		"list": r.Type == TypeList, "factor": r.Type == TypeDeviation, "min_payments": r.Type == TypeDeviation,

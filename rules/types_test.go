@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -256,5 +257,48 @@ rules:
 	}
 	if got.base != st.base || got.home != "DE" || got.last != st.last || !reflect.DeepEqual(got.cooldowns, st.cooldowns) || got.base.n != 1 {
 		t.Fatalf("round trip: %+v", got)
+	}
+}
+
+func TestRulesGroupedByAnotherField(t *testing.T) {
+	rs := mustParse(t, `
+thresholds: { review: 50, block: 80 }
+rules:
+  - { name: shared-device, type: distinct, by: device_id, field: account_id, window: 1h, limit: 3, score: 50 }
+  - { name: hot-card, type: count, by: card_id, window: 10m, limit: 2, score: 30 }
+`)
+	if got := rs.GroupFields(); !reflect.DeepEqual(got, []Field{FieldCardID, FieldDeviceID}) {
+		t.Fatalf("group fields %v", got)
+	}
+	e := NewEngine(rs, Env{})
+	var out []string
+	for i, acct := range []string{"a1", "a2", "a2", "a3", "a4", "a5"} {
+		p := Payment{ID: fmt.Sprint("p", i), AccountID: acct, Amount: 100, Currency: "EUR",
+			Timestamp: t0.Add(time.Duration(i) * time.Minute), DeviceID: "dev_1", CardID: "card_" + acct}
+		d, _ := e.Score(&p)
+		names := []string{}
+		for _, f := range d.Fired {
+			names = append(names, f.Name+": "+f.Reason)
+		}
+		out = append(out, strings.Join(names, "; "))
+	}
+	want := []string{"", "", "", "", // a2 twice is one account; the fourth account is a4
+		"shared-device: 4 distinct account_id values for device_id dev_1 in 1h > limit 3",
+		"shared-device: 4 distinct account_id values for device_id dev_1 in 1h > limit 3"} // counting stops at limit+1
+	if !reflect.DeepEqual(out, want) {
+		t.Fatalf("got  %q\nwant %q", out, want)
+	}
+	// A payment without a device skips that grouping; a third use of one card in 10 minutes fires hot-card.
+	e = NewEngine(rs, Env{})
+	for i := range 3 {
+		p := Payment{ID: fmt.Sprint("q", i), AccountID: fmt.Sprint("b", i), Amount: 100, Currency: "EUR", Timestamp: t0, CardID: "card_x"}
+		d, _ := e.Score(&p)
+		if fired := len(d.Fired) == 1 && d.Fired[0].Name == "hot-card"; fired != (i == 2) {
+			t.Fatalf("payment %d: %+v", i, d.Fired)
+		}
+	}
+	if _, err := Parse("t.yaml", []byte("thresholds: { review: 50, block: 80 }\nrules:\n  - { name: x, type: amount, by: ip, limit: 1, currency: EUR, score: 1 }\n")); err == nil ||
+		!strings.Contains(err.Error(), `rule "x": field "by": does not apply to type amount`) {
+		t.Fatalf("by on an amount rule: %v", err)
 	}
 }

@@ -43,6 +43,10 @@ const (
 	// HeaderRulesetVersion carries, on a payment re-routed through the detector's loop, the ruleset version its
 	// position on the payments topic selected.
 	HeaderRulesetVersion = "fraudpipe-ruleset-version"
+	// HeaderStage, on a loop record, says how many grouping values (device, IP…) the payment has visited, and
+	// HeaderGrouped carries the outcomes of the grouped rules so far (JSON: rule name → reason).
+	HeaderStage   = "fraudpipe-stage"
+	HeaderGrouped = "fraudpipe-grouped"
 )
 
 // ListKey is the key of a list entry on the lists topic.

@@ -111,15 +111,36 @@ func (d *detector) process(ctx goka.Context, msg any) {
 		return
 	}
 	rs := d.rulesFor(ctx)
+	// Rules grouped by another field (device, IP…) need the state of the payment's value of that field, which
+	// lives in that key's partition: the payment visits each such key through the loop first (stages), collecting
+	// the grouped rules' outcomes, and reaches its account last.
+	keys := groupKeys(rs, &p)
+	stage, grouped := 0, map[string]string{}
+	if ctx.Topic() != topics.Payments {
+		stage, _ = strconv.Atoi(string(ctx.Headers()[topics.HeaderStage]))
+		if h := ctx.Headers()[topics.HeaderGrouped]; len(h) > 0 {
+			if err := json.Unmarshal(h, &grouped); err != nil {
+				processors.Fail(ctx, fmt.Errorf("loop record with unreadable grouped outcomes: %w", err))
+			}
+		}
+	}
+	if stage < len(keys) && ctx.Topic() != topics.Payments && ctx.Key() == keys[stage] {
+		d.groupStage(ctx, rs, &p, raw, keys, stage, grouped)
+		return
+	}
+	next := p.AccountID
+	if stage < len(keys) {
+		next = keys[stage]
+	}
 	// The producer may have keyed or partitioned the payment differently from goka (librdkafka and Java
 	// clients hash with other functions). State must live in exactly one partition per account, so such a
 	// payment goes through the loop topic, which goka partitions by account id with its own hasher. The
 	// ruleset version its position selected travels with it.
-	if ctx.Key() != p.AccountID || ctx.Partition() != PartitionOf(p.AccountID, d.Partitions) {
-		ctx.Loopback(p.AccountID, raw, goka.WithCtxEmitHeaders(goka.Headers{
-			topics.HeaderRulesetVersion: []byte(strconv.Itoa(rs.Number)),
-		}))
-		d.Metrics.Rerouted.Inc()
+	if ctx.Key() != next || ctx.Partition() != PartitionOf(next, d.Partitions) {
+		d.forward(ctx, rs, next, raw, stage, grouped)
+		if next == p.AccountID && len(keys) == 0 {
+			d.Metrics.Rerouted.Inc()
+		}
 		return
 	}
 
@@ -152,7 +173,11 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	}
 
 	now := d.Now()
-	dec := rs.EvaluateWith(st, &p, rules.Env{Lists: d.Lists})
+	env := rules.Env{Lists: d.Lists}
+	if len(keys) > 0 {
+		env.Grouped = grouped
+	}
+	dec := rs.EvaluateWith(st, &p, env)
 	d.Metrics.Processed.Inc()
 	d.Metrics.observe(dec)
 	var stored []byte
@@ -174,6 +199,71 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	stopping(ctx) // likewise for a table write that failed
 }
 
+func groupKeys(rs *rules.Ruleset, p *rules.Payment) []string {
+	var keys []string
+	for _, f := range rs.GroupFields() {
+		if k := rules.GroupKey(f, p); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// forward sends a payment through the loop to the key of its next stage (a grouping value or its account).
+func (d *detector) forward(ctx goka.Context, rs *rules.Ruleset, key string, raw []byte, stage int, grouped map[string]string) {
+	h := goka.Headers{
+		topics.HeaderRulesetVersion: []byte(strconv.Itoa(rs.Number)),
+		topics.HeaderStage:          []byte(strconv.Itoa(stage)),
+	}
+	if len(grouped) > 0 {
+		b, err := json.Marshal(grouped)
+		if err != nil {
+			processors.Fail(ctx, err)
+		}
+		h[topics.HeaderGrouped] = b
+	}
+	ctx.Loopback(key, raw, goka.WithCtxEmitHeaders(h))
+}
+
+// groupStage updates the state of one grouping value (ctx's key) and passes the payment on with the outcomes
+// of the rules grouped by it. A payment this value has seen before (a redelivery, a retry) is not counted
+// again: the outcomes it produced the first time are stored with it and passed on unchanged, and the account
+// stage then recognises the payment itself.
+func (d *detector) groupStage(ctx goka.Context, rs *rules.Ruleset, p *rules.Payment, raw []byte, keys []string, stage int, grouped map[string]string) {
+	st, _ := ctx.Value().(*rules.State)
+	stopping(ctx)
+	if st == nil {
+		st = new(rules.State)
+	}
+	var outcome map[string]string
+	if _, stored, seen := st.Lookup(p.ID); seen {
+		if err := json.Unmarshal(stored, &outcome); err != nil {
+			processors.Fail(ctx, fmt.Errorf("stored grouped outcome: %w", err))
+		}
+	} else {
+		f := rs.GroupFields()[0]
+		for _, g := range rs.GroupFields() {
+			if rules.GroupKey(g, p) == keys[stage] {
+				f = g
+			}
+		}
+		outcome = rs.EvaluateGroup(st, p, f)
+		b, _ := json.Marshal(outcome)
+		st.Remember(p.ID, rules.SourceID(string(ctx.Topic()), ctx.Partition(), ctx.Offset()), b)
+	}
+	st.Touched = d.Now().UnixMilli()
+	ctx.SetValue(st)
+	for k, v := range outcome {
+		grouped[k] = v
+	}
+	next := p.AccountID
+	if stage+1 < len(keys) {
+		next = keys[stage+1]
+	}
+	d.forward(ctx, rs, next, raw, stage+1, grouped)
+	stopping(ctx)
+}
+
 // rulesFor returns the ruleset that scores the record in ctx: the one its payments partition is at, or, for a
 // payment re-routed through the loop, the version it carries.
 func (d *detector) rulesFor(ctx goka.Context) *rules.Ruleset {
@@ -182,6 +272,9 @@ func (d *detector) rulesFor(ctx goka.Context) *rules.Ruleset {
 	}
 	if ctx.Topic() != topics.Payments {
 		n, err := strconv.Atoi(string(ctx.Headers()[topics.HeaderRulesetVersion]))
+		if err == nil && n == 0 {
+			return d.Rules() // forwarded by an unversioned detector
+		}
 		if err != nil {
 			processors.Fail(ctx, fmt.Errorf("loop record without a ruleset version: %w", err))
 		}

@@ -306,3 +306,49 @@ func TestVersionSwitchesAtTheMarker(t *testing.T) {
 		t.Fatal("the marker went to the dead-letter topic")
 	}
 }
+
+// A rule grouped by device keeps one state per device, beside the accounts': the fourth account on a device
+// alerts, whichever partitions the accounts and the device hash to.
+func TestRuleGroupedByDevice(t *testing.T) {
+	rs, err := rules.Parse("g.yaml", []byte(`
+thresholds: { review: 50, block: 80 }
+rules:
+  - { name: shared-device, type: distinct, by: device_id, field: account_id, window: 1h, limit: 3, score: 50 }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := tester.New(t)
+	proc, err := detector.New(nil, detector.Config{
+		Rules: func() *rules.Ruleset { return rs }, Partitions: 1, Metrics: detector.NewMetrics(nil),
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, goka.WithTester(tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	alerts := tt.NewQueueTracker(string(topics.Alerts))
+	for i, acct := range []string{"a1", "a2", "a3", "a4"} {
+		var p rules.Payment
+		json.Unmarshal(payment(fmt.Sprint("p", i), acct, 100, time.Duration(i)*time.Minute), &p)
+		p.DeviceID = "dev_1"
+		b, _ := json.Marshal(p)
+		tt.Consume(string(topics.Payments), "", b) // unkeyed, as kcat without -K
+	}
+	_, v, ok := alerts.NextRaw()
+	var a topics.Alert
+	if !ok || json.Unmarshal(v, &a) != nil || a.PaymentID != "p3" ||
+		a.Rules[0].Reason != "4 distinct account_id values for device_id dev_1 in 1h > limit 3" {
+		t.Fatalf("alert %s", v)
+	}
+	if _, v, ok := alerts.NextRaw(); ok {
+		t.Fatalf("second alert %s", v)
+	}
+	dev, _ := tt.TableValue(detector.Table, "\x00device_id\x00dev_1").(*rules.State)
+	if dev == nil {
+		t.Fatal("no state for the device")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -257,6 +258,30 @@ func TestBacktestMatchesThePipeline(t *testing.T) {
 	slices.Sort(diff)
 	if len(diff) > 0 {
 		t.Fatalf("%d differences, e.g.\n%s", len(diff), strings.Join(diff[:min(10, len(diff))], "\n"))
+	}
+
+	// Replayed from the payments topic instead of the file, against the live version (now the candidate), the
+	// candidate alerts the same payments and differs from the live ruleset in nothing.
+	out, errOut, err = fraudpipeCLI(t, "rules", "backtest", "--brokers", p.brokers, "--json", candidate)
+	if err != nil {
+		t.Fatalf("backtest from the topic: %v\n%s", err, errOut)
+	}
+	var fromTopic rules.BacktestReport
+	if err := json.Unmarshal([]byte(out), &fromTopic); err != nil {
+		t.Fatal(err)
+	}
+	candidates := func(ds []rules.AlertDiff) []string { // sorted: the topic replays partition by partition
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.PaymentID+" "+d.Candidate)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if fromTopic.Payments != 3000 || !reflect.DeepEqual(candidates(fromTopic.Candidate), candidates(rep.Candidate)) ||
+		len(fromTopic.NewlyAlerting)+len(fromTopic.StopAlerting)+len(fromTopic.Changed) != 0 {
+		t.Fatalf("from the topic: %d payments, %d candidate alerts (file: %d), %d/%d/%d differences from live",
+			fromTopic.Payments, len(fromTopic.Candidate), len(rep.Candidate), len(fromTopic.NewlyAlerting), len(fromTopic.StopAlerting), len(fromTopic.Changed))
 	}
 }
 

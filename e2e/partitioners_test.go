@@ -65,6 +65,17 @@ func TestAnyPartitionerKeepsOneStatePerAccount(t *testing.T) {
 		t.Fatalf("Java console producer: %v\n%s", err, out)
 	}
 
+	// The Python client (kafka-python), with its default partitioner.
+	var pyLines []string
+	for _, v := range batch("acct_python") {
+		pyLines = append(pyLines, "acct_python|"+v)
+	}
+	pp := exec.Command("bash", "python/python.sh", "produce", p.brokers, "payments")
+	pp.Stdin = strings.NewReader(strings.Join(pyLines, "\n") + "\n")
+	if out, err := pp.CombinedOutput(); err != nil {
+		t.Fatalf("Python producer: %v\n%s", err, out)
+	}
+
 	// librdkafka with a key, and without one (random partition per record).
 	var keyed []string
 	for _, v := range batch("acct_kcat") {
@@ -73,8 +84,8 @@ func TestAnyPartitionerKeepsOneStatePerAccount(t *testing.T) {
 	kcatProduce(t, p.brokers, "payments", true, keyed...)
 	kcatProduce(t, p.brokers, "payments", false, batch("acct_nokey")...)
 
-	waitFor(t, 60*time.Second, "25 payments", func() bool { return metric(p.detMetrics, "fraudpipe_payments_processed_total") == 25 })
-	waitFor(t, 30*time.Second, "5 alerts", func() bool { return len(p.alertLines()) >= 5 })
+	waitFor(t, 60*time.Second, "30 payments", func() bool { return metric(p.detMetrics, "fraudpipe_payments_processed_total") == 30 })
+	waitFor(t, 30*time.Second, "6 alerts", func() bool { return len(p.alertLines()) >= 6 })
 	per := map[string]int{}
 	for _, a := range decodeAlerts(t, kcatConsume(t, p.brokers, "alerts")) {
 		if !strings.HasPrefix(a.Rules[0].Reason, "5 payments in 5m") {
@@ -82,7 +93,7 @@ func TestAnyPartitionerKeepsOneStatePerAccount(t *testing.T) {
 		}
 		per[a.AccountID]++
 	}
-	for _, acct := range []string{"acct_java", "acct_javaclient", "acct_random", "acct_kcat", "acct_nokey"} {
+	for _, acct := range []string{"acct_java", "acct_javaclient", "acct_python", "acct_random", "acct_kcat", "acct_nokey"} {
 		if per[acct] != 1 {
 			t.Errorf("%s raised %d alerts, want 1: its payments were split across states", acct, per[acct])
 		}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,13 +56,28 @@ func requireTool(t *testing.T, name string) {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	usedMu.Lock()
+	defer usedMu.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		// The kernel may hand a just-released port out again: two addresses taken in a row (a broker's and
+		// its controller's) must differ, so none is given twice in a run.
+		if !used[addr] {
+			used[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
+
+var (
+	usedMu sync.Mutex
+	used   = map[string]bool{}
+)
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -293,6 +309,19 @@ func startBroker(t *testing.T, dataDir string) *cluster {
 		})
 	default:
 		t.Fatalf("FRAUDPIPE_E2E_BROKER=%q: want embedded or apache", brokerKind())
+	}
+	if brokerKind() == "apache" {
+		// A port free a moment ago can be taken by the time the JVM binds it: try fresh ports, a few times.
+		for range 2 {
+			_, port, _ := net.SplitHostPort(c.brokers)
+			if exec.Command("bash", "kafka/kafka.sh", "start", c.dataDir, port, c.ctrl).Run() == nil {
+				return c
+			}
+			exec.Command("bash", "kafka/kafka.sh", "stop", c.dataDir).Run()
+			os.RemoveAll(c.dataDir)
+			c.brokers = freeAddr(t)
+			_, c.ctrl, _ = net.SplitHostPort(freeAddr(t))
+		}
 	}
 	c.up()
 	return c

@@ -352,3 +352,58 @@ rules:
 		t.Fatal("no state for the device")
 	}
 }
+
+type oneList map[string]bool
+
+func (l oneList) Contains(list, v string) bool { return list == "trusted" && l[v] }
+
+// Shadow rules and allow lists are counted, and neither alerts; entries of the lists topic count like file ones.
+func TestShadowRulesAndAllowListsAreCounted(t *testing.T) {
+	rs, err := rules.Parse("s.yaml", []byte(`
+thresholds: { review: 50, block: 80 }
+lists: { trusted: {} }
+allow: [ { list: trusted, field: device_id } ]
+rules:
+  - { name: big, type: amount, limit: 1000, currency: EUR, score: 60 }
+  - { name: trial, type: amount, limit: 10, currency: EUR, score: 100, mode: shadow }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := tester.New(t)
+	m := detector.NewMetrics(nil)
+	proc, err := detector.New(nil, detector.Config{
+		Rules: func() *rules.Ruleset { return rs }, Lists: oneList{"dev_ok": true}, Partitions: 1, Metrics: m,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, goka.WithTester(tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	alerts := tt.NewQueueTracker(string(topics.Alerts))
+
+	send := func(id string, amount int64, device string) {
+		var p rules.Payment
+		json.Unmarshal(payment(id, "a1", amount, 0), &p)
+		p.DeviceID = device
+		b, _ := json.Marshal(p)
+		tt.Consume(string(topics.Payments), "a1", b)
+	}
+	send("p1", 500, "dev_1") // only the shadow rule fires
+	if _, v, ok := alerts.NextRaw(); ok {
+		t.Fatalf("a shadow rule alerted: %s", v)
+	}
+	send("p2", 5000, "dev_ok") // big fires, but the device is trusted
+	if _, v, ok := alerts.NextRaw(); ok {
+		t.Fatalf("an allow-listed device alerted: %s", v)
+	}
+	if got := testutil.ToFloat64(m.Shadow.WithLabelValues("trial")); got != 2 {
+		t.Fatalf("shadow fires %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.Allowed.WithLabelValues("trusted")); got != 1 {
+		t.Fatalf("allowed %v, want 1", got)
+	}
+}

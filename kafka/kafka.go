@@ -57,6 +57,12 @@ func (c Config) SaramaConfig(clientID string) *sarama.Config {
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	// An acknowledged alert or table write must survive the loss of the leader.
 	sc.Producer.RequiredAcks = sarama.WaitForAll
+	// Writes to one partition must land in the order they were made. With several requests in flight, a failed
+	// one is retried after a later one succeeded: a table changelog then ends with an account's older state, and
+	// a restart that recovers from it loses the payments in between (seen when the broker restarts). The
+	// idempotent producer keeps one request in flight and lets the broker drop the duplicates retries make.
+	sc.Producer.Idempotent = true
+	sc.Net.MaxOpenRequests = 1
 	sc.Producer.Flush.Frequency = c.Flush
 	sc.Producer.Compression = sarama.CompressionLZ4
 	sc.Consumer.Group.Session.Timeout = 10 * time.Second

@@ -43,7 +43,8 @@ PROPS
   if [ ! -f "$dir/data/meta.properties" ]; then
     local id
     id="$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
-    "${java[@]}" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" > "$dir/format.log" 2>&1
+    "${java[@]}" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" > "$dir/format.log" 2>&1 ||
+      { cat "$dir/format.log" >&2; exit 1; }
   fi
   nohup "${java[@]}" kafka.Kafka "$dir/server.properties" > "$dir/stdout.log" 2>&1 &
   echo $! > "$dir/pid"
@@ -52,7 +53,7 @@ PROPS
       cat "$dir/pid"
       return
     fi
-    kill -0 "$(cat "$dir/pid")" 2>/dev/null || { cat "$dir/stdout.log" >&2; exit 1; }
+    kill -0 "$(cat "$dir/pid")" 2>/dev/null || { cat "$dir/stdout.log" >&2; tail -c 4096 "$dir/server.log" >&2 2>/dev/null; exit 1; }
     sleep 0.5
   done
   echo "kafka did not listen on $port within 60s" >&2

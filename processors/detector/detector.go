@@ -69,7 +69,15 @@ type detector struct {
 	Config
 
 	mu      sync.Mutex
-	current map[int32]*rules.Ruleset // per payments partition, with Versions
+	current map[int32]position // per payments partition, with Versions
+}
+
+// position is the ruleset a payments partition is at, and the offset it expects next. A record at any other
+// offset (the partition came back after another instance had it, or a redelivery went back) looks its version
+// up again from the recorded switch offsets instead of trusting what this instance last saw.
+type position struct {
+	rs   *rules.Ruleset
+	next int64
 }
 
 // New builds the detector processor. cmd/ and the tests (goka.WithTester) build it through here alike.
@@ -83,7 +91,7 @@ func New(brokers []string, cfg Config, opts ...goka.ProcessorOption) (*goka.Proc
 	if cfg.Partitions < 1 {
 		return nil, fmt.Errorf("detector: partitions %d", cfg.Partitions)
 	}
-	d := &detector{Config: cfg, current: map[int32]*rules.Ruleset{}}
+	d := &detector{Config: cfg, current: map[int32]position{}}
 	g := goka.DefineGroup(Group,
 		goka.Input(topics.Payments, topics.Raw{}, d.process),
 		goka.Loop(topics.Raw{}, d.process),
@@ -285,25 +293,25 @@ func (d *detector) rulesFor(ctx goka.Context) *rules.Ruleset {
 		return rs
 	}
 	d.mu.Lock()
-	rs := d.current[ctx.Partition()]
+	pos := d.current[ctx.Partition()]
 	d.mu.Unlock()
-	if rs == nil {
-		// The partition's first record since this instance took it over.
+	rs := pos.rs
+	if rs == nil || pos.next != ctx.Offset() {
 		if rs = d.Versions.At(ctx.Partition(), ctx.Offset()); rs == nil {
 			processors.Fail(ctx, errors.New("no ruleset version published yet"))
 		}
-		d.setCurrent(ctx.Partition(), rs)
 	}
+	d.setCurrent(ctx.Partition(), ctx.Offset(), rs)
 	return rs
 }
 
-func (d *detector) setCurrent(partition int32, rs *rules.Ruleset) {
+func (d *detector) setCurrent(partition int32, offset int64, rs *rules.Ruleset) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if old := d.current[partition]; old == nil || old.Number != rs.Number {
-		d.Log.Info("ruleset version in force", "partition", partition, "version", rs.Number, "digest", rs.Digest)
+	if old := d.current[partition].rs; old == nil || old.Number != rs.Number {
+		d.Log.Info("ruleset version in force", "partition", partition, "version", rs.Number, "digest", rs.Digest, "from_offset", offset)
 	}
-	d.current[partition] = rs
+	d.current[partition] = position{rs: rs, next: offset + 1}
 }
 
 // switchVersion handles a ruleset switch marker: from here on this partition scores with the version it names.
@@ -322,7 +330,7 @@ func (d *detector) switchVersion(ctx goka.Context, raw []byte) {
 	if err != nil {
 		processors.Fail(ctx, err)
 	}
-	d.setCurrent(ctx.Partition(), rs)
+	d.setCurrent(ctx.Partition(), ctx.Offset(), rs)
 	d.Metrics.Switches.Inc()
 }
 

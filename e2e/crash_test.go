@@ -141,7 +141,6 @@ func TestDetectorKilledMidStreamLosesAndDoubleCountsNothing(t *testing.T) {
 // twice.
 func TestRunSurvivesKillAndCtrlC(t *testing.T) {
 	embeddedOnly(t)
-	brokerGoesDown(t)
 	requireTool(t, "kcat")
 	dir := t.TempDir()
 	brokers := freeAddr(t)

@@ -56,13 +56,34 @@ func BenchmarkEvaluate(b *testing.B) {
 	}
 }
 
-// BenchmarkEvaluateShipped is the same with every rule of examples/rules.yaml, the CEL expression included.
+// BenchmarkEvaluateShipped is the same with every rule of examples/rules.yaml.
 func BenchmarkEvaluateShipped(b *testing.B) {
 	shipped, err := LoadFile("../examples/rules.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}
 	rs, st, ps := benchStateWith(b, shipped, 200)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p := &ps[(200+i)%len(ps)]
+		p.Timestamp = t0.Add(time.Duration(200+i) * 100 * time.Second)
+		rs.Evaluate(st, p)
+	}
+}
+
+// BenchmarkEvaluateExpression adds one CEL expression rule to the core rules: what an expression costs.
+func BenchmarkEvaluateExpression(b *testing.B) {
+	rs, err := Parse("expr.yaml", []byte(coreRules+`  - name: foreign-spike
+    type: expression
+    expr: account.payments >= 5 && payment.amount > 3 * account.mean_amount && payment.country != account.home_country
+    score: 40
+    mode: shadow
+`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rs, st, ps := benchStateWith(b, rs, 200)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -267,6 +267,18 @@ func rulesList() *ffcli.Command {
 	}
 }
 
+// versionArg reads the one VERSION argument of show and rollback ("3" or "v3").
+func versionArg(args []string) (int, error) {
+	if len(args) != 1 {
+		return 0, flag.ErrHelp
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(args[0], "v"))
+	if err != nil {
+		return 0, fmt.Errorf("version %q: want a number", args[0])
+	}
+	return n, nil
+}
+
 func rulesShow() *ffcli.Command {
 	var c clusterFlags
 	fs := c.flagSet("show")
@@ -274,12 +286,9 @@ func rulesShow() *ffcli.Command {
 		Name: "show", ShortUsage: "fraudpipe rules show [flags] VERSION", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Print a published version's rules file (and name its list files).",
 		Exec: func(ctx context.Context, args []string) error {
-			if len(args) != 1 {
-				return flag.ErrHelp
-			}
-			n, err := strconv.Atoi(strings.TrimPrefix(args[0], "v"))
+			n, err := versionArg(args)
 			if err != nil {
-				return fmt.Errorf("version %q: want a number", args[0])
+				return err
 			}
 			reg, _, closeReg, err := c.registry(ctx)
 			if err != nil {
@@ -308,12 +317,9 @@ func rulesRollback() *ffcli.Command {
 		Name: "rollback", ShortUsage: "fraudpipe rules rollback [flags] VERSION", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Publish an earlier version's content again, as the next version.",
 		Exec: func(ctx context.Context, args []string) error {
-			if len(args) != 1 {
-				return flag.ErrHelp
-			}
-			n, err := strconv.Atoi(strings.TrimPrefix(args[0], "v"))
+			n, err := versionArg(args)
 			if err != nil {
-				return fmt.Errorf("version %q: want a number", args[0])
+				return err
 			}
 			reg, k, closeReg, err := c.registry(ctx)
 			if err != nil {

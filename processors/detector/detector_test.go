@@ -244,6 +244,23 @@ func TestPartitionOfMatchesGokasProducer(t *testing.T) {
 	}
 }
 
+// runDetector runs a detector with cfg (metrics and a silent log added) on a goka tester until the test ends.
+func runDetector(t *testing.T, cfg detector.Config) (*tester.Tester, *detector.Metrics, *tester.QueueTracker) {
+	t.Helper()
+	tt := tester.New(t)
+	cfg.Metrics = detector.NewMetrics(nil)
+	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	proc, err := detector.New(nil, cfg, goka.WithTester(tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return tt, cfg.Metrics, tt.NewQueueTracker(string(topics.Alerts))
+}
+
 type fakeVersions map[int]*rules.Ruleset
 
 func (v fakeVersions) At(int32, int64) *rules.Ruleset { return v[1] }
@@ -266,20 +283,9 @@ func TestVersionSwitchesAtTheMarker(t *testing.T) {
 		rs.Number = n
 		versions[n] = rs
 	}
-	tt := tester.New(t)
-	m := detector.NewMetrics(nil)
-	proc, err := detector.New(nil, detector.Config{
-		Rules: func() *rules.Ruleset { return versions[2] }, Versions: versions, Partitions: 1, Metrics: m,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, goka.WithTester(tt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	alerts := tt.NewQueueTracker(string(topics.Alerts))
+	tt, m, alerts := runDetector(t, detector.Config{
+		Rules: func() *rules.Ruleset { return versions[2] }, Versions: versions, Partitions: 1,
+	})
 
 	tt.Consume(string(topics.Payments), "a1", payment("p1", "a1", 200000, 0)) // 2,000 EUR: under v1's limit
 	if _, _, ok := alerts.NextRaw(); ok {
@@ -318,19 +324,9 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	tt := tester.New(t)
-	proc, err := detector.New(nil, detector.Config{
-		Rules: func() *rules.Ruleset { return rs }, Partitions: 1, Metrics: detector.NewMetrics(nil),
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, goka.WithTester(tt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	alerts := tt.NewQueueTracker(string(topics.Alerts))
+	tt, _, alerts := runDetector(t, detector.Config{
+		Rules: func() *rules.Ruleset { return rs }, Partitions: 1,
+	})
 	for i, acct := range []string{"a1", "a2", "a3", "a4"} {
 		var p rules.Payment
 		json.Unmarshal(payment(fmt.Sprint("p", i), acct, 100, time.Duration(i)*time.Minute), &p)
@@ -370,20 +366,9 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	tt := tester.New(t)
-	m := detector.NewMetrics(nil)
-	proc, err := detector.New(nil, detector.Config{
-		Rules: func() *rules.Ruleset { return rs }, Lists: oneList{"dev_ok": true}, Partitions: 1, Metrics: m,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, goka.WithTester(tt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	alerts := tt.NewQueueTracker(string(topics.Alerts))
+	tt, m, alerts := runDetector(t, detector.Config{
+		Rules: func() *rules.Ruleset { return rs }, Lists: oneList{"dev_ok": true}, Partitions: 1,
+	})
 
 	send := func(id string, amount int64, device string) {
 		var p rules.Payment

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -144,8 +145,12 @@ func author() string {
 	if a := os.Getenv("FRAUDPIPE_AUTHOR"); a != "" {
 		return a
 	}
+	name := os.Getenv("USER")
+	if u, err := user.Current(); name == "" && err == nil {
+		name = u.Username
+	}
 	host, _ := os.Hostname()
-	return os.Getenv("USER") + "@" + host
+	return name + "@" + host
 }
 
 // expireLoop deletes idle accounts' state periodically; goka has no timers.

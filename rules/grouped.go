@@ -24,10 +24,13 @@ func GroupKey(f Field, p *Payment) string {
 // IsGroupKey reports whether a state key is a grouping value's rather than an account's.
 func IsGroupKey(key string) bool { return strings.HasPrefix(key, "\x00") }
 
-// GroupFields lists the fields the ruleset's grouped rules group by, in a fixed order.
-func (rs *Ruleset) GroupFields() []Field {
+// GroupFields lists the fields the ruleset's grouped rules group by, in a fixed order. It is computed once,
+// when the file is loaded: the detector asks for every payment.
+func (rs *Ruleset) GroupFields() []Field { return rs.groupFields }
+
+func groupFields(rules []Rule) []Field {
 	var out []Field
-	for _, r := range rs.Rules {
+	for _, r := range rules {
 		if r.Grouped && !slices.Contains(out, r.By) {
 			out = append(out, r.By)
 		}

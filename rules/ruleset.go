@@ -163,6 +163,7 @@ type Ruleset struct {
 	// limit of any distinct rule is all a decision ever needs.
 	distinctCap int
 	hasExpr     bool
+	groupFields []Field
 }
 
 // AllowEntry is one allow-list check: the payment's Field looked up in List.
@@ -468,6 +469,7 @@ func (p *parser) parse(data []byte) *Ruleset {
 		p.errorf(top["state"], "", "state.retention", "%s is shorter than the longest window %s", FormatDuration(retention), FormatDuration(longest))
 	}
 	rs.Retention = max(retention, longest, time.Minute)
+	rs.groupFields = groupFields(rs.Rules)
 	return rs
 }
 

@@ -40,6 +40,10 @@ type Config struct {
 	Detectors  int           // detector instances (one consumer group)
 	WorkDir    string
 	ResultPath string
+	// ProfileDir, when set, receives a CPU profile of each detector over the first ProfileFor of saturation
+	// (detector-N.cpu.pprof), to see where the time goes before optimising.
+	ProfileDir string
+	ProfileFor time.Duration
 }
 
 // Latency summarises payment-to-alert latencies.
@@ -113,6 +117,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 	log.Info("saturation: producing as fast as possible while the detector runs", "payments", cfg.Count)
 	cpu0 := cpuSeconds(dets)
 	start := time.Now()
+	profiled := profile(ctx, cfg, dets, log)
 	sent, err := produce(ctx, cfg, "sat_", cfg.Count, 0, alerts)
 	if err != nil {
 		return nil, err
@@ -121,6 +126,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 		return nil, fmt.Errorf("waiting for %d payments (processed %v): %w", cfg.Count, processed(), err)
 	}
 	elapsed := time.Since(start)
+	if err := profiled(); err != nil {
+		return nil, err
+	}
 	res.PipelinePerSec = float64(cfg.Count) / elapsed.Seconds()
 	res.Ratio = res.PipelinePerSec / res.RawPerSec
 	res.CPUSecPerMillion = (cpuSeconds(dets) - cpu0) / float64(cfg.Count) * 1e6
@@ -160,6 +168,31 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// profile starts fetching a CPU profile of each detector (from its pprof endpoint) and returns a function that
+// waits for them to be written.
+func profile(ctx context.Context, cfg Config, dets []*child, log *slog.Logger) func() error {
+	if cfg.ProfileDir == "" {
+		return func() error { return nil }
+	}
+	errs := make(chan error, len(dets))
+	for i, d := range dets {
+		go func() {
+			path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("detector-%d.cpu.pprof", i))
+			errs <- d.profile(ctx, cfg.ProfileFor, path)
+			log.Info("detector CPU profile written", "path", path, "seconds", cfg.ProfileFor.Seconds())
+		}()
+	}
+	return func() error {
+		var first error
+		for range dets {
+			if err := <-errs; err != nil && first == nil {
+				first = fmt.Errorf("profile: %w", err)
+			}
+		}
+		return first
+	}
 }
 
 func pipelineSpecs() []topics.Spec {
@@ -376,6 +409,31 @@ func (c *child) scrape() string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+func (c *child) profile(ctx context.Context, d time.Duration, path string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", c.metrics, max(1, int(d.Seconds())))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (c *child) has(prefix string) bool { return strings.Contains(c.scrape(), prefix) }

@@ -27,6 +27,8 @@ type benchConfig struct {
 	detectors int
 	rules     string
 	out       string
+	profile   string
+	profFor   time.Duration
 }
 
 func benchCommand() *ffcli.Command {
@@ -41,6 +43,8 @@ func benchCommand() *ffcli.Command {
 	fs.IntVar(&c.detectors, "detectors", 1, "detector instances in the consumer group")
 	fs.StringVar(&c.rules, "rules", "examples/rules.yaml", "rules file")
 	fs.StringVar(&c.out, "out", "bench-results.json", "where the results go as JSON")
+	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of each detector at saturation to this directory (go tool pprof)")
+	fs.DurationVar(&c.profFor, "profile-for", 15*time.Second, "how much of the saturation run --profile covers")
 	return &ffcli.Command{
 		Name: "bench", ShortUsage: "fraudpipe bench [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Measure throughput, latency and resources of the pipeline on this machine.",
@@ -84,6 +88,7 @@ func (c *benchConfig) run(ctx context.Context) error {
 	res, err := bench.Run(ctx, bench.Config{
 		Kafka: c.kafka.config(), Binary: self, Rules: c.rules, Count: c.count, Accounts: c.accounts, Rates: rates,
 		RateFor: c.rateFor, Detectors: c.detectors, WorkDir: work, ResultPath: c.out,
+		ProfileDir: c.profile, ProfileFor: c.profFor,
 	}, log)
 	if err != nil {
 		return err

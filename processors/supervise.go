@@ -15,9 +15,10 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/opt"
+
+	"github.com/fraudpipe/fraudpipe/processors/store"
 )
 
 // Supervisor runs a processor and rebuilds it whenever it stops on an error, until ctx is done.
@@ -100,17 +101,21 @@ func StorageDir(base, clusterID string, log *slog.Logger) (string, error) {
 	return dir, nil
 }
 
-// Storage returns the goka storage builder for dir (LevelDB, one directory per table partition).
+// Storage returns the goka storage builder for dir: LevelDB, one directory per table partition, behind a
+// write-behind cache of cacheBytes (see package store).
 //
 // goka opens LevelDB with its defaults, which keep no bloom filter: every payment of an account not yet in the
 // table (most of them, with many accounts) then searches every level on disk for a key that is not there. A
 // 10-bit bloom filter (about 1.25 MB per million keys) answers those misses from memory. The larger write
 // buffer halves how often memtables are flushed and compacted; it is per partition, so it is kept modest.
-func Storage(dir string) goka.ProcessorOption {
-	return goka.WithStorageBuilder(storage.BuilderWithOptions(dir, &opt.Options{
-		Filter:             filter.NewBloomFilter(10),
-		WriteBuffer:        8 * opt.MiB,
-		BlockCacheCapacity: 8 * opt.MiB,
+func Storage(dir string, cacheBytes int64) goka.ProcessorOption {
+	return goka.WithStorageBuilder(store.Builder(dir, store.Options{
+		LevelDB: &opt.Options{
+			Filter:             filter.NewBloomFilter(10),
+			WriteBuffer:        8 * opt.MiB,
+			BlockCacheCapacity: 8 * opt.MiB,
+		},
+		CacheBytes: cacheBytes,
 	}))
 }
 

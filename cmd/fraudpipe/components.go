@@ -35,9 +35,18 @@ import (
 type deps struct {
 	kafka    kafka.Config
 	stateDir string // local storage base; one subdirectory per cluster id
-	reg      *prometheus.Registry
-	log      *slog.Logger
+	// stateCacheMiB is the memory for local state values (processors/store): accounts that fit are read
+	// without LevelDB.
+	stateCacheMiB int
+	reg           *prometheus.Registry
+	log           *slog.Logger
 }
+
+// defaultStateCacheMiB holds the state of about a million accounts (about 270 bytes each in memory).
+const (
+	defaultStateCacheMiB = 256
+	stateCacheHelp       = "MiB of memory for local state values; accounts beyond it are read from LevelDB"
+)
 
 // prepare waits for the cluster, creates the pipeline's topics and returns the local storage directory for it
 // ("" when the part keeps no local state).
@@ -108,7 +117,7 @@ func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage, rule
 	m := detector.NewMetrics(d.reg)
 	dir := filepath.Join(storage, string(detector.Group))
 	sup := &processors.Supervisor{Name: "detector", Storage: dir, Log: d.log, Build: func() (*goka.Processor, error) {
-		opts := append(d.kafka.ProcessorOptions("fraudpipe-detector", d.log), processors.Storage(dir))
+		opts := append(d.kafka.ProcessorOptions("fraudpipe-detector", d.log), processors.Storage(dir, int64(d.stateCacheMiB)<<20))
 		return detector.New(d.kafka.Brokers, detector.Config{
 			Rules: reg.LatestRuleset, Versions: reg, Lists: lists, Partitions: partitions, Metrics: m, Log: d.log,
 		}, opts...)

@@ -18,6 +18,7 @@ type partConfig struct {
 	kafka       kafkaFlags
 	log         logFlags
 	stateDir    string
+	stateCache  int
 	metricsAddr string
 	// detector
 	rules           string
@@ -45,6 +46,7 @@ func detectorCommand() *ffcli.Command {
 	fs.BoolVar(&c.rulesPushOnSave, "rules-push-on-save", true, "publish every valid save of --rules as a new version (with many detectors, leave it on for one, or push from CI)")
 	fs.StringVar(&c.stateDir, "state-dir", "data/state", "local state (goka storage); each instance on a machine needs its own")
 	fs.DurationVar(&c.expireEvery, "expire-interval", 10*time.Minute, "how often idle accounts' state is deleted")
+	fs.IntVar(&c.stateCache, "state-cache", defaultStateCacheMiB, stateCacheHelp)
 	return &ffcli.Command{
 		Name: "detector", ShortUsage: "fraudpipe detector [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Score payments and emit alerts; run several for more throughput (one consumer group).",
@@ -82,7 +84,7 @@ func (c *partConfig) runPart(ctx context.Context, start func(context.Context, *e
 	if err != nil {
 		return err
 	}
-	d := deps{kafka: c.kafka.config(), stateDir: c.stateDir, reg: metrics.NewRegistry(), log: log}
+	d := deps{kafka: c.kafka.config(), stateDir: c.stateDir, stateCacheMiB: c.stateCache, reg: metrics.NewRegistry(), log: log}
 	storage, err := d.prepare(ctx)
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ type runConfig struct {
 	metricsAddr  string
 	notifier     notifierFlags
 	expireEvery  time.Duration
+	stateCache   int
 }
 
 func runCommand() *ffcli.Command {
@@ -37,6 +38,7 @@ func runCommand() *ffcli.Command {
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9100", "Prometheus metrics and pprof listener (empty: off)")
 	c.notifier.register(fs)
 	fs.DurationVar(&c.expireEvery, "expire-interval", 10*time.Minute, "how often idle accounts' state is deleted")
+	fs.IntVar(&c.stateCache, "state-cache", defaultStateCacheMiB, stateCacheHelp)
 	return &ffcli.Command{
 		Name: "run", ShortUsage: "fraudpipe run [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Run the whole pipeline: embedded broker (unless --brokers), detector and notifier.",
@@ -64,7 +66,7 @@ func (c *runConfig) run(ctx context.Context) error {
 		c.kafka.brokers = b.Addr()
 		log.Info("embedded broker listening", "addr", b.Addr(), "data", filepath.Join(c.dataDir, "kafka"))
 	}
-	d := deps{kafka: c.kafka.config(), stateDir: filepath.Join(c.dataDir, "state"), reg: metrics.NewRegistry(), log: log}
+	d := deps{kafka: c.kafka.config(), stateDir: filepath.Join(c.dataDir, "state"), stateCacheMiB: c.stateCache, reg: metrics.NewRegistry(), log: log}
 	storage, err := d.prepare(ctx)
 	if err != nil {
 		return err

@@ -1,0 +1,387 @@
+// Package store is the local storage of fraudpipe's goka tables: goka's LevelDB layout (one database per table
+// partition, the changelog offset under "__offset"), with a write-behind cache in front.
+//
+// goka writes every table update to LevelDB as it happens, and then the changelog offset once Kafka acknowledges
+// the update: two LevelDB writes, each a journal write(2), per payment. That was a fifth of the detector's CPU. A
+// table's local storage is only a cache of its changelog, so it need not be written synchronously: this store
+// keeps updates in memory and writes them in batches, each batch together with the newest acknowledged offset.
+// Kafka Streams' record cache in front of RocksDB works the same way.
+//
+// Why that is safe: goka acknowledges offset O only after the update at O was Set, so a batch that carries
+// offset O holds every update up to O. A crash loses at most the unwritten batches; the database then holds
+// the state as of an older offset, and goka replays the changelog from there (each update is the whole value of
+// its key, so replaying is idempotent). The store is never ahead of the offset it records by more than goka's own
+// storage is.
+//
+// Reads: values stay in memory after they are written, up to a byte budget shared by the partitions of a
+// builder, so accounts that pay again are read without LevelDB. While every key of a partition is in memory
+// (the table fits the budget), a key that is not there does not exist, and LevelDB is not asked at all; the first
+// eviction ends that, and misses go to LevelDB again.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lovoo/goka/storage"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+)
+
+// offsetKey is where goka's LevelDB storage keeps the changelog offset; the same key keeps existing state
+// directories readable.
+const offsetKey = "__offset"
+
+// entryOverhead approximates what an entry costs beyond its key and value bytes (map slot, string and slice
+// headers, allocation rounding), so that the budget is close to the memory really held.
+const entryOverhead = 96
+
+// Options tunes a store. The zero value is usable.
+type Options struct {
+	// LevelDB is passed to LevelDB as is.
+	LevelDB *opt.Options
+	// CacheBytes bounds the values kept in memory over all partitions of the builder (dirty ones included,
+	// which are never evicted). 0 keeps only the values not yet written.
+	CacheBytes int64
+	// BatchKeys is how many updated keys trigger a write (default 2048); FlushInterval writes whatever is
+	// pending at least this often (default 200 ms), so that the local storage trails the changelog only a
+	// little when payments are few.
+	BatchKeys     int
+	FlushInterval time.Duration
+}
+
+// Builder returns a goka storage builder that keeps partition p of topic in dir/topic.p.
+func Builder(dir string, o Options) storage.Builder {
+	if o.BatchKeys <= 0 {
+		o.BatchKeys = 2048
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 200 * time.Millisecond
+	}
+	budget := &budget{limit: o.CacheBytes}
+	return func(topic string, partition int32) (storage.Storage, error) {
+		path := filepath.Join(dir, fmt.Sprintf("%s.%d", topic, partition))
+		db, err := leveldb.OpenFile(path, o.LevelDB)
+		if err != nil {
+			return nil, fmt.Errorf("open leveldb %s: %w", path, err)
+		}
+		return newStore(db, o, budget), nil
+	}
+}
+
+// budget is the cache memory shared by a builder's partitions.
+type budget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+func (b *budget) over() bool { return b.used.Load() > b.limit }
+
+// item is what the store knows about a key: its value, or that it was deleted.
+type item struct {
+	value   []byte
+	deleted bool
+}
+
+func (it item) size(key string) int64 { return int64(len(key) + len(it.value) + entryOverhead) }
+
+// Store is one table partition's storage. It is safe for concurrent readers and one writer, as goka requires;
+// the offset is set from the producer's callback goroutine.
+type Store struct {
+	db     *leveldb.DB
+	opts   Options
+	budget *budget
+
+	mu       sync.Mutex
+	mem      map[string]item     // values known in memory: every dirty key, and clean ones within the budget
+	dirty    map[string]struct{} // keys updated since the last write began
+	bytes    int64               // this partition's share of budget.used
+	complete bool                // mem holds every key of the partition: a miss means absent
+	gen      uint64              // counts updates, so a read from LevelDB can tell whether it is still current
+	offset   int64               // newest changelog offset set; hasOff says whether there is one
+	hasOff   bool
+	offDirty bool
+	written  *sync.Cond // signalled after each write, for writers waiting on a full cache
+	err      error      // the last failed write; reported by the next Set, SetOffset or Close
+
+	flushMu sync.Mutex // one write at a time: writes must reach LevelDB in the order they were taken
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newStore(db *leveldb.DB, o Options, b *budget) *Store {
+	s := &Store{db: db, opts: o, budget: b, mem: map[string]item{}, dirty: map[string]struct{}{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	s.written = sync.NewCond(&s.mu)
+	return s
+}
+
+// Open loads the stored offset, and the stored values while they fit the budget, then starts the writer.
+func (s *Store) Open() error {
+	v, err := s.db.Get([]byte(offsetKey), nil)
+	switch {
+	case errors.Is(err, leveldb.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("read offset: %w", err)
+	default:
+		if s.offset, err = strconv.ParseInt(string(v), 10, 64); err != nil {
+			return fmt.Errorf("decode offset %q: %w", v, err)
+		}
+		s.hasOff = true
+	}
+	if err := s.load(); err != nil {
+		return err
+	}
+	go s.writer()
+	return nil
+}
+
+// load warms the cache with the stored values; if they all fit, the cache is complete.
+func (s *Store) load() error {
+	it := s.db.NewIterator(nil, &opt.ReadOptions{DontFillCache: true})
+	defer it.Release()
+	s.complete = true
+	for it.Next() {
+		k := string(it.Key())
+		if k == offsetKey {
+			continue
+		}
+		e := item{value: append([]byte(nil), it.Value()...)}
+		if s.budget.over() || s.budget.used.Load()+e.size(k) > s.budget.limit {
+			s.complete = false
+			break
+		}
+		s.mem[k] = e
+		s.add(e.size(k))
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("load local state: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) add(n int64) {
+	s.bytes += n
+	s.budget.used.Add(n)
+}
+
+// Has reports whether key has a value.
+func (s *Store) Has(key string) (bool, error) {
+	v, err := s.Get(key)
+	return v != nil, err
+}
+
+// Get returns key's value, or nil if it has none. The returned slice must not be modified.
+func (s *Store) Get(key string) ([]byte, error) {
+	s.mu.Lock()
+	e, ok := s.mem[key]
+	complete, gen := s.complete, s.gen
+	s.mu.Unlock()
+	switch {
+	case ok && e.deleted:
+		return nil, nil
+	case ok:
+		return e.value, nil
+	case complete:
+		return nil, nil
+	}
+	v, err := s.db.Get([]byte(key), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("leveldb get %q: %w", key, err)
+	}
+	s.mu.Lock()
+	// Keep it unless the budget is spent or anything was updated meanwhile: that update may have been this key,
+	// written and evicted already, and the value read would then be stale.
+	if _, known := s.mem[key]; !known && s.gen == gen && !s.budget.over() {
+		e := item{value: v}
+		s.mem[key] = e
+		s.add(e.size(key))
+	}
+	s.mu.Unlock()
+	return v, nil
+}
+
+// Set stores value under key; value is copied.
+func (s *Store) Set(key string, value []byte) error {
+	return s.update(key, item{value: append([]byte(nil), value...)})
+}
+
+// Delete removes key.
+func (s *Store) Delete(key string) error { return s.update(key, item{deleted: true}) }
+
+func (s *Store) update(key string, e item) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	// Dirty values cannot be evicted: past a few batches' worth (a slow disk), wait for the writer.
+	for len(s.dirty) >= 8*s.opts.BatchKeys && s.err == nil {
+		s.kickWriter()
+		s.written.Wait()
+	}
+	s.gen++
+	if old, ok := s.mem[key]; ok {
+		s.add(-old.size(key))
+	}
+	s.mem[key] = e
+	s.add(e.size(key))
+	s.dirty[key] = struct{}{}
+	if len(s.dirty) >= s.opts.BatchKeys {
+		s.kickWriter()
+	}
+	return nil
+}
+
+func (s *Store) kickWriter() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// GetOffset returns the newest changelog offset set (or loaded), or def if there is none.
+func (s *Store) GetOffset(def int64) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.hasOff {
+		return def, nil
+	}
+	return s.offset, nil
+}
+
+// SetOffset records the changelog offset the stored values are complete up to; it is written with the next
+// batch, never before the values it covers.
+func (s *Store) SetOffset(offset int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	s.offset, s.hasOff, s.offDirty = offset, true, true
+	return nil
+}
+
+// MarkRecovered writes what recovery left pending, so that a crash right after does not replay it again.
+func (s *Store) MarkRecovered() error { return s.Flush() }
+
+// Iterator returns an iterator over a snapshot of the storage, pending updates included.
+func (s *Store) Iterator() (storage.Iterator, error) { return s.IteratorWithRange(nil, nil) }
+
+// IteratorWithRange iterates over [start, limit), or over the keys with prefix start if limit is empty; the
+// offset key is left out, as goka's storage does.
+func (s *Store) IteratorWithRange(start, limit []byte) (storage.Iterator, error) {
+	if err := s.Flush(); err != nil {
+		return nil, err
+	}
+	return newIterator(s.db, start, limit), nil
+}
+
+// Flush writes the pending updates and offset now.
+func (s *Store) Flush() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	return s.write()
+}
+
+// write takes the pending updates and offset under the lock and writes them in one atomic batch outside it,
+// so readers and the processor are not held up by the disk. Must hold flushMu.
+func (s *Store) write() error {
+	s.mu.Lock()
+	if len(s.dirty) == 0 && !s.offDirty {
+		err := s.err
+		s.mu.Unlock()
+		return err
+	}
+	var b leveldb.Batch
+	keys := s.dirty
+	for k := range keys {
+		if e := s.mem[k]; e.deleted {
+			b.Delete([]byte(k))
+		} else {
+			b.Put([]byte(k), e.value)
+		}
+	}
+	if s.offDirty {
+		b.Put([]byte(offsetKey), strconv.AppendInt(nil, s.offset, 10))
+	}
+	s.dirty, s.offDirty = make(map[string]struct{}, len(keys)), false
+	s.mu.Unlock()
+
+	err := s.db.Write(&b, nil)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		// The batch is lost; the state in memory is still right, but LevelDB would miss it after a restart.
+		// Refuse further updates, so goka stops the processor and rebuilds from the changelog.
+		s.err = fmt.Errorf("write local state: %w", err)
+		s.written.Broadcast()
+		return s.err
+	}
+	for k := range keys {
+		if _, again := s.dirty[k]; !again && s.mem[k].deleted {
+			s.add(-s.mem[k].size(k))
+			delete(s.mem, k) // LevelDB has the deletion now
+		}
+	}
+	s.evict()
+	s.written.Broadcast()
+	return nil
+}
+
+// evict drops clean values while the budget is exceeded. Map order makes it a random eviction, which costs
+// nothing to maintain; recency would need a list threaded through every read.
+func (s *Store) evict() {
+	if !s.budget.over() {
+		return
+	}
+	for k, e := range s.mem {
+		if !s.budget.over() {
+			break
+		}
+		if _, d := s.dirty[k]; d {
+			continue
+		}
+		delete(s.mem, k)
+		s.add(-e.size(k))
+		s.complete = false
+	}
+}
+
+// writer writes a batch when enough keys are pending, and at least every FlushInterval.
+func (s *Store) writer() {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+		s.Flush() // a failure is kept in s.err and reported to the next writer
+	}
+}
+
+// Close writes what is pending and closes LevelDB.
+func (s *Store) Close() error {
+	close(s.stop)
+	<-s.done
+	err := s.Flush()
+	s.mu.Lock()
+	s.budget.used.Add(-s.bytes)
+	s.bytes, s.mem = 0, nil
+	s.mu.Unlock()
+	return errors.Join(err, s.db.Close())
+}

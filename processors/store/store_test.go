@@ -1,0 +1,262 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func open(t *testing.T, dir string, o Options) *Store {
+	t.Helper()
+	st, err := Builder(dir, o)("table", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st.(*Store)
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// crash stops s the way kill -9 would: nothing pending is written.
+func crash(t *testing.T, s *Store) {
+	t.Helper()
+	close(s.stop)
+	<-s.done
+	if err := s.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func get(t *testing.T, s *Store, key string) string {
+	t.Helper()
+	v, err := s.Get(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v == nil {
+		return "<nil>"
+	}
+	return string(v)
+}
+
+func TestUpdatesVisibleAtOnceAndDurableAfterClose(t *testing.T) {
+	for _, cache := range []int64{0, 1 << 20} {
+		t.Run(fmt.Sprint("cache ", cache), func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, dir, Options{CacheBytes: cache, FlushInterval: time.Hour})
+			if err := s.Set("a", []byte("1")); err != nil {
+				t.Fatal(err)
+			}
+			buf := []byte("2")
+			s.Set("b", buf)
+			buf[0] = 'X' // the store keeps its own copy
+			s.Set("c", []byte("3"))
+			s.Delete("c")
+			s.SetOffset(41)
+			if got := get(t, s, "b"); got != "2" {
+				t.Fatalf("b = %s before any write", got)
+			}
+			if got := get(t, s, "c"); got != "<nil>" {
+				t.Fatalf("deleted c = %s", got)
+			}
+			if ok, _ := s.Has("a"); !ok {
+				t.Fatal("Has(a) = false")
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			s = open(t, dir, Options{CacheBytes: cache})
+			defer s.Close()
+			for k, want := range map[string]string{"a": "1", "b": "2", "c": "<nil>", "missing": "<nil>"} {
+				if got := get(t, s, k); got != want {
+					t.Errorf("after reopen %s = %s, want %s", k, got, want)
+				}
+			}
+			if off, _ := s.GetOffset(-2); off != 41 {
+				t.Errorf("offset after reopen = %d, want 41", off)
+			}
+		})
+	}
+}
+
+// A crash loses only whole batches, and the offset on disk never covers an update that is not.
+func TestCrashLeavesOffsetAndValuesConsistent(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{FlushInterval: time.Hour})
+	if off, _ := s.GetOffset(-2); off != -2 {
+		t.Fatalf("fresh store offset = %d, want the default", off)
+	}
+	s.Set("acct", []byte("v1"))
+	s.SetOffset(10)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s.Set("acct", []byte("v2"))
+	s.Set("other", []byte("o1"))
+	s.SetOffset(12)
+	crash(t, s)
+
+	s = open(t, dir, Options{})
+	defer s.Close()
+	if off, _ := s.GetOffset(-2); off != 10 {
+		t.Fatalf("offset after crash = %d, want 10 (the last written batch)", off)
+	}
+	if got := get(t, s, "acct"); got != "v1" {
+		t.Fatalf("acct after crash = %s, want v1, as of offset 10", got)
+	}
+	if got := get(t, s, "other"); got != "<nil>" {
+		t.Fatalf("other after crash = %s, want nothing: its batch was not written", got)
+	}
+}
+
+func TestWritesInBatchesByCountAndInterval(t *testing.T) {
+	s := open(t, t.TempDir(), Options{BatchKeys: 10, FlushInterval: 20 * time.Millisecond})
+	defer s.Close()
+	for i := range 25 {
+		s.Set(fmt.Sprint("k", i), []byte("v"))
+	}
+	s.SetOffset(25)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := s.db.Get([]byte(offsetKey), nil)
+		if err == nil && string(v) == "25" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("offset 25 not written by the interval: %q %v", v, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range 25 {
+		if _, err := s.db.Get([]byte(fmt.Sprint("k", i)), nil); err != nil {
+			t.Fatalf("k%d not in leveldb with the offset: %v", i, err)
+		}
+	}
+}
+
+func TestCacheStaysWithinBudgetAndReadsEvictedValues(t *testing.T) {
+	const keys, budget = 5000, 64 << 10
+	dir := t.TempDir()
+	s := open(t, dir, Options{CacheBytes: budget, BatchKeys: 100})
+	for i := range keys {
+		s.Set(fmt.Sprint("acct-", i), []byte(fmt.Sprint("value-", i)))
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if used := s.budget.used.Load(); used > budget {
+		t.Fatalf("cache holds %d bytes after a write, budget %d", used, budget)
+	}
+	if s.complete {
+		t.Fatal("cache still claims to hold every key after evicting")
+	}
+	for i := range keys {
+		if got, want := get(t, s, fmt.Sprint("acct-", i)), fmt.Sprint("value-", i); got != want {
+			t.Fatalf("acct-%d = %s, want %s", i, got, want)
+		}
+	}
+	if used := s.budget.used.Load(); used > budget+keys { // reads fill the cache only while there is room
+		t.Fatalf("reads grew the cache to %d bytes, budget %d", used, budget)
+	}
+	s.Close()
+
+	// Reopened with room for everything, the store answers misses from memory; with too little, from LevelDB.
+	for _, c := range []struct {
+		budget   int64
+		complete bool
+	}{{1 << 20, true}, {budget, false}} {
+		s := open(t, dir, Options{CacheBytes: c.budget})
+		if s.complete != c.complete {
+			t.Errorf("budget %d: complete = %v, want %v", c.budget, s.complete, c.complete)
+		}
+		if got := get(t, s, "acct-4999"); got != "value-4999" {
+			t.Errorf("budget %d: acct-4999 = %s", c.budget, got)
+		}
+		if got := get(t, s, "acct-5000"); got != "<nil>" {
+			t.Errorf("budget %d: acct-5000 = %s", c.budget, got)
+		}
+		s.Close()
+	}
+}
+
+func TestIteratorSeesPendingUpdatesWithoutOffset(t *testing.T) {
+	s := open(t, t.TempDir(), Options{FlushInterval: time.Hour})
+	defer s.Close()
+	s.Set("b", []byte("2"))
+	s.Set("a", []byte("1"))
+	s.Set("gone", []byte("x"))
+	s.Delete("gone")
+	s.SetOffset(3)
+	it, err := s.Iterator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Release()
+	var got []string
+	for it.Next() {
+		v, _ := it.Value()
+		got = append(got, string(it.Key())+"="+string(v))
+	}
+	if fmt.Sprint(got) != "[a=1 b=2]" {
+		t.Fatalf("iterated %v, want [a=1 b=2]", got)
+	}
+}
+
+// Readers racing the writer, the background writes and evictions never see a value older than one they saw.
+func TestConcurrentReadersNeverSeeStaleValues(t *testing.T) {
+	s := open(t, t.TempDir(), Options{CacheBytes: 4 << 10, BatchKeys: 16, FlushInterval: time.Millisecond})
+	defer s.Close()
+	const keys, rounds = 50, 400
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for r := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			seen := map[int]uint64{}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := (i*7 + r) % keys
+				v, err := s.Get(fmt.Sprint("k", k))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if v == nil {
+					continue
+				}
+				n := binary.BigEndian.Uint64(v)
+				if n < seen[k] {
+					t.Errorf("k%d went back from %d to %d", k, seen[k], n)
+					return
+				}
+				seen[k] = n
+			}
+		}()
+	}
+	v := make([]byte, 8)
+	for n := uint64(1); n <= rounds; n++ {
+		for k := range keys {
+			binary.BigEndian.PutUint64(v, n)
+			if err := s.Set(fmt.Sprint("k", k), v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+	for k := range keys {
+		if got := binary.BigEndian.Uint64([]byte(get(t, s, fmt.Sprint("k", k)))); got != rounds {
+			t.Fatalf("k%d = %d after the last round, want %d", k, got, rounds)
+		}
+	}
+}

@@ -330,6 +330,11 @@ func TestParsePayment(t *testing.T) {
 	if p.Amount != 125050 || p.Country != "DE" || !p.Timestamp.Equal(t0) {
 		t.Fatalf("parsed %+v", p)
 	}
+	// Producers that capitalise the names keep working, as they did with encoding/json.
+	p, err = ParsePayment([]byte(`{"ID":"p","Account_ID":"a","Amount":7,"Currency":"EUR","Timestamp":"2026-11-22T10:00:00Z"}`))
+	if err != nil || p.AccountID != "a" || p.Amount != 7 {
+		t.Fatalf("capitalised names: %+v, %v", p, err)
+	}
 	cases := []struct {
 		name, in, reason, field string
 	}{
@@ -344,6 +349,9 @@ func TestParsePayment(t *testing.T) {
 		{"lower-case currency", `{"id":"p","account_id":"a","amount":1,"currency":"eur","timestamp":"2026-11-22T10:00:00Z"}`, ReasonBadCurrency, "currency"},
 		{"unknown currency", `{"id":"p","account_id":"a","amount":1,"currency":"XYZ","timestamp":"2026-11-22T10:00:00Z"}`, ReasonBadCurrency, "currency"},
 		{"bad timestamp", `{"id":"p","account_id":"a","amount":1,"currency":"EUR","timestamp":"22.11.2026"}`, ReasonBadTimestamp, "timestamp"},
+		{"amount twice", `{"id":"p","account_id":"a","amount":1,"amount":900000,"currency":"EUR","timestamp":"2026-11-22T10:00:00Z"}`, ReasonNotJSON, ""},
+		{"invalid utf-8", "{\"id\":\"p\xff\",\"account_id\":\"a\",\"amount\":1,\"currency\":\"EUR\",\"timestamp\":\"2026-11-22T10:00:00Z\"}", ReasonNotJSON, ""},
+		{"trailing value", `{"id":"p","account_id":"a","amount":1,"currency":"EUR","timestamp":"2026-11-22T10:00:00Z"} {}`, ReasonNotJSON, ""},
 		{"id as number", `{"id":5,"account_id":"a","amount":1,"currency":"EUR","timestamp":"2026-11-22T10:00:00Z"}`, ReasonBadType, "id"},
 		{"huge field", `{"id":"p","account_id":"a","amount":1,"currency":"EUR","timestamp":"2026-11-22T10:00:00Z","ip":"` + strings.Repeat("9", 200) + `"}`, ReasonFieldTooLong, "ip"},
 		{"huge message", `{"id":"` + strings.Repeat("x", MaxPaymentBytes) + `"}`, ReasonTooLarge, ""},

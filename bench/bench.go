@@ -386,7 +386,7 @@ func startDetector(ctx context.Context, cfg Config, i int) (*child, error) {
 	c.cmd = exec.CommandContext(ctx, cfg.Binary, "detector", "--brokers", strings.Join(cfg.Kafka.Brokers, ","),
 		"--rules", cfg.Rules, "--state-dir", filepath.Join(cfg.WorkDir, fmt.Sprint("detector-", i)),
 		"--metrics-addr", addr, "--partitions", strconv.Itoa(cfg.Kafka.Partitions), "--log-level", "warn",
-		"--flush-interval", cfg.Kafka.Flush.String())
+		"--flush-interval", cfg.Kafka.Flush.String(), "--compression", cfg.Kafka.Compression)
 	c.cmd.Stdout, c.cmd.Stderr = os.Stderr, os.Stderr
 	if err := c.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start detector: %w", err)

@@ -107,3 +107,22 @@ func TestSecurityIsValidatedAtStartUp(t *testing.T) {
 		}
 	}
 }
+
+func TestCompressionIsValidatedAndApplied(t *testing.T) {
+	base := Config{Brokers: []string{"x:9092"}, Partitions: 1, Replication: 1}
+	for name, want := range map[string]sarama.CompressionCodec{"": sarama.CompressionLZ4, "none": sarama.CompressionNone, "zstd": sarama.CompressionZSTD} {
+		c := base
+		c.Compression = name
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		if got := c.SaramaConfig("t").Producer.Compression; got != want {
+			t.Errorf("%q: producer compression %v, want %v", name, got, want)
+		}
+	}
+	c := base
+	c.Compression = "brotli"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `"brotli"`) {
+		t.Fatalf("unknown compression: %v", err)
+	}
+}

@@ -86,16 +86,16 @@ type wirePayment struct {
 	ID               string         `json:"id"`
 	AccountID        string         `json:"account_id"`
 	Amount           jsontext.Value `json:"amount"`
-	Currency         string          `json:"currency"`
-	Timestamp        string          `json:"timestamp"`
-	MerchantID       string          `json:"merchant_id"`
-	MerchantCategory string          `json:"merchant_category"`
-	Country          string          `json:"country"`
-	CardID           string          `json:"card_id"`
-	DeviceID         string          `json:"device_id"`
-	IP               string          `json:"ip"`
-	Lat              *float64        `json:"lat"`
-	Lon              *float64        `json:"lon"`
+	Currency         string         `json:"currency"`
+	Timestamp        string         `json:"timestamp"`
+	MerchantID       string         `json:"merchant_id"`
+	MerchantCategory string         `json:"merchant_category"`
+	Country          string         `json:"country"`
+	CardID           string         `json:"card_id"`
+	DeviceID         string         `json:"device_id"`
+	IP               string         `json:"ip"`
+	Lat              *float64       `json:"lat"`
+	Lon              *float64       `json:"lon"`
 }
 
 // paymentJSON decodes payments with JSON v2 (go-json-experiment, the code that becomes encoding/json/v2):

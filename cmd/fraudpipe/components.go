@@ -42,10 +42,11 @@ type deps struct {
 	log           *slog.Logger
 }
 
-// defaultStateCacheMiB holds the state of about a million accounts (about 270 bytes each in memory).
+// defaultStateCacheMiB caches tables of up to about 500,000 accounts (about 270 bytes each in memory), with
+// room left for the rest of the detector within 1 GiB at a million accounts.
 const (
-	defaultStateCacheMiB = 256
-	stateCacheHelp       = "MiB of memory for local state values; accounts beyond it are read from LevelDB"
+	defaultStateCacheMiB = 128
+	stateCacheHelp       = "MiB of memory that caches whole state tables (reads never reach LevelDB); tables beyond it are read from LevelDB"
 )
 
 // prepare waits for the cluster, creates the pipeline's topics and returns the local storage directory for it

@@ -123,7 +123,10 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	// lives in that key's partition: the payment visits each such key through the loop first (stages), collecting
 	// the grouped rules' outcomes, and reaches its account last.
 	keys := groupKeys(rs, &p)
-	stage, grouped := 0, map[string]string{}
+	stage, grouped := 0, map[string]string(nil)
+	if len(keys) > 0 {
+		grouped = map[string]string{}
+	}
 	if ctx.Topic() != topics.Payments {
 		stage, _ = strconv.Atoi(string(ctx.Headers()[topics.HeaderStage]))
 		if h := ctx.Headers()[topics.HeaderGrouped]; len(h) > 0 {

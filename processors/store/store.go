@@ -13,10 +13,13 @@
 // its key, so replaying is idempotent). The store is never ahead of the offset it records by more than goka's own
 // storage is.
 //
-// Reads: values stay in memory after they are written, up to a byte budget shared by the partitions of a
-// builder, so accounts that pay again are read without LevelDB. While every key of a partition is in memory
-// (the table fits the budget), a key that is not there does not exist, and LevelDB is not asked at all; the first
-// eviction ends that, and misses go to LevelDB again.
+// Reads: while a partition's whole table fits a byte budget shared by the partitions of a builder, every value
+// stays in memory after it is loaded or written. Reads then never reach LevelDB, and a key that is not in
+// memory does not exist (most payments come from accounts not seen for a while, and each such miss searched
+// LevelDB's memtable and filters). Once the tables outgrow the budget, the partition that crosses it stops
+// caching and keeps only its unwritten values; reads go to LevelDB, whose block cache keeps hot accounts. A
+// partial cache would do worse than either: it must still ask LevelDB for every miss, and evicting from it
+// costs as much as it saves.
 package store
 
 import (
@@ -45,8 +48,8 @@ const entryOverhead = 96
 type Options struct {
 	// LevelDB is passed to LevelDB as is.
 	LevelDB *opt.Options
-	// CacheBytes bounds the values kept in memory over all partitions of the builder (dirty ones included,
-	// which are never evicted). 0 keeps only the values not yet written.
+	// CacheBytes is the memory for whole tables over all partitions of the builder (about 270 bytes per
+	// account with the shipped rules). 0 keeps only the values not yet written.
 	CacheBytes int64
 	// BatchKeys is how many updated keys trigger a write (default 2048); FlushInterval writes whatever is
 	// pending at least this often (default 200 ms), so that the local storage trails the changelog only a
@@ -98,18 +101,18 @@ type Store struct {
 	budget *budget
 
 	mu       sync.Mutex
-	mem      map[string]item     // values known in memory: every dirty key, and clean ones within the budget
+	mem      map[string]item     // every key updated and not yet written; with cached, every key
 	dirty    map[string]struct{} // keys updated since the last write began
 	bytes    int64               // this partition's share of budget.used
-	complete bool                // mem holds every key of the partition: a miss means absent
-	gen      uint64              // counts updates, so a read from LevelDB can tell whether it is still current
+	cached   bool                // mem holds the whole table: a miss means absent
 	offset   int64               // newest changelog offset set; hasOff says whether there is one
 	hasOff   bool
 	offDirty bool
 	written  *sync.Cond // signalled after each write, for writers waiting on a full cache
 	err      error      // the last failed write; reported by the next Set, SetOffset or Close
 
-	flushMu sync.Mutex // one write at a time: writes must reach LevelDB in the order they were taken
+	flushMu sync.Mutex    // one write at a time: writes must reach LevelDB in the order they were taken
+	batch   leveldb.Batch // reused under flushMu: growing a fresh one was a tenth of the detector's allocations
 	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -142,28 +145,44 @@ func (s *Store) Open() error {
 	return nil
 }
 
-// load warms the cache with the stored values; if they all fit, the cache is complete.
+// load caches the stored table if it fits the budget.
 func (s *Store) load() error {
 	it := s.db.NewIterator(nil, &opt.ReadOptions{DontFillCache: true})
 	defer it.Release()
-	s.complete = true
+	s.cached = true
 	for it.Next() {
 		k := string(it.Key())
 		if k == offsetKey {
 			continue
 		}
 		e := item{value: append([]byte(nil), it.Value()...)}
-		if s.budget.over() || s.budget.used.Load()+e.size(k) > s.budget.limit {
-			s.complete = false
-			break
-		}
 		s.mem[k] = e
 		s.add(e.size(k))
+		if s.budget.over() {
+			s.uncache()
+			break
+		}
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("load local state: %w", err)
 	}
 	return nil
+}
+
+// uncache stops caching the whole table: only values not yet written stay in memory. The map is replaced, as
+// Go maps never shrink.
+func (s *Store) uncache() {
+	s.cached = false
+	keep := make(map[string]item, len(s.dirty))
+	for k := range s.dirty {
+		keep[k] = s.mem[k]
+	}
+	for k, e := range s.mem {
+		if _, d := s.dirty[k]; !d {
+			s.add(-e.size(k))
+		}
+	}
+	s.mem = keep
 }
 
 func (s *Store) add(n int64) {
@@ -181,16 +200,18 @@ func (s *Store) Has(key string) (bool, error) {
 func (s *Store) Get(key string) ([]byte, error) {
 	s.mu.Lock()
 	e, ok := s.mem[key]
-	complete, gen := s.complete, s.gen
+	cached := s.cached
 	s.mu.Unlock()
 	switch {
 	case ok && e.deleted:
 		return nil, nil
 	case ok:
 		return e.value, nil
-	case complete:
+	case cached:
 		return nil, nil
 	}
+	// A value leaves memory only after its batch is in LevelDB, so what is read here is at least as new as what
+	// a reader saw in memory before.
 	v, err := s.db.Get([]byte(key), nil)
 	if errors.Is(err, leveldb.ErrNotFound) {
 		return nil, nil
@@ -198,15 +219,6 @@ func (s *Store) Get(key string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("leveldb get %q: %w", key, err)
 	}
-	s.mu.Lock()
-	// Keep it unless the budget is spent or anything was updated meanwhile: that update may have been this key,
-	// written and evicted already, and the value read would then be stale.
-	if _, known := s.mem[key]; !known && s.gen == gen && !s.budget.over() {
-		e := item{value: v}
-		s.mem[key] = e
-		s.add(e.size(key))
-	}
-	s.mu.Unlock()
 	return v, nil
 }
 
@@ -229,7 +241,6 @@ func (s *Store) update(key string, e item) error {
 		s.kickWriter()
 		s.written.Wait()
 	}
-	s.gen++
 	if old, ok := s.mem[key]; ok {
 		s.add(-old.size(key))
 	}
@@ -302,7 +313,8 @@ func (s *Store) write() error {
 		s.mu.Unlock()
 		return err
 	}
-	var b leveldb.Batch
+	b := &s.batch
+	b.Reset()
 	keys := s.dirty
 	for k := range keys {
 		if e := s.mem[k]; e.deleted {
@@ -317,7 +329,7 @@ func (s *Store) write() error {
 	s.dirty, s.offDirty = make(map[string]struct{}, len(keys)), false
 	s.mu.Unlock()
 
-	err := s.db.Write(&b, nil)
+	err := s.db.Write(b, nil)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -328,34 +340,19 @@ func (s *Store) write() error {
 		s.written.Broadcast()
 		return s.err
 	}
+	// LevelDB has the batch now: written values leave memory unless the whole table is cached, deletions
+	// always (a cached table's miss means absent anyway).
 	for k := range keys {
-		if _, again := s.dirty[k]; !again && s.mem[k].deleted {
+		if _, again := s.dirty[k]; !again && (!s.cached || s.mem[k].deleted) {
 			s.add(-s.mem[k].size(k))
-			delete(s.mem, k) // LevelDB has the deletion now
+			delete(s.mem, k)
 		}
 	}
-	s.evict()
+	if s.cached && s.budget.over() {
+		s.uncache()
+	}
 	s.written.Broadcast()
 	return nil
-}
-
-// evict drops clean values while the budget is exceeded. Map order makes it a random eviction, which costs
-// nothing to maintain; recency would need a list threaded through every read.
-func (s *Store) evict() {
-	if !s.budget.over() {
-		return
-	}
-	for k, e := range s.mem {
-		if !s.budget.over() {
-			break
-		}
-		if _, d := s.dirty[k]; d {
-			continue
-		}
-		delete(s.mem, k)
-		s.add(-e.size(k))
-		s.complete = false
-	}
 }
 
 // writer writes a batch when enough keys are pending, and at least every FlushInterval.

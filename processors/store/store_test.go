@@ -139,40 +139,45 @@ func TestWritesInBatchesByCountAndInterval(t *testing.T) {
 	}
 }
 
-func TestCacheStaysWithinBudgetAndReadsEvictedValues(t *testing.T) {
+func TestTableOutgrowingTheCacheIsReadFromLevelDB(t *testing.T) {
 	const keys, budget = 5000, 64 << 10
 	dir := t.TempDir()
-	s := open(t, dir, Options{CacheBytes: budget, BatchKeys: 100})
-	for i := range keys {
+	s := open(t, dir, Options{CacheBytes: budget, BatchKeys: 100, FlushInterval: time.Hour})
+	for i := range 50 {
+		s.Set(fmt.Sprint("acct-", i), []byte(fmt.Sprint("value-", i)))
+	}
+	s.Flush()
+	if !s.cached || len(s.mem) != 50 {
+		t.Fatalf("a table within the budget: cached %v with %d values in memory, want all 50", s.cached, len(s.mem))
+	}
+	for i := 50; i < keys; i++ {
 		s.Set(fmt.Sprint("acct-", i), []byte(fmt.Sprint("value-", i)))
 	}
 	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if used := s.budget.used.Load(); used > budget {
-		t.Fatalf("cache holds %d bytes after a write, budget %d", used, budget)
-	}
-	if s.complete {
-		t.Fatal("cache still claims to hold every key after evicting")
+	if s.cached || len(s.mem) != 0 || s.budget.used.Load() != 0 {
+		t.Fatalf("past the budget: cached %v, %d values and %d bytes in memory after the write, want none",
+			s.cached, len(s.mem), s.budget.used.Load())
 	}
 	for i := range keys {
 		if got, want := get(t, s, fmt.Sprint("acct-", i)), fmt.Sprint("value-", i); got != want {
 			t.Fatalf("acct-%d = %s, want %s", i, got, want)
 		}
 	}
-	if used := s.budget.used.Load(); used > budget+keys { // reads fill the cache only while there is room
-		t.Fatalf("reads grew the cache to %d bytes, budget %d", used, budget)
+	if len(s.mem) != 0 {
+		t.Fatalf("reads filled memory with %d values", len(s.mem))
 	}
 	s.Close()
 
-	// Reopened with room for everything, the store answers misses from memory; with too little, from LevelDB.
+	// Reopened with room for the table, it is cached again; with too little, it is read from LevelDB.
 	for _, c := range []struct {
-		budget   int64
-		complete bool
+		budget int64
+		cached bool
 	}{{1 << 20, true}, {budget, false}} {
 		s := open(t, dir, Options{CacheBytes: c.budget})
-		if s.complete != c.complete {
-			t.Errorf("budget %d: complete = %v, want %v", c.budget, s.complete, c.complete)
+		if s.cached != c.cached {
+			t.Errorf("budget %d: cached = %v, want %v", c.budget, s.cached, c.cached)
 		}
 		if got := get(t, s, "acct-4999"); got != "value-4999" {
 			t.Errorf("budget %d: acct-4999 = %s", c.budget, got)

@@ -61,6 +61,7 @@ type Result struct {
 	Started           time.Time          `json:"started"`
 	Count             int                `json:"payments"`
 	Accounts          int                `json:"accounts"`
+	AccountsPaid      int                `json:"accounts_paid_at_saturation"`
 	Detectors         int                `json:"detectors"`
 	Partitions        int                `json:"partitions"`
 	RawPerSec         float64            `json:"raw_produce_consume_per_sec"`
@@ -126,6 +127,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 		return nil, fmt.Errorf("waiting for %d payments (processed %v): %w", cfg.Count, processed(), err)
 	}
 	elapsed := time.Since(start)
+	res.AccountsPaid = sent.accounts
 	if err := profiled(); err != nil {
 		return nil, err
 	}
@@ -201,8 +203,9 @@ func pipelineSpecs() []topics.Spec {
 
 // sendTimes maps a phase's payment ids to when they were handed to the producer.
 type sendTimes struct {
-	prefix string
-	at     []int64 // unix ns, by sequence number
+	prefix   string
+	at       []int64 // unix ns, by sequence number
+	accounts int     // distinct accounts that paid
 }
 
 // produce sends n generated payments, at rate per second (0: as fast as possible).
@@ -233,6 +236,7 @@ func produce(ctx context.Context, cfg Config, prefix string, n, rate int, w *ale
 			return nil, err
 		}
 	}
+	st.accounts = g.Distinct()
 	return st, s.Close()
 }
 
@@ -530,7 +534,8 @@ func machine() string {
 // Print writes the result as a table.
 func Print(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "machine: %s\n", r.Machine)
-	fmt.Fprintf(w, "payments %d, accounts %d, partitions %d, detectors %d, alerts %.2f%%\n\n", r.Count, r.Accounts, r.Partitions, r.Detectors, r.AlertShare*100)
+	fmt.Fprintf(w, "payments %d over %d accounts (%d of them paid, so hold state), partitions %d, detectors %d, alerts %.2f%%\n\n",
+		r.Count, r.Accounts, r.AccountsPaid, r.Partitions, r.Detectors, r.AlertShare*100)
 	fmt.Fprintf(w, "%-44s %12s\n", "measure", "value")
 	row := func(name, format string, v ...any) { fmt.Fprintf(w, "%-44s %12s\n", name, fmt.Sprintf(format, v...)) }
 	row("raw broker produce+consume (records/s)", "%.0f", r.RawPerSec)

@@ -26,6 +26,8 @@ type Generator struct {
 	step     time.Duration
 	fraud    float64
 	seq      int
+	paid     []bool // by account index
+	distinct int
 	pending  pendingHeap
 	Patterns map[string]int // fraud patterns started, by name
 	// IDPrefix starts every payment id, so several streams can share accounts without their ids colliding.
@@ -52,7 +54,7 @@ var mccs = []string{"5411", "5812", "5732", "5999", "4111", "5541", "5311", "569
 // NewGenerator makes that many deterministic accounts; fraud is the share of payments that start a pattern.
 func NewGenerator(seed uint64, accounts int, fraud float64, start time.Time, interval time.Duration) *Generator {
 	g := &Generator{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), clock: start.UTC(), fraud: fraud,
-		Patterns: map[string]int{}, step: Step(accounts, interval)}
+		Patterns: map[string]int{}, step: Step(accounts, interval), paid: make([]bool, accounts)}
 	for i := range accounts {
 		h := g.home()
 		a := account{
@@ -113,12 +115,21 @@ func (g *Generator) Next() rules.Payment {
 	if len(g.pending) > 0 && !g.pending[0].Timestamp.After(g.clock) {
 		return heap.Pop(&g.pending).(rules.Payment)
 	}
-	a := &g.accounts[g.rng.IntN(len(g.accounts))]
+	i := g.rng.IntN(len(g.accounts))
+	if !g.paid[i] {
+		g.paid[i] = true
+		g.distinct++
+	}
+	a := &g.accounts[i]
 	if g.rng.Float64() < g.fraud {
 		return g.startPattern(a)
 	}
 	return g.normal(a, g.clock)
 }
+
+// Distinct returns how many accounts have paid so far: with accounts drawn at random, n payments over as many
+// accounts reach only about 63% of them.
+func (g *Generator) Distinct() int { return g.distinct }
 
 func (g *Generator) id() string {
 	g.seq++

@@ -1,0 +1,155 @@
+package kafka
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/fraudpipe/fraudpipe/embedded"
+	"github.com/fraudpipe/fraudpipe/internal/testenv"
+)
+
+// The producer configuration every fraudpipe writer uses must not lose a record the broker acknowledged, and must
+// leave each key's newest write last in the log, however often the broker restarts under it: that is what a table's
+// changelog and the alerts rely on. sarama's idempotent producer failed the first: after a restart it sent two
+// different records under the same producer epoch and sequence, and the broker acknowledged the second as a
+// duplicate of the first without writing it (see SaramaConfig).
+func TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts(t *testing.T) {
+	const (
+		records    = 360_000
+		keys       = 1000
+		partitions = 4
+		restarts   = 8
+	)
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := embedded.StartBroker(dir, addr, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+
+	c := Config{Brokers: []string{addr}, Flush: time.Millisecond, Compression: "lz4", Replication: 1}
+	sc := c.SaramaConfig("restart-test")
+	sc.Producer.Return.Successes = true
+	admin, err := sarama.NewClusterAdmin(c.Brokers, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.CreateTopic("t", &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	admin.Close()
+
+	p, err := sarama.NewAsyncProducer(c.Brokers, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type pos struct {
+		partition int32
+		offset    int64
+	}
+	var (
+		mu     sync.Mutex
+		acked  = map[int]pos{} // value → where the broker said it wrote it
+		failed int
+	)
+	go func() {
+		for m := range p.Successes() {
+			v, _ := strconv.Atoi(string(m.Value.(sarama.StringEncoder)))
+			mu.Lock()
+			acked[v] = pos{m.Partition, m.Offset}
+			mu.Unlock()
+		}
+	}()
+	go func() {
+		for range p.Errors() {
+			// A record may fail while the broker is away; its writer retries or fails over. Only an
+			// acknowledged record must be there.
+			mu.Lock()
+			failed++
+			mu.Unlock()
+		}
+	}()
+	for i := range records {
+		if i > 0 && i%(records/(restarts+1)) == 0 {
+			b.Close()
+			if b, err = embedded.StartBroker(dir, addr, quiet); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.Input() <- &sarama.ProducerMessage{Topic: "t", Key: sarama.StringEncoder(strconv.Itoa(i % keys)), Value: sarama.StringEncoder(strconv.Itoa(i))}
+	}
+	testenv.WaitFor(t, time.Minute, "every record acknowledged or failed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)+failed == records
+	})
+	p.AsyncClose()
+
+	client, err := sarama.NewClient(c.Brokers, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	at := map[pos]int{}      // what the log holds at each position
+	last := map[string]int{} // each key's last value in the log
+	for part := int32(0); part < partitions; part++ {
+		end, err := client.GetOffset("t", part, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc, err := consumer.ConsumePartition("t", part, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range pc.Messages() {
+			v, _ := strconv.Atoi(string(m.Value))
+			at[pos{part, m.Offset}] = v
+			last[string(m.Key)] = v
+			if m.Offset+1 >= end {
+				break
+			}
+		}
+		pc.Close()
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d records acknowledged, %d failed, %d in the log", len(acked), failed, len(at))
+	var lost []string
+	newest := map[string]int{} // each key's newest acknowledged value
+	for v, ps := range acked {
+		if got, ok := at[ps]; !ok || got != v {
+			lost = append(lost, fmt.Sprintf("%d (acknowledged at %d/%d, which holds %d)", v, ps.partition, ps.offset, got))
+		}
+		k := strconv.Itoa(v % keys)
+		newest[k] = max(newest[k], v)
+	}
+	if len(lost) > 0 {
+		t.Errorf("%d acknowledged records are not in the log where the broker put them, e.g. %v", len(lost), lost[:min(len(lost), 3)])
+	}
+	for k, v := range newest {
+		if last[k] < v {
+			t.Errorf("key %s: the log ends with %d, older than its acknowledged %d", k, last[k], v)
+		}
+	}
+}

@@ -55,15 +55,17 @@ func hasPartitions(addr string) bool {
 // The broker restarts mid-stream: the detector and the notifier recover without operator action, and the alerts
 // and the notifier's lines are exactly those of an uninterrupted run. Two fixes made this hold under load: commits
 // never pass a record whose emits failed (kafka/ordered.go), and a partition's writes never reorder on retry
-// (the idempotent producer); before them a few alerts, or a payment in an account's window, were lost about
+// (one produce request in flight); before them a few alerts, or a payment in an account's window, were lost about
 // once in four loaded runs.
 //
-// On the embedded broker (kfake) this loses an alert in about one run of three: a payment's loop record appears
-// twice and its alert never arrives, as if the restarted broker had lost records it acknowledged before the
-// stop. Apache Kafka passes. Until the cause is found, the embedded variant runs only on request.
+// On the embedded broker (kfake) this lost an alert in about one run of three. Most of it was sarama's idempotent
+// producer acknowledging records the broker dropped as duplicates (see kafka/restart_test.go); with idempotence
+// off it passed 34 of 36 runs. Each failure (and one in 3 runs with goka's own storage) missed an alert while
+// every payment was scored exactly once; the cause is not found, so the embedded variant runs only on request. Apache
+// Kafka passes, and CI runs it there.
 func TestBrokerRestartMidStream(t *testing.T) {
 	if brokerKind() != "apache" && os.Getenv("FRAUDPIPE_E2E_EMBEDDED_RESTART") == "" {
-		t.Skip("known loss when the embedded broker restarts mid-stream (see the test's comment); FRAUDPIPE_E2E_EMBEDDED_RESTART=1 runs it")
+		t.Skip("rare known loss when the embedded broker restarts mid-stream (see the test's comment); FRAUDPIPE_E2E_EMBEDDED_RESTART=1 runs it")
 	}
 	p := startPipeline(t)
 	s := generateStream(t, 33, 1500, 20000)

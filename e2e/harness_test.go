@@ -339,6 +339,31 @@ func (c *cluster) up() {
 	}
 	c.proc = start(c.t, "broker", "broker", "--data-dir", c.dataDir, "--broker-listen", c.brokers, "--metrics-addr", "")
 	c.proc.waitStderr(30*time.Second, "embedded broker listening")
+	// Registered after the broker's own cleanup, so it runs first, while this broker still serves; a broker
+	// replaced by a later up leaves the dump to its successor.
+	proc := c.proc
+	c.t.Cleanup(func() {
+		if c.proc == proc {
+			c.dumpTopics()
+		}
+	})
+}
+
+// dumpTopics keeps every record of a failed test's topics in FRAUDPIPE_E2E_LOGDIR, one file per topic, one
+// line per record (partition, offset, key, headers, value): losses the logs do not explain show in the data.
+func (c *cluster) dumpTopics() {
+	dir := os.Getenv("FRAUDPIPE_E2E_LOGDIR")
+	if dir == "" || !c.t.Failed() {
+		return
+	}
+	for _, topic := range []string{"payments", "detector-loop", "detector-table", "alerts"} {
+		out, err := exec.Command("kcat", "-C", "-b", c.brokers, "-t", topic, "-o", "beginning", "-e", "-q",
+			"-f", "%p\t%o\t%k\t%h\t%s\n").Output()
+		if err != nil {
+			c.t.Logf("dump %s: %v", topic, err)
+		}
+		os.WriteFile(filepath.Join(dir, strings.ReplaceAll(c.t.Name(), "/", "_")+".topic."+topic), out, 0o644)
+	}
 }
 
 // down stops the broker cleanly, as an operator's restart does.

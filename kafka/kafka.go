@@ -75,18 +75,17 @@ func (c Config) SaramaConfig(clientID string) *sarama.Config {
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	// An acknowledged alert or table write must survive the loss of the leader.
 	sc.Producer.RequiredAcks = sarama.WaitForAll
-	// Writes to one partition must land in the order they were made. With several requests in flight, a failed
-	// one is retried after a later one succeeded: a table changelog then ends with an account's older state, and
-	// a restart that recovers from it loses the payments in between (seen when the broker restarts). One request
-	// in flight keeps them in order; sarama holds back later records until a retried one has landed.
+	// Writes to one partition must land in the order they were made: a table changelog that ends with an account's
+	// older state, or a loop topic that hands on an account's payments out of order, loses payments from its window.
+	// With several requests in flight a failed one is retried after a later one succeeded, so keep one. While a
+	// batch waits for its retry sarama (since v1.48, "partition muting") sends nothing newer for that partition;
+	// v1.46 did, on a fresh connection after a broker restart (IBM/sarama#2619), and reordered the loop topic.
 	sc.Net.MaxOpenRequests = 1
-	// Not idempotent: sarama's idempotent producer loses acknowledged records when the broker restarts. After a
-	// batch fails it bumps the producer epoch and can send a record with no sequence number of its own (sequence
-	// 0, like another record of the new epoch; IBM/sarama#3354). The broker takes the second for a retry of the
-	// first, acknowledges it and drops it. TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts caught it.
-	// Without idempotence a retry can write a record twice; every consumer here tolerates that (alerts carry ids,
-	// the detector knows its payments, a changelog's last write wins).
-	sc.Producer.Idempotent = false
+	// Idempotent, as Kafka's own producers are by default: a retry of a batch the broker already wrote is dropped
+	// instead of written twice. sarama v1.46 lost acknowledged records with it over a broker restart (two records
+	// sent with the same epoch and sequence, IBM/sarama#3354); TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts
+	// caught that, and passes on v1.61. Consumers here still tolerate duplicates: user producers may retry.
+	sc.Producer.Idempotent = true
 	sc.Producer.Flush.Frequency = c.Flush
 	sc.Producer.Compression, _ = c.codec() // checked by Validate; an unknown name falls back to none
 	sc.Consumer.Group.Session.Timeout = 10 * time.Second

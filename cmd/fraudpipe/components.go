@@ -42,7 +42,7 @@ type deps struct {
 	log           *slog.Logger
 }
 
-// defaultStateCacheMiB caches tables of up to about 500,000 accounts (about 270 bytes each in memory), with
+// defaultStateCacheMiB caches tables of up to about 450,000 accounts (about 300 bytes each in memory), with
 // room left for the rest of the detector within 1 GiB at a million accounts.
 const (
 	defaultStateCacheMiB = 128

@@ -13,13 +13,13 @@
 // its key, so replaying is idempotent). The store is never ahead of the offset it records by more than goka's own
 // storage is.
 //
-// Reads: while a partition's whole table fits a byte budget shared by the partitions of a builder, every value
-// stays in memory after it is loaded or written. Reads then never reach LevelDB, and a key that is not in
-// memory does not exist (most payments come from accounts not seen for a while, and each such miss searched
-// LevelDB's memtable and filters). Once the tables outgrow the budget, the partition that crosses it stops
-// caching and keeps only its unwritten values; reads go to LevelDB, whose block cache keeps hot accounts. A
-// partial cache would do worse than either: it must still ask LevelDB for every miss, and evicting from it
-// costs as much as it saves.
+// Reads: while a partition's whole table fits a byte budget shared by the partitions of a builder, every value stays
+// in memory after it is loaded or written, in an arena the garbage collector does not scan (arena.go). Reads then
+// never reach LevelDB, and a key that is not in memory does not exist (most payments come from accounts not seen for
+// a while, and each such miss searched LevelDB's memtable and filters). Once the tables outgrow the budget, the
+// partition that crosses it stops caching and keeps only its unwritten values; reads go to LevelDB, whose block
+// cache keeps hot accounts. A partial cache would do worse than either: it must still ask LevelDB for every miss,
+// and evicting from it costs as much as it saves.
 package store
 
 import (
@@ -48,8 +48,9 @@ const entryOverhead = 96
 type Options struct {
 	// LevelDB is passed to LevelDB as is.
 	LevelDB *opt.Options
-	// CacheBytes is the memory for whole tables over all partitions of the builder (about 270 bytes per
-	// account with the shipped rules). 0 keeps only the values not yet written.
+	// CacheBytes is the memory for whole tables over all partitions of the builder (about 300 bytes per
+	// account with the shipped rules, up to a third of it superseded values the arena has not reclaimed
+	// yet). 0 keeps only the values not yet written.
 	CacheBytes int64
 	// BatchKeys is how many updated keys trigger a write (default 2048); FlushInterval writes whatever is
 	// pending at least this often (default 200 ms), so that the local storage trails the changelog only a
@@ -101,10 +102,12 @@ type Store struct {
 	budget *budget
 
 	mu       sync.Mutex
-	mem      map[string]item     // every key updated and not yet written; with cached, every key
+	mem      map[string]item     // every key updated and not yet written
 	dirty    map[string]struct{} // keys updated since the last write began
 	bytes    int64               // this partition's share of budget.used
-	cached   bool                // mem holds the whole table: a miss means absent
+	cached   bool                // mem and cache hold the whole table: a miss means absent
+	cache    *arena              // with cached, the written values
+	cacheSz  int64               // cache.size() when last counted in bytes
 	offset   int64               // newest changelog offset set; hasOff says whether there is one
 	hasOff   bool
 	offDirty bool
@@ -149,15 +152,13 @@ func (s *Store) Open() error {
 func (s *Store) load() error {
 	it := s.db.NewIterator(nil, &opt.ReadOptions{DontFillCache: true})
 	defer it.Release()
-	s.cached = true
+	s.cached, s.cache = true, newArena(arenaChunk)
 	for it.Next() {
-		k := string(it.Key())
-		if k == offsetKey {
+		if string(it.Key()) == offsetKey {
 			continue
 		}
-		e := item{value: append([]byte(nil), it.Value()...)}
-		s.mem[k] = e
-		s.add(e.size(k))
+		s.cache.put(string(it.Key()), it.Value())
+		s.recount()
 		if s.budget.over() {
 			s.uncache()
 			break
@@ -169,20 +170,21 @@ func (s *Store) load() error {
 	return nil
 }
 
-// uncache stops caching the whole table: only values not yet written stay in memory. The map is replaced, as
-// Go maps never shrink.
+// arenaChunk is the cache's chunk size: the most one compaction step copies.
+const arenaChunk = 1 << 20
+
+// uncache stops caching the whole table: only values not yet written stay in memory.
 func (s *Store) uncache() {
-	s.cached = false
-	keep := make(map[string]item, len(s.dirty))
-	for k := range s.dirty {
-		keep[k] = s.mem[k]
-	}
-	for k, e := range s.mem {
-		if _, d := s.dirty[k]; !d {
-			s.add(-e.size(k))
-		}
-	}
-	s.mem = keep
+	s.cached, s.cache = false, nil
+	s.add(-s.cacheSz)
+	s.cacheSz = 0
+}
+
+// recount brings the cache's size into the budget.
+func (s *Store) recount() {
+	n := s.cache.size()
+	s.add(n - s.cacheSz)
+	s.cacheSz = n
 }
 
 func (s *Store) add(n int64) {
@@ -201,14 +203,15 @@ func (s *Store) Get(key string) ([]byte, error) {
 	s.mu.Lock()
 	e, ok := s.mem[key]
 	cached := s.cached
+	if !ok && cached {
+		e.value, _ = s.cache.get(key) // absent if not there
+	}
 	s.mu.Unlock()
 	switch {
 	case ok && e.deleted:
 		return nil, nil
-	case ok:
+	case ok || cached:
 		return e.value, nil
-	case cached:
-		return nil, nil
 	}
 	// A value leaves memory only after its batch is in LevelDB, so what is read here is at least as new as what
 	// a reader saw in memory before.
@@ -340,16 +343,28 @@ func (s *Store) write() error {
 		s.written.Broadcast()
 		return s.err
 	}
-	// LevelDB has the batch now: written values leave memory unless the whole table is cached, deletions
-	// always (a cached table's miss means absent anyway).
+	// LevelDB has the batch now: written values leave the pending map, for the cache if the whole table is
+	// cached. A key updated again meanwhile stays pending with its newer value.
 	for k := range keys {
-		if _, again := s.dirty[k]; !again && (!s.cached || s.mem[k].deleted) {
-			s.add(-s.mem[k].size(k))
-			delete(s.mem, k)
+		if _, again := s.dirty[k]; again {
+			continue
+		}
+		e := s.mem[k]
+		s.add(-e.size(k))
+		delete(s.mem, k)
+		switch {
+		case !s.cached:
+		case e.deleted:
+			s.cache.delete(k)
+		default:
+			s.cache.put(k, e.value)
 		}
 	}
-	if s.cached && s.budget.over() {
-		s.uncache()
+	if s.cached {
+		s.recount()
+		if s.budget.over() {
+			s.uncache()
+		}
 	}
 	s.written.Broadcast()
 	return nil
@@ -378,7 +393,7 @@ func (s *Store) Close() error {
 	err := s.Flush()
 	s.mu.Lock()
 	s.budget.used.Add(-s.bytes)
-	s.bytes, s.mem = 0, nil
+	s.bytes, s.mem, s.cache, s.cacheSz = 0, nil, nil, 0
 	s.mu.Unlock()
 	return errors.Join(err, s.db.Close())
 }

@@ -147,8 +147,9 @@ func TestTableOutgrowingTheCacheIsReadFromLevelDB(t *testing.T) {
 		s.Set(fmt.Sprint("acct-", i), []byte(fmt.Sprint("value-", i)))
 	}
 	s.Flush()
-	if !s.cached || len(s.mem) != 50 {
-		t.Fatalf("a table within the budget: cached %v with %d values in memory, want all 50", s.cached, len(s.mem))
+	if !s.cached || s.cache.len() != 50 || len(s.mem) != 0 {
+		t.Fatalf("a table within the budget: cached %v with %d values in the cache and %d pending, want all 50 cached",
+			s.cached, s.cache.len(), len(s.mem))
 	}
 	for i := 50; i < keys; i++ {
 		s.Set(fmt.Sprint("acct-", i), []byte(fmt.Sprint("value-", i)))

@@ -1,0 +1,173 @@
+package store
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+)
+
+// arena holds a cached table in a form the garbage collector does not scan. A map from account id to []byte
+// holds two pointers per account; with a million accounts cached, each collection marked them for 100-250 ms,
+// holding one of two cores, and the alerts of those moments arrived late (README, "The latency tail"). Here the
+// entries live in large byte chunks and the index maps a 64-bit hash of the key to the entry's position: neither
+// holds a pointer per account.
+//
+// Entries are appended: a key's new value goes to the tail and its old entry becomes garbage. When garbage
+// exceeds half the live data, the oldest chunk's live entries move to the tail and the chunk is dropped, a chunk
+// or two per update, so no step copies much. Two keys with the same hash are told apart by the key stored in the
+// entry; the later one is kept in a small ordinary map.
+//
+// Values returned by get alias the arena and must not be modified. Chunks are never written over, so a value stays
+// valid after its key is updated or its chunk dropped. Not safe for concurrent use.
+type arena struct {
+	seed      maphash.Seed
+	hash      func(seed maphash.Seed, key string) uint64 // maphash.String; a test forces collisions
+	chunkSize int
+	index     map[uint64]uint64 // hash → position: chunk<<32 | offset
+	chunks    [][]byte          // oldest first; the last one is the tail
+	dropped   uint32            // chunks dropped so far: chunks[i] is chunk number dropped+i
+	live      int64             // bytes of the entries the index points to
+	garbage   int64             // bytes of superseded or deleted entries in chunks not dropped
+	held      int64             // capacity of the chunks not dropped
+	clash     map[string][]byte // keys whose hash another key held when they were put
+}
+
+// indexEntryBytes approximates what one index entry costs in a Go map (key, value, control byte, load factor).
+const indexEntryBytes = 24
+
+func newArena(chunkSize int) *arena {
+	return &arena{seed: maphash.MakeSeed(), hash: maphash.String, chunkSize: chunkSize, index: map[uint64]uint64{}}
+}
+
+// len is the number of keys held.
+func (a *arena) len() int { return len(a.index) + len(a.clash) }
+
+// size is the memory the arena holds, for the cache budget.
+func (a *arena) size() int64 {
+	n := a.held + int64(len(a.index))*indexEntryBytes
+	for k, v := range a.clash {
+		n += int64(len(k) + len(v) + entryOverhead)
+	}
+	return n
+}
+
+// entry decodes the entry at pos.
+func (a *arena) entry(pos uint64) (key, value []byte, n int) {
+	c := a.chunks[uint32(pos>>32)-a.dropped][uint32(pos):]
+	kl, i := binary.Uvarint(c)
+	key = c[i : i+int(kl)]
+	c = c[i+int(kl):]
+	vl, j := binary.Uvarint(c)
+	value = c[j : j+int(vl)]
+	return key, value, i + int(kl) + j + int(vl)
+}
+
+func (a *arena) get(key string) ([]byte, bool) {
+	if v, ok := a.clash[key]; ok {
+		return v, true
+	}
+	pos, ok := a.index[a.hash(a.seed, key)]
+	if !ok {
+		return nil, false
+	}
+	k, v, _ := a.entry(pos)
+	if string(k) != key {
+		return nil, false
+	}
+	return v, true
+}
+
+// put stores a copy of value under key.
+func (a *arena) put(key string, value []byte) {
+	if _, ok := a.clash[key]; ok {
+		a.clash[key] = append([]byte(nil), value...)
+		return
+	}
+	h := a.hash(a.seed, key)
+	if pos, ok := a.index[h]; ok {
+		k, _, n := a.entry(pos)
+		if string(k) != key {
+			if a.clash == nil {
+				a.clash = map[string][]byte{}
+			}
+			a.clash[key] = append([]byte(nil), value...)
+			return
+		}
+		a.live -= int64(n)
+		a.garbage += int64(n)
+	}
+	a.index[h] = a.append(key, value)
+	a.compact()
+}
+
+func (a *arena) delete(key string) {
+	if _, ok := a.clash[key]; ok {
+		delete(a.clash, key)
+		return
+	}
+	h := a.hash(a.seed, key)
+	pos, ok := a.index[h]
+	if !ok {
+		return
+	}
+	k, _, n := a.entry(pos)
+	if string(k) != key {
+		return
+	}
+	delete(a.index, h)
+	a.live -= int64(n)
+	a.garbage += int64(n)
+	a.compact()
+}
+
+// append writes an entry at the tail and returns its position.
+func (a *arena) append(key string, value []byte) uint64 {
+	n := binary.MaxVarintLen64*2 + len(key) + len(value)
+	if len(a.chunks) == 0 || len(a.chunks[len(a.chunks)-1])+n > cap(a.chunks[len(a.chunks)-1]) {
+		// Chunks grow from 4 KiB to chunkSize, so that a small table does not hold a large chunk.
+		size := 4 << 10
+		if len(a.chunks) > 0 {
+			size = min(2*cap(a.chunks[len(a.chunks)-1]), a.chunkSize)
+		}
+		a.chunks = append(a.chunks, make([]byte, 0, max(size, n)))
+		a.held += int64(cap(a.chunks[len(a.chunks)-1]))
+	}
+	ci := len(a.chunks) - 1
+	c := a.chunks[ci]
+	off := len(c)
+	c = binary.AppendUvarint(c, uint64(len(key)))
+	c = append(c, key...)
+	c = binary.AppendUvarint(c, uint64(len(value)))
+	c = append(c, value...)
+	a.chunks[ci] = c
+	a.live += int64(len(c) - off)
+	// Chunk numbers wrap after 2^32 chunks; the live ones, far fewer, stay distinct.
+	return uint64(a.dropped+uint32(ci))<<32 | uint64(off)
+}
+
+// compact drops the oldest chunk, moving its live entries to the tail, while garbage exceeds half the live data:
+// at most two chunks per call, so that no update waits for more. The tail chunk is never dropped.
+func (a *arena) compact() {
+	for range 2 {
+		if 2*a.garbage <= a.live || len(a.chunks) < 2 {
+			return
+		}
+		c := a.chunks[0]
+		for off := 0; off < len(c); {
+			pos := uint64(a.dropped)<<32 | uint64(off)
+			k, v, n := a.entry(pos)
+			h := a.hash(a.seed, string(k))
+			if a.index[h] == pos {
+				a.live -= int64(n)
+				a.index[h] = a.append(string(k), v)
+			} else {
+				a.garbage -= int64(n)
+			}
+			off += n
+		}
+		// Reslicing forgets the chunk; the slice's next growth copies only the chunks still held.
+		a.held -= int64(cap(c))
+		a.chunks[0] = nil
+		a.chunks = a.chunks[1:]
+		a.dropped++
+	}
+}

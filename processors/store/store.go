@@ -25,6 +25,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -70,11 +71,13 @@ func Builder(dir string, o Options) storage.Builder {
 	budget := &budget{limit: o.CacheBytes}
 	return func(topic string, partition int32) (storage.Storage, error) {
 		path := filepath.Join(dir, fmt.Sprintf("%s.%d", topic, partition))
-		db, err := leveldb.OpenFile(path, o.LevelDB)
+		db, files, err := openLevelDB(path, o.LevelDB)
 		if err != nil {
-			return nil, fmt.Errorf("open leveldb %s: %w", path, err)
+			return nil, err
 		}
-		return newStore(db, o, budget), nil
+		s := newStore(db, o, budget)
+		s.files = files
+		return s, nil
 	}
 }
 
@@ -98,6 +101,7 @@ func (it item) size(key string) int64 { return int64(len(key) + len(it.value) + 
 // the offset is set from the producer's callback goroutine.
 type Store struct {
 	db     *leveldb.DB
+	files  io.Closer // the files under db, closed after it; nil in tests on memory storage
 	opts   Options
 	budget *budget
 
@@ -395,5 +399,9 @@ func (s *Store) Close() error {
 	s.budget.used.Add(-s.bytes)
 	s.bytes, s.mem, s.cache, s.cacheSz = 0, nil, nil, 0
 	s.mu.Unlock()
-	return errors.Join(err, s.db.Close())
+	err = errors.Join(err, s.db.Close())
+	if s.files != nil {
+		err = errors.Join(err, s.files.Close())
+	}
+	return err
 }

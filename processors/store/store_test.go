@@ -29,6 +29,9 @@ func crash(t *testing.T, s *Store) {
 	if err := s.db.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.files.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func get(t *testing.T, s *Store, key string) string {

@@ -66,9 +66,10 @@ func TestReloadSwapsValidFilesAndKeepsRulesOnInvalidOnes(t *testing.T) {
 	if w.Current().Digest == first.Digest {
 		t.Fatal("a new file must get a new version")
 	}
-	if !strings.Contains(logs.String(), `changed="[rapid: limit 4 → 9]"`) {
-		t.Fatalf("reload log does not name the changed rule and setting:\n%s", logs.String())
-	}
+	// The swap comes before the log line (the rules take force first), so the line is awaited, not assumed.
+	waitFor(t, "a reload log naming the changed rule and setting", func() bool {
+		return strings.Contains(logs.String(), `changed="[rapid: limit 4 → 9]"`)
+	})
 }
 
 func TestInvalidFileAtStartIsAnError(t *testing.T) {

@@ -16,19 +16,33 @@ import (
 // or two per update, so no step copies much. Two keys with the same hash are told apart by the key stored in the
 // entry; the later one is kept in a small ordinary map.
 //
-// Values returned by get alias the arena and must not be modified. Chunks are never written over, so a value stays
-// valid after its key is updated or its chunk dropped. Not safe for concurrent use.
+// The chunks are mapped outside the Go heap (chunk_unix.go), so the cache does not raise the heap goal either, and
+// a dropped chunk's memory goes back to the system at once. Values returned by get alias a chunk: they are valid
+// only until the next put, delete or free, which may unmap it; callers copy what they keep. Not safe for
+// concurrent use; free must be called when the arena is no longer used.
 type arena struct {
 	seed      maphash.Seed
 	hash      func(seed maphash.Seed, key string) uint64 // maphash.String; a test forces collisions
 	chunkSize int
 	index     map[uint64]uint64 // hash → position: chunk<<32 | offset
-	chunks    [][]byte          // oldest first; the last one is the tail
+	chunks    []chunk           // oldest first; the last one is the tail
 	dropped   uint32            // chunks dropped so far: chunks[i] is chunk number dropped+i
 	live      int64             // bytes of the entries the index points to
 	garbage   int64             // bytes of superseded or deleted entries in chunks not dropped
 	held      int64             // capacity of the chunks not dropped
 	clash     map[string][]byte // keys whose hash another key held when they were put
+}
+
+// chunk is a run of entries; mapped says it came from allocChunk's mapping rather than the heap.
+type chunk struct {
+	b      []byte
+	mapped bool
+}
+
+func (c chunk) free() {
+	if c.mapped {
+		freeChunk(c.b)
+	}
 }
 
 // indexEntryBytes approximates what one index entry costs in a Go map (key, value, control byte, load factor).
@@ -52,7 +66,7 @@ func (a *arena) size() int64 {
 
 // entry decodes the entry at pos.
 func (a *arena) entry(pos uint64) (key, value []byte, n int) {
-	c := a.chunks[uint32(pos>>32)-a.dropped][uint32(pos):]
+	c := a.chunks[uint32(pos>>32)-a.dropped].b[uint32(pos):]
 	kl, i := binary.Uvarint(c)
 	key = c[i : i+int(kl)]
 	c = c[i+int(kl):]
@@ -122,23 +136,24 @@ func (a *arena) delete(key string) {
 // append writes an entry at the tail and returns its position.
 func (a *arena) append(key string, value []byte) uint64 {
 	n := binary.MaxVarintLen64*2 + len(key) + len(value)
-	if len(a.chunks) == 0 || len(a.chunks[len(a.chunks)-1])+n > cap(a.chunks[len(a.chunks)-1]) {
+	if len(a.chunks) == 0 || len(a.chunks[len(a.chunks)-1].b)+n > cap(a.chunks[len(a.chunks)-1].b) {
 		// Chunks grow from 4 KiB to chunkSize, so that a small table does not hold a large chunk.
 		size := 4 << 10
 		if len(a.chunks) > 0 {
-			size = min(2*cap(a.chunks[len(a.chunks)-1]), a.chunkSize)
+			size = min(2*cap(a.chunks[len(a.chunks)-1].b), a.chunkSize)
 		}
-		a.chunks = append(a.chunks, make([]byte, 0, max(size, n)))
-		a.held += int64(cap(a.chunks[len(a.chunks)-1]))
+		b, mapped := allocChunk(max(size, n))
+		a.chunks = append(a.chunks, chunk{b: b, mapped: mapped})
+		a.held += int64(cap(b))
 	}
 	ci := len(a.chunks) - 1
-	c := a.chunks[ci]
+	c := a.chunks[ci].b
 	off := len(c)
 	c = binary.AppendUvarint(c, uint64(len(key)))
 	c = append(c, key...)
 	c = binary.AppendUvarint(c, uint64(len(value)))
 	c = append(c, value...)
-	a.chunks[ci] = c
+	a.chunks[ci].b = c
 	a.live += int64(len(c) - off)
 	// Chunk numbers wrap after 2^32 chunks; the live ones, far fewer, stay distinct.
 	return uint64(a.dropped+uint32(ci))<<32 | uint64(off)
@@ -151,7 +166,7 @@ func (a *arena) compact() {
 		if 2*a.garbage <= a.live || len(a.chunks) < 2 {
 			return
 		}
-		c := a.chunks[0]
+		c := a.chunks[0].b
 		for off := 0; off < len(c); {
 			pos := uint64(a.dropped)<<32 | uint64(off)
 			k, v, n := a.entry(pos)
@@ -164,10 +179,21 @@ func (a *arena) compact() {
 			}
 			off += n
 		}
-		// Reslicing forgets the chunk; the slice's next growth copies only the chunks still held.
+		// The live entries are copied out, so the chunk can go. Reslicing forgets it; the slice's next growth
+		// copies only the chunks still held.
 		a.held -= int64(cap(c))
-		a.chunks[0] = nil
+		a.chunks[0].free()
+		a.chunks[0] = chunk{}
 		a.chunks = a.chunks[1:]
 		a.dropped++
 	}
+}
+
+// free returns the chunks' memory. The arena is empty afterwards.
+func (a *arena) free() {
+	for _, c := range a.chunks {
+		c.free()
+	}
+	a.chunks, a.index, a.clash = nil, map[uint64]uint64{}, nil
+	a.live, a.garbage, a.held = 0, 0, 0
 }

@@ -14,7 +14,7 @@
 // storage is.
 //
 // Reads: while a partition's whole table fits a byte budget shared by the partitions of a builder, every value stays
-// in memory after it is loaded or written, in an arena the garbage collector does not scan (arena.go). Reads then
+// in memory after it is loaded or written, in an arena mapped outside the Go heap (arena.go). Reads then
 // never reach LevelDB, and a key that is not in memory does not exist (most payments come from accounts not seen for
 // a while, and each such miss searched LevelDB's memtable and filters). Once the tables outgrow the budget, the
 // partition that crosses it stops caching and keeps only its unwritten values; reads go to LevelDB, whose block
@@ -23,6 +23,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -179,6 +180,7 @@ const arenaChunk = 1 << 20
 
 // uncache stops caching the whole table: only values not yet written stay in memory.
 func (s *Store) uncache() {
+	s.cache.free()
 	s.cached, s.cache = false, nil
 	s.add(-s.cacheSz)
 	s.cacheSz = 0
@@ -208,7 +210,9 @@ func (s *Store) Get(key string) ([]byte, error) {
 	e, ok := s.mem[key]
 	cached := s.cached
 	if !ok && cached {
-		e.value, _ = s.cache.get(key) // absent if not there
+		// Copied under the lock: the writer's next put may unmap the chunk the arena's value lies in.
+		v, _ := s.cache.get(key) // absent if not there
+		e.value = bytes.Clone(v)
 	}
 	s.mu.Unlock()
 	switch {
@@ -397,6 +401,9 @@ func (s *Store) Close() error {
 	err := s.Flush()
 	s.mu.Lock()
 	s.budget.used.Add(-s.bytes)
+	if s.cache != nil {
+		s.cache.free()
+	}
 	s.bytes, s.mem, s.cache, s.cacheSz = 0, nil, nil, 0
 	s.mu.Unlock()
 	err = errors.Join(err, s.db.Close())

@@ -269,3 +269,51 @@ func TestConcurrentReadersNeverSeeStaleValues(t *testing.T) {
 		}
 	}
 }
+
+// The arena unmaps the chunks it compacts away: a value the store returned must stay readable however many
+// updates follow, including while the writer compacts the arena under a reader.
+func TestValuesReadStayValidWhileTheCacheCompacts(t *testing.T) {
+	s := open(t, t.TempDir(), Options{CacheBytes: 64 << 20, BatchKeys: 64, FlushInterval: time.Hour})
+	defer s.Close()
+	s.Set("a", []byte("first"))
+	s.Flush()
+	first, err := s.Get("a")
+	if err != nil || string(first) != "first" {
+		t.Fatalf("a = %q, %v", first, err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			v, err := s.Get("a")
+			if err != nil || len(v) < 5 || (string(v[:5]) != "first" && string(v[:5]) != "next ") {
+				t.Errorf("a = %q, %v", v, err)
+				return
+			}
+		}
+	}()
+	dropped := func() uint32 { s.mu.Lock(); defer s.mu.Unlock(); return s.cache.dropped }
+	value := make([]byte, 1024)
+	for i := 0; dropped() < 8; i++ {
+		if i > 100_000 {
+			t.Fatalf("%d updates dropped only %d chunks", i, dropped())
+		}
+		s.Set(fmt.Sprint("k", i%200), value)
+		s.Set("a", fmt.Appendf(nil, "next %d", i))
+		if i%64 == 0 {
+			s.Flush()
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if string(first) != "first" {
+		t.Fatalf("a value read before the updates now says %q", first)
+	}
+}

@@ -24,10 +24,11 @@ unit:
 e2e:
 	$(GO) test -race -count=1 -timeout 30m -v ./e2e/
 
-## e2e-kafka: the same e2e suite against Apache Kafka (KRaft, from Maven Central; needs Java and Maven)
+## e2e-kafka: the same e2e suite, and the producer's restart test, against Apache Kafka (KRaft, from Maven Central; needs Java and Maven)
 e2e-kafka:
 	bash e2e/kafka/kafka.sh fetch
 	FRAUDPIPE_E2E_BROKER=apache $(GO) test -race -count=1 -timeout 45m ./e2e/
+	FRAUDPIPE_E2E_BROKER=apache $(GO) test -race -count=1 -run AcrossBrokerRestarts ./kafka/
 
 ## bench: the pipeline measured end to end (table + bench-results.json), then microbenchmarks with allocations
 BENCH_ARGS ?=

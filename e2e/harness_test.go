@@ -125,7 +125,7 @@ func start(t *testing.T, name string, args ...string) *proc {
 		if t.Failed() {
 			t.Logf("--- %s stderr (last 4 KiB):\n%s", name, tail(p.Stderr(), 4096))
 			// FRAUDPIPE_E2E_LOGDIR keeps whole logs of failed tests, for the failures a tail does not explain.
-			if dir := os.Getenv("FRAUDPIPE_E2E_LOGDIR"); dir != "" {
+			if dir := os.Getenv("FRAUDPIPE_E2E_LOGDIR"); dir != "" && os.MkdirAll(dir, 0o755) == nil {
 				base := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"."+name)
 				os.WriteFile(base+".stderr", []byte(p.Stderr()), 0o644)
 				os.WriteFile(base+".stdout", []byte(p.Stdout()), 0o644)
@@ -222,7 +222,11 @@ type record struct {
 // librdkafka's consistent_random (CRC32), not goka's FNV-1a, which the detector must cope with.
 func kcatProduce(t *testing.T, brokers, topic string, keyed bool, lines ...string) {
 	t.Helper()
-	args := []string{"-P", "-b", brokers, "-t", topic, "-X", "linger.ms=5"}
+	// Idempotent, so that a batch retried after a broker restart cannot land behind later ones: librdkafka
+	// without it keeps many requests in flight and reorders on retry, and an account's payments out of order
+	// are scored differently from the expected single run (seen as "missing" alerts in TestBrokerRestartMidStream
+	// on Apache Kafka, about one run in 25, with pay_000009991 written after pay_000020000).
+	args := []string{"-P", "-b", brokers, "-t", topic, "-X", "linger.ms=5", "-X", "enable.idempotence=true"}
 	if keyed {
 		args = append(args, "-K", "|")
 	}
@@ -305,6 +309,7 @@ func startBroker(t *testing.T, dataDir string) *cluster {
 				log, _ := os.ReadFile(filepath.Join(dataDir, "server.log"))
 				t.Logf("--- kafka server.log (last 4 KiB):\n%s", tail(string(log), 4096))
 			}
+			c.dumpTopics() // registered last, so it runs first, while the broker still serves
 			exec.Command("bash", "kafka/kafka.sh", "stop", dataDir).Run()
 		})
 	default:
@@ -356,9 +361,16 @@ func (c *cluster) dumpTopics() {
 	if dir == "" || !c.t.Failed() {
 		return
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		c.t.Logf("dump topics: %v", err)
+		return
+	}
 	for _, topic := range []string{"payments", "detector-loop", "detector-table", "alerts"} {
-		out, err := exec.Command("kcat", "-C", "-b", c.brokers, "-t", topic, "-o", "beginning", "-e", "-q",
+		// Bounded: kcat waits forever for a broker that is down.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, "kcat", "-C", "-b", c.brokers, "-t", topic, "-o", "beginning", "-e", "-q",
 			"-f", "%p\t%o\t%k\t%h\t%s\n").Output()
+		cancel()
 		if err != nil {
 			c.t.Logf("dump %s: %v", topic, err)
 		}

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
 	"strconv"
 	"sync"
 	"testing"
@@ -21,7 +23,7 @@ import (
 // under it: that is what a table's changelog, the detector's loop topic and the alerts rely on. sarama v1.46 failed
 // the first with idempotence on (two records sent under the same epoch and sequence, the second acknowledged as a
 // duplicate and dropped) and the last with it off (later records sent ahead of a batch awaiting retry); see
-// SaramaConfig. v1.61 passes.
+// SaramaConfig. v1.61 passes. It runs on the embedded broker, and on Apache Kafka in make e2e-kafka.
 func TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts(t *testing.T) {
 	const (
 		records    = 360_000
@@ -29,19 +31,7 @@ func TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts(t *testing.T) {
 		partitions = 4
 		restarts   = 8
 	)
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	b, err := embedded.StartBroker(dir, addr, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	addr, restart := restartableBroker(t)
 
 	c := Config{Brokers: []string{addr}, Flush: time.Millisecond, Compression: "lz4", Replication: 1}
 	sc := c.SaramaConfig("restart-test")
@@ -87,10 +77,7 @@ func TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts(t *testing.T) {
 	}()
 	for i := range records {
 		if i > 0 && i%(records/(restarts+1)) == 0 {
-			b.Close()
-			if b, err = embedded.StartBroker(dir, addr, quiet); err != nil {
-				t.Fatal(err)
-			}
+			restart()
 		}
 		p.Input() <- &sarama.ProducerMessage{Topic: "t", Key: sarama.StringEncoder(strconv.Itoa(i % keys)), Value: sarama.StringEncoder(strconv.Itoa(i))}
 	}
@@ -171,5 +158,52 @@ func TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts(t *testing.T) {
 		if last[k] < v {
 			t.Errorf("key %s: the log ends with %d, older than its acknowledged %d", k, last[k], v)
 		}
+	}
+}
+
+// restartableBroker starts the broker FRAUDPIPE_E2E_BROKER names (the embedded one by default, or Apache Kafka
+// through e2e/kafka/kafka.sh, as the e2e suite does) and returns its address and a function that stops and
+// restarts it on the same address and data.
+func restartableBroker(t *testing.T) (addr string, restart func()) {
+	t.Helper()
+	dir := t.TempDir()
+	free := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	addr = free()
+	switch kind := os.Getenv("FRAUDPIPE_E2E_BROKER"); kind {
+	case "", "embedded":
+		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+		b, err := embedded.StartBroker(dir, addr, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return addr, func() {
+			b.Close()
+			if b, err = embedded.StartBroker(dir, addr, quiet); err != nil {
+				t.Fatal(err)
+			}
+		}
+	case "apache":
+		_, port, _ := net.SplitHostPort(addr)
+		_, ctrl, _ := net.SplitHostPort(free())
+		kafka := func(args ...string) {
+			out, err := exec.Command("bash", append([]string{"../e2e/kafka/kafka.sh"}, args...)...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("kafka.sh %v: %v\n%s", args, err, out)
+			}
+		}
+		t.Cleanup(func() { exec.Command("bash", "../e2e/kafka/kafka.sh", "stop", dir).Run() })
+		kafka("start", dir, port, ctrl)
+		return addr, func() { kafka("stop", dir); kafka("start", dir, port, ctrl) }
+	default:
+		t.Fatalf("FRAUDPIPE_E2E_BROKER=%q: want embedded or apache", kind)
+		return "", nil
 	}
 }

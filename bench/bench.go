@@ -178,12 +178,18 @@ func profile(ctx context.Context, cfg Config, dets []*child, log *slog.Logger) f
 	if cfg.ProfileDir == "" {
 		return func() error { return nil }
 	}
+	if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+		return func() error { return fmt.Errorf("profile: %w", err) }
+	}
 	errs := make(chan error, len(dets))
 	for i, d := range dets {
 		go func() {
 			path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("detector-%d.cpu.pprof", i))
-			errs <- d.profile(ctx, cfg.ProfileFor, path)
-			log.Info("detector CPU profile written", "path", path, "seconds", cfg.ProfileFor.Seconds())
+			err := d.profile(ctx, cfg.ProfileFor, path)
+			if err == nil {
+				log.Info("detector CPU profile written", "path", path, "seconds", cfg.ProfileFor.Seconds())
+			}
+			errs <- err
 		}()
 	}
 	return func() error {

@@ -107,11 +107,11 @@ type Store struct {
 	budget *budget
 
 	mu       sync.Mutex
-	mem      map[string]item     // every key updated and not yet written
+	mem      map[string]item     // without cached, every key updated and not yet written
 	dirty    map[string]struct{} // keys updated since the last write began
 	bytes    int64               // this partition's share of budget.used
-	cached   bool                // mem and cache hold the whole table: a miss means absent
-	cache    *arena              // with cached, the written values
+	cached   bool                // cache holds the whole table, written or not: a miss means absent
+	cache    *arena              // with cached, every value
 	cacheSz  int64               // cache.size() when last counted in bytes
 	offset   int64               // newest changelog offset set; hasOff says whether there is one
 	hasOff   bool
@@ -178,8 +178,16 @@ func (s *Store) load() error {
 // arenaChunk is the cache's chunk size: the most one compaction step copies.
 const arenaChunk = 1 << 20
 
-// uncache stops caching the whole table: only values not yet written stay in memory.
+// uncache stops caching the whole table: only values not yet written stay in memory, moved from the arena.
 func (s *Store) uncache() {
+	for k := range s.dirty {
+		e := item{deleted: true}
+		if v, ok := s.cache.get(k); ok {
+			e = item{value: bytes.Clone(v)}
+		}
+		s.mem[k] = e
+		s.add(e.size(k))
+	}
 	s.cache.free()
 	s.cached, s.cache = false, nil
 	s.add(-s.cacheSz)
@@ -207,18 +215,19 @@ func (s *Store) Has(key string) (bool, error) {
 // Get returns key's value, or nil if it has none. The returned slice must not be modified.
 func (s *Store) Get(key string) ([]byte, error) {
 	s.mu.Lock()
-	e, ok := s.mem[key]
-	cached := s.cached
-	if !ok && cached {
-		// Copied under the lock: the writer's next put may unmap the chunk the arena's value lies in.
+	if s.cached {
+		// Copied under the lock: the next put may unmap the chunk the arena's value lies in.
 		v, _ := s.cache.get(key) // absent if not there
-		e.value = bytes.Clone(v)
+		v = bytes.Clone(v)
+		s.mu.Unlock()
+		return v, nil
 	}
+	e, ok := s.mem[key]
 	s.mu.Unlock()
 	switch {
 	case ok && e.deleted:
 		return nil, nil
-	case ok || cached:
+	case ok:
 		return e.value, nil
 	}
 	// A value leaves memory only after its batch is in LevelDB, so what is read here is at least as new as what
@@ -234,14 +243,12 @@ func (s *Store) Get(key string) ([]byte, error) {
 }
 
 // Set stores value under key; value is copied.
-func (s *Store) Set(key string, value []byte) error {
-	return s.update(key, item{value: append([]byte(nil), value...)})
-}
+func (s *Store) Set(key string, value []byte) error { return s.update(key, value, false) }
 
 // Delete removes key.
-func (s *Store) Delete(key string) error { return s.update(key, item{deleted: true}) }
+func (s *Store) Delete(key string) error { return s.update(key, nil, true) }
 
-func (s *Store) update(key string, e item) error {
+func (s *Store) update(key string, value []byte, deleted bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
@@ -252,12 +259,27 @@ func (s *Store) update(key string, e item) error {
 		s.kickWriter()
 		s.written.Wait()
 	}
-	if old, ok := s.mem[key]; ok {
-		s.add(-old.size(key))
-	}
-	s.mem[key] = e
-	s.add(e.size(key))
 	s.dirty[key] = struct{}{}
+	if s.cached {
+		// The arena holds the value from now on, and the writer reads it from there: no copy on the heap, and
+		// none to move into the arena once written. The writer checks the budget after its next batch.
+		if deleted {
+			s.cache.delete(key)
+		} else {
+			s.cache.put(key, value)
+		}
+		s.recount()
+	} else {
+		if old, ok := s.mem[key]; ok {
+			s.add(-old.size(key))
+		}
+		e := item{deleted: deleted}
+		if !deleted {
+			e.value = bytes.Clone(value)
+		}
+		s.mem[key] = e
+		s.add(e.size(key))
+	}
 	if len(s.dirty) >= s.opts.BatchKeys {
 		s.kickWriter()
 	}
@@ -326,12 +348,21 @@ func (s *Store) write() error {
 	}
 	b := &s.batch
 	b.Reset()
-	keys := s.dirty
+	keys, cached := s.dirty, s.cached
 	for k := range keys {
-		if e := s.mem[k]; e.deleted {
-			b.Delete([]byte(k))
+		var v []byte
+		ok := true
+		if cached {
+			v, ok = s.cache.get(k) // copied into the batch, under the lock
+		} else if e := s.mem[k]; e.deleted {
+			ok = false
 		} else {
-			b.Put([]byte(k), e.value)
+			v = e.value
+		}
+		if ok {
+			b.Put([]byte(k), v)
+		} else {
+			b.Delete([]byte(k))
 		}
 	}
 	if s.offDirty {
@@ -351,22 +382,15 @@ func (s *Store) write() error {
 		s.written.Broadcast()
 		return s.err
 	}
-	// LevelDB has the batch now: written values leave the pending map, for the cache if the whole table is
-	// cached. A key updated again meanwhile stays pending with its newer value.
+	// LevelDB has the batch now: without the cache, written values leave memory. A key updated again meanwhile
+	// stays pending with its newer value. (Only this function uncaches, so cached is still what it was.)
 	for k := range keys {
-		if _, again := s.dirty[k]; again {
+		if _, again := s.dirty[k]; again || cached {
 			continue
 		}
 		e := s.mem[k]
 		s.add(-e.size(k))
 		delete(s.mem, k)
-		switch {
-		case !s.cached:
-		case e.deleted:
-			s.cache.delete(k)
-		default:
-			s.cache.put(k, e.value)
-		}
 	}
 	if s.cached {
 		s.recount()

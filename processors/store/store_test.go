@@ -87,33 +87,76 @@ func TestUpdatesVisibleAtOnceAndDurableAfterClose(t *testing.T) {
 	}
 }
 
-// A crash loses only whole batches, and the offset on disk never covers an update that is not.
+// A crash loses only whole batches, and the offset on disk never covers an update that is not. Cached or not:
+// the cached store writes its batches from the arena.
 func TestCrashLeavesOffsetAndValuesConsistent(t *testing.T) {
-	dir := t.TempDir()
-	s := open(t, dir, Options{FlushInterval: time.Hour})
-	if off, _ := s.GetOffset(-2); off != -2 {
-		t.Fatalf("fresh store offset = %d, want the default", off)
+	for _, cache := range []int64{0, 1 << 20} {
+		t.Run(fmt.Sprint("cache ", cache), func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, dir, Options{CacheBytes: cache, FlushInterval: time.Hour})
+			if off, _ := s.GetOffset(-2); off != -2 {
+				t.Fatalf("fresh store offset = %d, want the default", off)
+			}
+			s.Set("acct", []byte("v1"))
+			s.Set("gone", []byte("g1"))
+			s.SetOffset(10)
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			s.Set("acct", []byte("v2"))
+			s.Set("other", []byte("o1"))
+			s.Delete("gone")
+			s.SetOffset(12)
+			crash(t, s)
+
+			s = open(t, dir, Options{CacheBytes: cache})
+			defer s.Close()
+			if off, _ := s.GetOffset(-2); off != 10 {
+				t.Fatalf("offset after crash = %d, want 10 (the last written batch)", off)
+			}
+			for k, want := range map[string]string{"acct": "v1", "gone": "g1", "other": "<nil>"} {
+				if got := get(t, s, k); got != want {
+					t.Errorf("%s after crash = %s, want %s, as of offset 10", k, got, want)
+				}
+			}
+		})
 	}
-	s.Set("acct", []byte("v1"))
-	s.SetOffset(10)
+}
+
+// Updates not yet written when the table outgrows the cache move from the arena into memory: readers still see
+// them, deletions included, and the next write takes them to LevelDB.
+func TestPendingUpdatesSurviveLeavingTheCache(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{CacheBytes: 1 << 20, FlushInterval: time.Hour})
+	s.Set("written", []byte("w1"))
+	s.Set("deleted", []byte("d1"))
 	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	s.Set("acct", []byte("v2"))
-	s.Set("other", []byte("o1"))
-	s.SetOffset(12)
-	crash(t, s)
-
+	s.Set("pending", []byte("p1"))
+	s.Set("written", []byte("w2"))
+	s.Delete("deleted")
+	s.mu.Lock()
+	s.uncache() // as the writer does once the budget is exceeded
+	s.mu.Unlock()
+	want := map[string]string{"written": "w2", "pending": "p1", "deleted": "<nil>"}
+	for k, w := range want {
+		if got := get(t, s, k); got != w {
+			t.Errorf("%s = %s after leaving the cache, want %s", k, got, w)
+		}
+	}
+	if len(s.mem) != 3 || s.budget.used.Load() != s.bytes || s.bytes <= 0 {
+		t.Errorf("%d values pending in memory (want 3), %d bytes counted, %d in the budget", len(s.mem), s.bytes, s.budget.used.Load())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	s = open(t, dir, Options{})
 	defer s.Close()
-	if off, _ := s.GetOffset(-2); off != 10 {
-		t.Fatalf("offset after crash = %d, want 10 (the last written batch)", off)
-	}
-	if got := get(t, s, "acct"); got != "v1" {
-		t.Fatalf("acct after crash = %s, want v1, as of offset 10", got)
-	}
-	if got := get(t, s, "other"); got != "<nil>" {
-		t.Fatalf("other after crash = %s, want nothing: its batch was not written", got)
+	for k, w := range want {
+		if got := get(t, s, k); got != w {
+			t.Errorf("%s = %s in LevelDB, want %s", k, got, w)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
 // tables counts the LevelDB table files in dir.
@@ -50,13 +51,17 @@ func TestTableBuildsWaitForTheToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Enough to fill the memtable: a flush starts, and must wait.
+	// Enough to fill the memtable. goleveldb starts the flush by a trigger that is dropped when its compaction
+	// goroutine is not waiting yet (a loaded machine, right after Open); CompactRange asks for the flush and
+	// waits for it, so a flush is certainly under way and must wait for the token.
 	value := make([]byte, 1024)
 	for i := range 100 {
 		if err := db.Put(fmt.Appendf(nil, "k%04d", i), value, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
+	compacted := make(chan error, 1)
+	go func() { compacted <- db.CompactRange(util.Range{}) }()
 	deadline := time.Now().Add(300 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		if n := tables(t, dir); n > 0 {
@@ -66,6 +71,14 @@ func TestTableBuildsWaitForTheToken(t *testing.T) {
 	}
 
 	release()
+	select {
+	case err := <-compacted:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the flush did not finish after the token was released")
+	}
 	for deadline := time.Now().Add(10 * time.Second); tables(t, dir) == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			entries, _ := os.ReadDir(dir)

@@ -13,13 +13,13 @@
 // its key, so replaying is idempotent). The store is never ahead of the offset it records by more than goka's own
 // storage is.
 //
-// Reads: while a partition's whole table fits a byte budget shared by the partitions of a builder, every value stays
-// in memory after it is loaded or written, in an arena mapped outside the Go heap (arena.go). Reads then
-// never reach LevelDB, and a key that is not in memory does not exist (most payments come from accounts not seen for
-// a while, and each such miss searched LevelDB's memtable and filters). Once the tables outgrow the budget, the
-// partition that crosses it stops caching and keeps only its unwritten values; reads go to LevelDB, whose block
-// cache keeps hot accounts. A partial cache would do worse than either: it must still ask LevelDB for every miss,
-// and evicting from it costs as much as it saves.
+// Reads: while a partition's whole table fits a byte budget shared by the partitions of a builder, every value is
+// kept in an arena mapped outside the Go heap (arena.go) from the moment it is loaded or set; the writer reads its
+// batches from there. Reads then never reach LevelDB, and a key that is not in memory does not exist (most
+// payments come from accounts not seen for a while, and each such miss searched LevelDB's memtable and filters).
+// Once the tables outgrow the budget, the partition that crosses it stops caching and keeps only its unwritten
+// values; reads go to LevelDB, whose block cache keeps hot accounts. A partial cache would do worse than either:
+// it must still ask LevelDB for every miss, and evicting from it costs as much as it saves.
 package store
 
 import (

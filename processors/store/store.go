@@ -108,7 +108,8 @@ type Store struct {
 
 	mu       sync.Mutex
 	mem      map[string]item     // without cached, every key updated and not yet written
-	dirty    map[string]struct{} // keys updated since the last write began
+	dirty    map[string]struct{} // without cached, keys updated since the last write began
+	pending  leveldb.Batch       // with cached, the updates since the last write began, in order
 	bytes    int64               // this partition's share of budget.used
 	cached   bool                // cache holds the whole table, written or not: a miss means absent
 	cache    *arena              // with cached, every value
@@ -178,16 +179,10 @@ func (s *Store) load() error {
 // arenaChunk is the cache's chunk size: the most one compaction step copies.
 const arenaChunk = 1 << 20
 
-// uncache stops caching the whole table: only values not yet written stay in memory, moved from the arena.
+// uncache stops caching the whole table: only values not yet written stay in memory, taken from the pending batch.
 func (s *Store) uncache() {
-	for k := range s.dirty {
-		e := item{deleted: true}
-		if v, ok := s.cache.get(k); ok {
-			e = item{value: bytes.Clone(v)}
-		}
-		s.mem[k] = e
-		s.add(e.size(k))
-	}
+	s.pending.Replay(remembering{s}) // cannot fail: the batch was built here
+	s.pending.Reset()
 	s.cache.free()
 	s.cached, s.cache = false, nil
 	s.add(-s.cacheSz)
@@ -254,37 +249,59 @@ func (s *Store) update(key string, value []byte, deleted bool) error {
 	if s.err != nil {
 		return s.err
 	}
-	// Dirty values cannot be evicted: past a few batches' worth (a slow disk), wait for the writer.
-	for len(s.dirty) >= 8*s.opts.BatchKeys && s.err == nil {
+	// Values not yet written cannot be dropped: past a few batches' worth (a slow disk), wait for the writer.
+	for s.unwritten() >= 8*s.opts.BatchKeys && s.err == nil {
 		s.kickWriter()
 		s.written.Wait()
 	}
-	s.dirty[key] = struct{}{}
 	if s.cached {
-		// The arena holds the value from now on, and the writer reads it from there: no copy on the heap, and
-		// none to move into the arena once written. The writer checks the budget after its next batch.
+		// The arena holds the value from now on, and the update goes into the next batch as it happens: no copy
+		// on the heap, no set of keys to track, nothing to look up when writing. (A key updated twice before a
+		// write is written twice; with many accounts that is rare.) The writer checks the budget after a write.
 		if deleted {
 			s.cache.delete(key)
+			s.pending.Delete([]byte(key))
 		} else {
 			s.cache.put(key, value)
+			s.pending.Put([]byte(key), value)
 		}
 		s.recount()
 	} else {
-		if old, ok := s.mem[key]; ok {
-			s.add(-old.size(key))
-		}
-		e := item{deleted: deleted}
-		if !deleted {
-			e.value = bytes.Clone(value)
-		}
-		s.mem[key] = e
-		s.add(e.size(key))
+		s.remember(key, value, deleted)
 	}
-	if len(s.dirty) >= s.opts.BatchKeys {
+	if s.unwritten() >= s.opts.BatchKeys {
 		s.kickWriter()
 	}
 	return nil
 }
+
+// unwritten is how many updates wait for the writer.
+func (s *Store) unwritten() int {
+	if s.cached {
+		return s.pending.Len()
+	}
+	return len(s.dirty)
+}
+
+// remember keeps an update in memory until it is written, for a table that is not cached.
+func (s *Store) remember(key string, value []byte, deleted bool) {
+	if old, ok := s.mem[key]; ok {
+		s.add(-old.size(key))
+	}
+	e := item{deleted: deleted}
+	if !deleted {
+		e.value = bytes.Clone(value)
+	}
+	s.mem[key] = e
+	s.add(e.size(key))
+	s.dirty[key] = struct{}{}
+}
+
+// remembering replays a pending batch into memory, when a table stops being cached.
+type remembering struct{ s *Store }
+
+func (r remembering) Put(key, value []byte) { r.s.remember(string(key), value, false) }
+func (r remembering) Delete(key []byte)     { r.s.remember(string(key), nil, true) }
 
 func (s *Store) kickWriter() {
 	select {
@@ -341,34 +358,33 @@ func (s *Store) Flush() error {
 // so readers and the processor are not held up by the disk. Must hold flushMu.
 func (s *Store) write() error {
 	s.mu.Lock()
-	if len(s.dirty) == 0 && !s.offDirty {
+	if s.unwritten() == 0 && !s.offDirty {
 		err := s.err
 		s.mu.Unlock()
 		return err
 	}
 	b := &s.batch
-	b.Reset()
-	keys, cached := s.dirty, s.cached
-	for k := range keys {
-		var v []byte
-		ok := true
-		if cached {
-			v, ok = s.cache.get(k) // copied into the batch, under the lock
-		} else if e := s.mem[k]; e.deleted {
-			ok = false
-		} else {
-			v = e.value
+	var keys map[string]struct{}
+	if s.cached {
+		// The batch was built as the updates came; the emptied one from the last write takes its place.
+		s.batch, s.pending = s.pending, s.batch
+		s.pending.Reset()
+	} else {
+		b.Reset()
+		keys = s.dirty
+		for k := range keys {
+			if e := s.mem[k]; e.deleted {
+				b.Delete([]byte(k))
+			} else {
+				b.Put([]byte(k), e.value)
+			}
 		}
-		if ok {
-			b.Put([]byte(k), v)
-		} else {
-			b.Delete([]byte(k))
-		}
+		s.dirty = make(map[string]struct{}, len(keys))
 	}
 	if s.offDirty {
 		b.Put([]byte(offsetKey), strconv.AppendInt(nil, s.offset, 10))
 	}
-	s.dirty, s.offDirty = make(map[string]struct{}, len(keys)), false
+	s.offDirty = false
 	s.mu.Unlock()
 
 	err := s.db.Write(b, nil)
@@ -382,10 +398,10 @@ func (s *Store) write() error {
 		s.written.Broadcast()
 		return s.err
 	}
-	// LevelDB has the batch now: without the cache, written values leave memory. A key updated again meanwhile
-	// stays pending with its newer value. (Only this function uncaches, so cached is still what it was.)
+	// LevelDB has the batch now: without the cache, written values leave memory (keys is nil with the cache). A
+	// key updated again meanwhile stays pending with its newer value.
 	for k := range keys {
-		if _, again := s.dirty[k]; again || cached {
+		if _, again := s.dirty[k]; again {
 			continue
 		}
 		e := s.mem[k]

@@ -109,7 +109,11 @@ func (e *expression) window() time.Duration {
 }
 
 func (e *expression) eval(rs *Ruleset, st *State, p *Payment) (bool, error) {
-	out, _, err := e.prg.Eval(&exprVars{rs: rs, st: st, p: p})
+	// cel-go takes the activation as an interface, which escape analysis cannot see through, so what it points
+	// to goes to the heap. The payment it sees is therefore a copy: were it p itself, every caller's payment
+	// would be moved to the heap, once per payment, whether the rules have expressions or not.
+	pc := *p
+	out, _, err := e.prg.Eval(&exprVars{rs: rs, st: st, p: &pc})
 	if err != nil {
 		return false, err
 	}

@@ -312,6 +312,12 @@ rules:
 	if !reflect.DeepEqual(&got, st) {
 		t.Fatalf("round trip differs:\n got %+v\nwant %+v", got, *st)
 	}
+	if n := st.encodedBound(); len(b) > n {
+		t.Fatalf("encoding is %d bytes, over its bound of %d", len(b), n)
+	}
+	if n := testing.AllocsPerRun(10, func() { st.MarshalBinary() }); n != 1 {
+		t.Fatalf("MarshalBinary allocates %v times, want once", n)
+	}
 	for i := range b {
 		var s State
 		_ = s.UnmarshalBinary(b[:i]) // truncated input must fail cleanly, never panic

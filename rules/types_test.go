@@ -251,6 +251,9 @@ rules:
 	rs.Evaluate(st, &p)
 	st.Remember(p.ID, 1, nil)
 	b, _ := st.MarshalBinary()
+	if n := st.encodedBound(); len(b) > n {
+		t.Fatalf("encoding is %d bytes, over its bound of %d", len(b), n)
+	}
 	var got State
 	if err := got.UnmarshalBinary(b); err != nil {
 		t.Fatal(err)

@@ -176,12 +176,12 @@ func wireMember(name []byte) int {
 // table of the names seen in each object cost more than the rest of the parsing.
 var paymentJSON = json.JoinOptions(json.MatchCaseInsensitiveNames(true), jsontext.AllowDuplicateNames(true))
 
-// UnmarshalJSONFrom decodes a payment member by member, with the semantics json.Unmarshal with paymentJSON has on
-// a plain struct of these members (a differential fuzz test holds it to that). jsontext still does the parsing and
-// checks syntax and UTF-8. What it replaces is the reflective struct
-// decoding, which was two thirds of decoding a payment and a tenth of the detector's CPU: finding each member's
-// field by name, setting it through reflection, and one string allocation per member. Here the strings of a
-// payment share one allocation.
+// UnmarshalJSONFrom decodes a payment member by member, with the semantics json.Unmarshal with
+// MatchCaseInsensitiveNames has on a plain struct of these members (a differential fuzz test holds it to that).
+// jsontext still does the parsing and checks syntax and UTF-8. What it replaces is the reflective struct decoding,
+// which was two thirds of decoding a payment and a tenth of the detector's CPU: finding each member's field by
+// name, setting it through reflection, and one string allocation per member. Here the strings of a payment share
+// one allocation.
 func (w *wirePayment) UnmarshalJSONFrom(d *jsontext.Decoder) error {
 	tok, err := d.ReadToken()
 	if err != nil {

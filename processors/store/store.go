@@ -54,7 +54,7 @@ type Options struct {
 	// account with the shipped rules, up to a third of it superseded values the arena has not reclaimed
 	// yet). 0 keeps only the values not yet written.
 	CacheBytes int64
-	// BatchKeys is how many updated keys trigger a write (default 2048); FlushInterval writes whatever is
+	// BatchKeys is how many pending updates trigger a write (default 2048); FlushInterval writes whatever is
 	// pending at least this often (default 200 ms), so that the local storage trails the changelog only a
 	// little when payments are few.
 	BatchKeys     int

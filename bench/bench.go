@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,7 +42,9 @@ type Config struct {
 	WorkDir    string
 	ResultPath string
 	// ProfileDir, when set, receives a CPU profile of each detector over the first ProfileFor of saturation
-	// (detector-N.cpu.pprof), to see where the time goes before optimising.
+	// (detector-N.cpu.pprof), and one of this process (bench.cpu.pprof: the embedded broker, the producer and
+	// the alert consumer, which share the machine with the detectors), to see where the time goes before
+	// optimising.
 	ProfileDir string
 	ProfileFor time.Duration
 }
@@ -181,7 +184,15 @@ func profile(ctx context.Context, cfg Config, dets []*child, log *slog.Logger) f
 	if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
 		return func() error { return fmt.Errorf("profile: %w", err) }
 	}
-	errs := make(chan error, len(dets))
+	errs := make(chan error, len(dets)+1)
+	go func() {
+		path := filepath.Join(cfg.ProfileDir, "bench.cpu.pprof")
+		err := profileSelf(ctx, cfg.ProfileFor, path)
+		if err == nil {
+			log.Info("bench process CPU profile written", "path", path, "seconds", cfg.ProfileFor.Seconds())
+		}
+		errs <- err
+	}()
 	for i, d := range dets {
 		go func() {
 			path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("detector-%d.cpu.pprof", i))
@@ -194,7 +205,7 @@ func profile(ctx context.Context, cfg Config, dets []*child, log *slog.Logger) f
 	}
 	return func() error {
 		var first error
-		for range dets {
+		for range len(dets) + 1 {
 			if err := <-errs; err != nil && first == nil {
 				first = fmt.Errorf("profile: %w", err)
 			}
@@ -419,6 +430,24 @@ func (c *child) scrape() string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// profileSelf writes a CPU profile of this process over d.
+func profileSelf(ctx context.Context, d time.Duration, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+	pprof.StopCPUProfile()
+	return f.Close()
 }
 
 func (c *child) profile(ctx context.Context, d time.Duration, path string) error {

@@ -48,7 +48,7 @@ func benchCommand() *ffcli.Command {
 	fs.IntVar(&c.detectors, "detectors", 1, "detector instances in the consumer group")
 	fs.StringVar(&c.rules, "rules", "examples/rules.yaml", "rules file")
 	fs.StringVar(&c.out, "out", "bench-results.json", "where the results go as JSON")
-	fs.StringVar(&c.profile, "profile", "", "write a CPU profile of each detector at saturation to this directory (go tool pprof)")
+	fs.StringVar(&c.profile, "profile", "", "write CPU profiles of each detector and of the bench process (broker, producer) at saturation to this directory (go tool pprof)")
 	fs.DurationVar(&c.profFor, "profile-for", 15*time.Second, "how much of the saturation run --profile covers")
 	return &ffcli.Command{
 		Name: "bench", ShortUsage: "fraudpipe bench [flags]", FlagSet: fs, Options: envOptions,

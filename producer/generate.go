@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/fraudpipe/fraudpipe/rules"
@@ -85,15 +86,36 @@ func NewGenerator(seed uint64, accounts int, fraud float64, start time.Time, int
 	return g
 }
 
-// person makes the i-th account's attributes.
+// person makes the i-th account's attributes: "acct_%06d", "card_%06d", "dev_%06d" and "198.51.%d.%d", built
+// in one string that the four share (fmt.Sprintf made this a tenth of the bench process's CPU).
 func (g *Generator) person(i int) person {
 	a := &g.accounts[i]
 	h := homes[a.home]
+	var buf [64]byte
+	b := appendPadded(append(buf[:0], "acct_"...), i, 6)
+	ends := [4]int{len(b)}
+	b = appendPadded(append(b, "card_"...), i, 6)
+	ends[1] = len(b)
+	b = appendPadded(append(b, "dev_"...), i, 6)
+	ends[2] = len(b)
+	b = strconv.AppendInt(append(b, "198.51."...), int64(i/250%250), 10)
+	b = strconv.AppendInt(append(b, '.'), int64(i%250+1), 10)
+	ends[3] = len(b)
+	s := string(b)
 	return person{
-		id: AccountID(i), country: h.country, currency: h.currency,
-		card: fmt.Sprintf("card_%06d", i), device: fmt.Sprintf("dev_%06d", i),
-		ip: fmt.Sprintf("198.51.%d.%d", i/250%250, i%250+1), account: a,
+		id: s[:ends[0]], country: h.country, currency: h.currency,
+		card: s[ends[0]:ends[1]], device: s[ends[1]:ends[2]], ip: s[ends[2]:ends[3]], account: a,
 	}
+}
+
+// appendPadded appends n in decimal, zero-padded to width digits, as fmt's %0*d does for n >= 0.
+func appendPadded(b []byte, n, width int) []byte {
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], int64(n), 10)
+	for range width - len(d) {
+		b = append(b, '0')
+	}
+	return append(b, d...)
 }
 
 // Step is how far event time advances per payment for accounts paying once per interval on average.
@@ -120,7 +142,7 @@ func (g *Generator) Customers() []topics.Customer {
 }
 
 // AccountID is the id of the generator's i-th account.
-func AccountID(i int) string { return fmt.Sprintf("acct_%06d", i) }
+func AccountID(i int) string { return string(appendPadded([]byte("acct_"), i, 6)) }
 
 // home draws an account's home: an index in homes.
 func (g *Generator) home() uint8 {
@@ -157,7 +179,8 @@ func (g *Generator) Distinct() int { return g.distinct }
 
 func (g *Generator) id() string {
 	g.seq++
-	return fmt.Sprintf("%spay_%09d", g.IDPrefix, g.seq)
+	var buf [64]byte
+	return string(appendPadded(append(append(buf[:0], g.IDPrefix...), "pay_"...), g.seq, 9))
 }
 
 // everyday amounts: log-normal around 35 units of the account's currency.

@@ -2,6 +2,7 @@ package producer
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -70,5 +71,31 @@ func TestGeneratedCustomersMatchTheAccounts(t *testing.T) {
 		if err != nil || parsed.AccountID != AccountID(i) || parsed.Email == "" || parsed.Phone == "" {
 			t.Fatalf("customer %d: %+v %v", i, parsed, err)
 		}
+	}
+}
+
+// The generator builds its ids without fmt for speed; they must read as the documented formats.
+func TestGeneratedIDsFollowTheirFormats(t *testing.T) {
+	g := NewGenerator(1, 1_234_567, 0, time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC), time.Hour)
+	g.IDPrefix = "sat_"
+	for _, i := range []int{0, 7, 249, 250, 62_499, 62_500, 999_999, 1_000_000, 1_234_566} {
+		a := g.person(i)
+		want := [4]string{fmt.Sprintf("acct_%06d", i), fmt.Sprintf("card_%06d", i), fmt.Sprintf("dev_%06d", i),
+			fmt.Sprintf("198.51.%d.%d", i/250%250, i%250+1)}
+		if got := [4]string{a.id, a.card, a.device, a.ip}; got != want {
+			t.Errorf("account %d: %q, want %q", i, got, want)
+		}
+		if AccountID(i) != want[0] {
+			t.Errorf("AccountID(%d) = %q, want %q", i, AccountID(i), want[0])
+		}
+	}
+	for n := 1; n <= 3; n++ {
+		if p, want := g.Next(), fmt.Sprintf("sat_pay_%09d", n); p.ID != want {
+			t.Errorf("payment %d has id %q, want %q", n, p.ID, want)
+		}
+	}
+	g.seq = 1_234_567_890
+	if p := g.Next(); p.ID != "sat_pay_1234567891" {
+		t.Errorf("a tenth digit is not kept: %q", p.ID)
 	}
 }

@@ -5,14 +5,17 @@ package producer
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/fraudpipe/fraudpipe/rules"
 	"github.com/fraudpipe/fraudpipe/topics"
@@ -147,8 +150,53 @@ func isBlank(b []byte) bool {
 	return true
 }
 
-// Encode is the JSON form of a payment on the payments topic.
+// Encode is the JSON form of a payment on the payments topic: the members of rules.Payment's json tags, in
+// that order, empty optional ones left out, the timestamp in RFC 3339 with nanoseconds.
+//
+// It appends the members itself rather than through encoding/json, whose reflection made encoding the larger
+// half of the generator's cost; the bench's generator shares two cores with the detector it measures. A test
+// holds it to encoding/json's output for the same payments.
 func Encode(p rules.Payment) []byte {
-	b, _ := json.Marshal(p) // a Payment always encodes
+	b := make([]byte, 0, 256)
+	b = appendMember(b, `{"id":`, p.ID)
+	b = appendMember(b, `,"account_id":`, p.AccountID)
+	b = strconv.AppendInt(append(b, `,"amount":`...), p.Amount, 10)
+	b = appendMember(b, `,"currency":`, p.Currency)
+	b = append(p.Timestamp.AppendFormat(append(b, `,"timestamp":"`...), time.RFC3339Nano), '"')
+	for _, m := range [...]struct{ name, value string }{
+		{`,"merchant_id":`, p.MerchantID}, {`,"merchant_category":`, p.MerchantCategory},
+		{`,"country":`, p.Country}, {`,"card_id":`, p.CardID}, {`,"device_id":`, p.DeviceID}, {`,"ip":`, p.IP},
+	} {
+		if m.value != "" {
+			b = appendMember(b, m.name, m.value)
+		}
+	}
+	if p.Lat != nil {
+		b = appendFloat(append(b, `,"lat":`...), *p.Lat)
+	}
+	if p.Lon != nil {
+		b = appendFloat(append(b, `,"lon":`...), *p.Lon)
+	}
+	return append(b, '}')
+}
+
+// appendMember appends a name (with its separator and colon) and a string value. Invalid UTF-8 becomes U+FFFD,
+// as encoding/json does, so the error is ignored.
+func appendMember(b []byte, name, value string) []byte {
+	b, _ = jsontext.AppendQuote(append(b, name...), value)
+	return b
+}
+
+// appendFloat formats a number as encoding/json does: the shortest exact form, with an exponent only for very
+// small or large magnitudes, and "e-7" rather than "e-07".
+func appendFloat(b []byte, f float64) []byte {
+	if a := math.Abs(f); a == 0 || (a >= 1e-6 && a < 1e21) {
+		return strconv.AppendFloat(b, f, 'f', -1, 64)
+	}
+	b = strconv.AppendFloat(b, f, 'e', -1, 64)
+	if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+		b[n-2] = b[n-1]
+		b = b[:n-1]
+	}
 	return b
 }

@@ -180,11 +180,20 @@ func Encode(p rules.Payment) []byte {
 	return append(b, '}')
 }
 
-// appendMember appends a name (with its separator and colon) and a string value. Invalid UTF-8 becomes U+FFFD,
-// as encoding/json does, so the error is ignored.
+// appendMember appends a name (with its separator and colon) and a string value. Printable ASCII without quotes
+// or backslashes, which ids, codes and IPs are, is copied as it is; anything else goes through
+// jsontext.AppendQuote, where invalid UTF-8 becomes U+FFFD as in encoding/json, so its error is ignored.
 func appendMember(b []byte, name, value string) []byte {
-	b, _ = jsontext.AppendQuote(append(b, name...), value)
-	return b
+	b = append(b, name...)
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			b, _ = jsontext.AppendQuote(b, value)
+			return b
+		}
+	}
+	b = append(b, '"')
+	b = append(b, value...)
+	return append(b, '"')
 }
 
 // appendFloat formats a number as encoding/json does: the shortest exact form, with an exponent only for very

@@ -34,7 +34,7 @@ e2e-kafka:
 BENCH_ARGS ?=
 bench: build
 	./$(BIN) bench $(BENCH_ARGS)
-	$(GO) test -run '^$$' -bench . -benchmem ./rules/ ./processors/store/
+	$(GO) test -run '^$$' -bench . -benchmem ./rules/ ./processors/store/ ./producer/
 
 ## produce: send a JSON-lines file of payments (FILE=examples/payments.jsonl) to the running pipeline
 FILE ?= examples/payments.jsonl

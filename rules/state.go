@@ -279,8 +279,19 @@ func unpackCurrency(v uint16) string {
 
 // The binary encoding of State. It is the value of the detector's compacted table, written once per payment,
 // so it is compact: varints, timestamps delta-coded, only non-empty field hashes.
-// Version 2 added the profile (baseline, home country, last location, cooldowns); version 1 still decodes.
-const stateVersion = 2
+// Version 2 added the profile (baseline, home country, last location, cooldowns). Version 3 codes every
+// timestamp as a difference from the newest event's (a byte or two instead of six), leaves out the coordinates of
+// a last location that is its country's centre (the decoder looks them up again), and keeps the country and time
+// of a last location without coordinates, which version 2 dropped. Versions 1 and 2 still decode.
+const stateVersion = 3
+
+// Tags of the last location in version 3.
+const (
+	locNone     = 0
+	locCentroid = 1 // ok, at the country's centre: no coordinates stored
+	locExact    = 2 // ok, coordinates from the payment
+	locCountry  = 3 // a country with no known centre: no coordinates
+)
 
 var errCorrupt = errors.New("corrupt state")
 
@@ -288,10 +299,10 @@ var errCorrupt = errors.New("corrupt state")
 func (s *State) MarshalBinary() ([]byte, error) {
 	b := make([]byte, 0, s.encodedBound())
 	b = append(b, stateVersion)
-	b = binary.AppendVarint(b, s.Touched)
 	b = binary.AppendVarint(b, s.newest)
+	b = binary.AppendVarint(b, s.Touched-s.newest)
 	b = binary.AppendUvarint(b, uint64(len(s.events)))
-	prev := int64(0)
+	prev := s.newest
 	for _, e := range s.events {
 		b = binary.AppendVarint(b, e.ts-prev)
 		prev = e.ts
@@ -301,7 +312,7 @@ func (s *State) MarshalBinary() ([]byte, error) {
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.buckets)))
 	for _, k := range s.buckets {
-		b = binary.AppendVarint(b, k.first)
+		b = binary.AppendVarint(b, k.first-s.newest)
 		b = binary.AppendVarint(b, k.last-k.first)
 		b = binary.AppendUvarint(b, uint64(k.count))
 		b = binary.AppendUvarint(b, uint64(len(k.sums)))
@@ -328,19 +339,25 @@ func (s *State) MarshalBinary() ([]byte, error) {
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.base.mean))
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.base.m2))
 	b = appendString(b, s.home)
-	if s.last.ok {
-		b = append(b, map[bool]byte{false: 1, true: 2}[s.last.exact])
-		b = binary.AppendVarint(b, s.last.ts)
-		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.last.lat))
-		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.last.lon))
-		b = appendString(b, s.last.country)
-	} else {
-		b = append(b, 0)
+	switch l := &s.last; {
+	case l.ok && l.exact:
+		b = binary.AppendVarint(append(b, locExact), l.ts-s.newest)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(l.lat))
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(l.lon))
+		b = appendString(b, l.country)
+	case l.ok:
+		b = binary.AppendVarint(append(b, locCentroid), l.ts-s.newest)
+		b = appendString(b, l.country)
+	case l.country != "":
+		b = binary.AppendVarint(append(b, locCountry), l.ts-s.newest)
+		b = appendString(b, l.country)
+	default:
+		b = append(b, locNone)
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.cooldowns)))
 	for _, c := range s.cooldowns {
 		b = binary.LittleEndian.AppendUint32(b, c.rule)
-		b = binary.AppendVarint(b, c.until)
+		b = binary.AppendVarint(b, c.until-s.newest)
 	}
 	return b, nil
 }
@@ -469,15 +486,49 @@ func (d *decoder) u64() uint64 {
 	return 0
 }
 
+// location decodes a version 3 last location.
+func (d *decoder) location(base int64) location {
+	tag := d.bytes(1)
+	if tag == nil || tag[0] == locNone {
+		return location{}
+	}
+	l := location{ts: base + d.varint()}
+	switch tag[0] {
+	case locExact:
+		l.lat, l.lon, l.ok, l.exact = math.Float64frombits(d.u64()), math.Float64frombits(d.u64()), true, true
+		l.country = d.string()
+	case locCentroid:
+		l.country = d.string()
+		// A centre that a later release no longer knows leaves the country without coordinates, as a payment
+		// from it would.
+		c, ok := centroids[l.country]
+		l.lat, l.lon, l.ok = c[0], c[1], ok
+	case locCountry:
+		l.country = d.string()
+	default:
+		d.fail()
+	}
+	return l
+}
+
 // UnmarshalBinary decodes a state written by MarshalBinary.
 func (s *State) UnmarshalBinary(data []byte) error {
 	if len(data) == 0 || data[0] < 1 || data[0] > stateVersion {
 		return fmt.Errorf("%w: unknown version", errCorrupt)
 	}
+	version := data[0]
 	d := decoder{b: data[1:]}
-	*s = State{Touched: d.varint(), newest: d.varint()}
+	// base is what version 3 codes timestamps against; earlier versions wrote them whole.
+	var base int64
+	if version >= 3 {
+		s.newest = d.varint()
+		*s = State{newest: s.newest, Touched: s.newest + d.varint()}
+		base = s.newest
+	} else {
+		*s = State{Touched: d.varint(), newest: d.varint()}
+	}
 	s.events = make([]event, d.count(5))
-	prev := int64(0)
+	prev := base
 	for i := range s.events {
 		e := &s.events[i]
 		e.ts = prev + d.varint()
@@ -494,7 +545,7 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	s.buckets = make([]bucket, d.count(5))
 	for i := range s.buckets {
 		k := &s.buckets[i]
-		k.first = d.varint()
+		k.first = base + d.varint()
 		k.last = k.first + d.varint()
 		k.count = int64(d.uvarint())
 		k.sums = make([]curSum, d.count(3))
@@ -518,16 +569,18 @@ func (s *State) UnmarshalBinary(data []byte) error {
 			x.alert = slices.Clone(d.bytes(n))
 		}
 	}
-	if data[0] >= 2 {
+	if version >= 2 {
 		s.base = baseline{cur: d.u16(), n: int64(d.uvarint()), mean: math.Float64frombits(d.u64()), m2: math.Float64frombits(d.u64())}
 		s.home = d.string()
-		if flag := d.bytes(1); flag != nil && flag[0] != 0 {
+		if version >= 3 {
+			s.last = d.location(base)
+		} else if flag := d.bytes(1); flag != nil && flag[0] != 0 {
 			s.last = location{ts: d.varint(), lat: math.Float64frombits(d.u64()), lon: math.Float64frombits(d.u64()), country: d.string(), ok: true, exact: flag[0] == 2}
 		}
 		if n := d.count(5); n > 0 {
 			s.cooldowns = make([]cooldown, n)
 			for i := range s.cooldowns {
-				s.cooldowns[i] = cooldown{rule: d.u32(), until: d.varint()}
+				s.cooldowns[i] = cooldown{rule: d.u32(), until: base + d.varint()}
 			}
 		}
 	}

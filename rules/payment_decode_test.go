@@ -91,3 +91,52 @@ func FuzzDecodeWireMatchesStructDecoding(f *testing.F) {
 		}
 	})
 }
+
+// Payments as producers write them take scanPlain's path (the speed of the detector depends on it), and decode as
+// JSON v2's struct decoding does; anything unusual is left to UnmarshalJSONFrom.
+func TestPlainPaymentsSkipTheTokenizer(t *testing.T) {
+	for _, c := range []struct {
+		in    string
+		plain bool
+	}{
+		{`{"id":"pay_123","account_id":"acct_42","amount":125050,"currency":"EUR","timestamp":"2026-11-22T10:00:00Z","merchant_id":"m_17","merchant_category":"5732","country":"DE","card_id":"card_9","device_id":"dev_3","ip":"203.0.113.9","lat":52.5,"lon":-13.4e0}`, true},
+		{" {\n\t\"ID\" : \"p\" ,\r\"Account_ID\":\"a\", \"amount\": \"7\" ,\"lat\":null,\"lon\":-0.0, \"ip\": null} \n", true},
+		{`{}`, true},
+		{`{"amount":null,"currency":""}`, true},
+		{`{"id":"a\"b"}`, false},            // an escape
+		{"{\"id\":\"caf\xc3\xa9\"}", false}, // not ASCII
+		{"{\"id\":\"a\x01\"}", false},       // a control character: invalid JSON
+		{`{"note":"x","id":"p"}`, false},    // a member payments do not have
+		{`{"id":"a","ID":"b"}`, false},      // named twice
+		{`{"id":5}`, false},                 // a number for a string
+		{`{"lat":"1"}`, false},              // a string for a number
+		{`{"lat":1e400}`, false},            // out of range
+		{`{"amount":true}`, false},          // a literal other than null
+		{`{"amount":{"v":1}}`, false},       // nested
+		{`{"amount":01}`, false},            // not a JSON number
+		{`{"amount":1.}`, false},            // not a JSON number
+		{`{"amount":-}`, false},             // not a JSON number
+		{`{"amount":nul}`, false},           // not null
+		{`{"id":"p",}`, false},              // a trailing comma
+		{`{"id":"p"} x`, false},             // trailing text
+		{`{"id":"p"`, false},                // cut off
+		{`{"id" "p"}`, false},               // no colon
+		{`null`, false},
+	} {
+		var w wirePayment
+		if got := w.scanPlain([]byte(c.in)); got != c.plain {
+			t.Errorf("%q: scanPlain = %v, want %v", c.in, got, c.plain)
+			continue
+		}
+		if !c.plain {
+			continue
+		}
+		want, reason, _ := decodeReflect([]byte(c.in))
+		if reason != "" {
+			t.Fatalf("%q: the struct decoding rejects it (%s)", c.in, reason)
+		}
+		if g, w := describeWire(w), describeWire(want); g != w {
+			t.Errorf("%q: scanPlain decoded\n%s\nthe struct decoding gives\n%s", c.in, g, w)
+		}
+	}
+}

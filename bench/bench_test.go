@@ -1,0 +1,98 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fraudpipe/fraudpipe/embedded"
+	"github.com/fraudpipe/fraudpipe/kafka"
+)
+
+// A small run of the whole harness on the embedded broker, with a real detector child: `make bench` is how the
+// performance figures are produced, so it must keep working, and what it reports must add up.
+func TestBenchMeasuresASmallRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds fraudpipe and runs a detector")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "fraudpipe")
+	build := exec.Command("go", "build", "-race", "-o", bin, "../cmd/fraudpipe")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("build fraudpipe: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := embedded.StartBroker(filepath.Join(dir, "kafka"), "127.0.0.1:0", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out := filepath.Join(dir, "results.json")
+	res, err := Run(ctx, Config{
+		Kafka:  kafka.Config{Brokers: []string{b.Addr()}, Partitions: 3, Replication: 1, Flush: time.Millisecond},
+		Binary: bin, Rules: "../examples/rules.yaml", Count: 4000, Accounts: 2000,
+		Rates: []int{1000}, RateFor: 2 * time.Second, Detectors: 1,
+		WorkDir: dir, ResultPath: out,
+	}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if res.RawBeforePerSec <= 0 || res.RawAfterPerSec <= 0 || res.RawPerSec != max(res.RawBeforePerSec, res.RawAfterPerSec) {
+		t.Errorf("raw baselines %.0f and %.0f, reported %.0f: want the faster", res.RawBeforePerSec, res.RawAfterPerSec, res.RawPerSec)
+	}
+	if res.PipelinePerSec <= 0 || res.Ratio != res.PipelinePerSec/res.RawPerSec {
+		t.Errorf("pipeline %.0f/s, ratio %.3f against raw %.0f", res.PipelinePerSec, res.Ratio, res.RawPerSec)
+	}
+	// The generator alerts about 1% of the time (its fraud patterns), more with few accounts; never none, never most.
+	if res.AlertShare <= 0 || res.AlertShare > 0.2 {
+		t.Errorf("alert share %.4f", res.AlertShare)
+	}
+	if res.AccountsPaid <= 0 || res.AccountsPaid > res.Accounts {
+		t.Errorf("%d accounts paid of %d", res.AccountsPaid, res.Accounts)
+	}
+	if res.CPUSecPerMillion <= 0 || res.PeakRSSMiB <= 0 {
+		t.Errorf("detector CPU %.1f s per million, peak RSS %.0f MiB: the child's metrics were not read", res.CPUSecPerMillion, res.PeakRSSMiB)
+	}
+	// Every payment writes its account's state once; states are tens to hundreds of bytes.
+	if res.StateBytesAccount < 20 || res.StateBytesAccount > 2000 || res.ChangelogBytesPay < res.StateBytesAccount*0.9 {
+		t.Errorf("state %.0f bytes per write, changelog %.0f bytes per payment", res.StateBytesAccount, res.ChangelogBytesPay)
+	}
+	for name, l := range map[string]Latency{"saturation": res.SaturationLatency, "1000/s": res.RateLatency["1000"]} {
+		if l.Alerts == 0 || !(0 < l.P50ms && l.P50ms <= l.P95ms && l.P95ms <= l.P99ms && l.P99ms <= l.MaxMs) {
+			t.Errorf("latency at %s: %+v", name, l)
+		}
+	}
+
+	var written Result
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &written); err != nil {
+		t.Fatalf("results file: %v", err)
+	}
+	if written.PipelinePerSec != res.PipelinePerSec || written.RawAfterPerSec != res.RawAfterPerSec || written.RateLatency["1000"] != res.RateLatency["1000"] {
+		t.Errorf("results file differs from the result: %s", raw)
+	}
+	var table bytes.Buffer
+	Print(&table, res)
+	t.Logf("\n%s", table.String())
+	for _, want := range []string{"raw broker produce+consume", "before the pipeline, after it", "pipeline / raw", "at 1000/s"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("printed table lacks %q:\n%s", want, table.String())
+		}
+	}
+}

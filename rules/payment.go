@@ -273,12 +273,16 @@ func (w *wirePayment) UnmarshalJSONFrom(d *jsontext.Decoder) error {
 	if _, err := d.ReadToken(); err != nil {
 		return err
 	}
-	s := string(text)
-	str := func(m int) string { return s[spans[m][0]:spans[m][1]] }
+	w.setText(string(text), &spans)
+	return nil
+}
+
+// setText sets the string members from text, where spans says each one lies; the amount is kept as text too.
+func (w *wirePayment) setText(text string, spans *[wMembers][2]int) {
+	str := func(m int) string { return text[spans[m][0]:spans[m][1]] }
 	w.ID, w.AccountID, w.Amount, w.Currency, w.Timestamp = str(wID), str(wAccountID), str(wAmount), str(wCurrency), str(wTimestamp)
 	w.MerchantID, w.MerchantCategory, w.Country = str(wMerchantID), str(wMerchantCategory), str(wCountry)
 	w.CardID, w.DeviceID, w.IP = str(wCardID), str(wDeviceID), str(wIP)
-	return nil
 }
 
 // unquote appends the JSON string quoted, which jsontext has validated, to dst without its quotes and escapes.
@@ -402,11 +406,7 @@ func (w *wirePayment) scanPlain(b []byte) bool {
 		sb.Write(b[sp[0]:sp[1]])
 		spans[m] = [2]int{sb.Len() - (sp[1] - sp[0]), sb.Len()}
 	}
-	s := sb.String()
-	str := func(m int) string { return s[spans[m][0]:spans[m][1]] }
-	w.ID, w.AccountID, w.Amount, w.Currency, w.Timestamp = str(wID), str(wAccountID), str(wAmount), str(wCurrency), str(wTimestamp)
-	w.MerchantID, w.MerchantCategory, w.Country = str(wMerchantID), str(wMerchantCategory), str(wCountry)
-	w.CardID, w.DeviceID, w.IP = str(wCardID), str(wDeviceID), str(wIP)
+	w.setText(sb.String(), &spans)
 	return true
 }
 

@@ -197,3 +197,30 @@ func (a *arena) free() {
 	a.chunks, a.index, a.clash = nil, map[uint64]uint64{}, nil
 	a.live, a.garbage, a.held = 0, 0, 0
 }
+
+// each calls f with every key and value held, oldest entry first. f must not keep the slices or change the
+// arena.
+func (a *arena) each(f func(key, value []byte)) {
+	for ci, c := range a.chunks {
+		for off := 0; off < len(c.b); {
+			pos := uint64(a.dropped+uint32(ci))<<32 | uint64(off)
+			k, v, n := a.entry(pos)
+			if a.index[a.hash(a.seed, string(k))] == pos {
+				f(k, v)
+			}
+			off += n
+		}
+	}
+	for k, v := range a.clash {
+		f([]byte(k), v)
+	}
+}
+
+// journalBytes is about what the held entries take in a journal snapshot: their bytes, and an op byte each.
+func (a *arena) journalBytes() int64 {
+	n := a.live + int64(len(a.index))
+	for k, v := range a.clash {
+		n += int64(len(k) + len(v) + 2*binary.MaxVarintLen64)
+	}
+	return n
+}

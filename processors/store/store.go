@@ -1,5 +1,6 @@
-// Package store is the local storage of fraudpipe's goka tables: goka's LevelDB layout (one database per table
-// partition, the changelog offset under "__offset"), with a write-behind cache in front.
+// Package store is the local storage of fraudpipe's goka tables: a write-behind cache in front of a journal per
+// cached table partition, or of goka's LevelDB layout (one database per table partition, the changelog offset
+// under "__offset") for tables larger than the cache.
 //
 // goka writes every table update to LevelDB as it happens, and then the changelog offset once Kafka acknowledges
 // the update: two LevelDB writes, each a journal write(2), per payment. That was a fifth of the detector's CPU. A
@@ -8,18 +9,20 @@
 // Kafka Streams' record cache in front of RocksDB works the same way.
 //
 // Why that is safe: goka acknowledges offset O only after the update at O was Set, so a batch that carries
-// offset O holds every update up to O. A crash loses at most the unwritten batches; the database then holds
+// offset O holds every update up to O. A crash loses at most the unwritten batches; local storage then holds
 // the state as of an older offset, and goka replays the changelog from there (each update is the whole value of
 // its key, so replaying is idempotent). The store is never ahead of the offset it records by more than goka's own
 // storage is.
 //
 // Reads: while a partition's whole table fits a byte budget shared by the partitions of a builder, every value is
-// kept in an arena mapped outside the Go heap (arena.go) from the moment it is loaded or set; the writer reads its
-// batches from there. Reads then never reach LevelDB, and a key that is not in memory does not exist (most
-// payments come from accounts not seen for a while, and each such miss searched LevelDB's memtable and filters).
-// Once the tables outgrow the budget, the partition that crosses it stops caching and keeps only its unwritten
-// values; reads go to LevelDB, whose block cache keeps hot accounts. A partial cache would do worse than either:
-// it must still ask LevelDB for every miss, and evicting from it costs as much as it saves.
+// kept in an arena mapped outside the Go heap (arena.go) from the moment it is loaded or set. Reads then never
+// reach the disk, and a key that is not in memory does not exist (most payments come from accounts not seen for a
+// while, and each such miss searched LevelDB's memtable and filters). Such a table is only read from disk when
+// the partition opens, so it is written to an append-only journal (journal.go) rather than to LevelDB, whose
+// sorting and compactions serve reads it no longer gets. Once the tables outgrow the budget, the partition that
+// crosses it moves its table into LevelDB and stops caching, keeping only its unwritten values in memory; reads go
+// to LevelDB, whose block cache keeps hot accounts. A partial cache would do worse than either: it must still ask
+// LevelDB for every miss, and evicting from it costs as much as it saves.
 package store
 
 import (
@@ -27,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -59,9 +63,12 @@ type Options struct {
 	// little when payments are few.
 	BatchKeys     int
 	FlushInterval time.Duration
+
+	journalFloor int64 // journalFloor unless set, by tests
 }
 
-// Builder returns a goka storage builder that keeps partition p of topic in dir/topic.p.
+// Builder returns a goka storage builder that keeps partition p of topic in dir/topic.p (LevelDB) or, while the
+// table is cached, in dir/topic.p.journal.
 func Builder(dir string, o Options) storage.Builder {
 	if o.BatchKeys <= 0 {
 		o.BatchKeys = 2048
@@ -69,15 +76,16 @@ func Builder(dir string, o Options) storage.Builder {
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 200 * time.Millisecond
 	}
+	if o.journalFloor <= 0 {
+		o.journalFloor = journalFloor
+	}
 	budget := &budget{limit: o.CacheBytes}
 	return func(topic string, partition int32) (storage.Storage, error) {
 		path := filepath.Join(dir, fmt.Sprintf("%s.%d", topic, partition))
-		db, files, err := openLevelDB(path, o.LevelDB)
-		if err != nil {
+		s := newStore(path, o, budget)
+		if err := s.openLevelDB(); err != nil {
 			return nil, err
 		}
-		s := newStore(db, o, budget)
-		s.files = files
 		return s, nil
 	}
 }
@@ -101,15 +109,16 @@ func (it item) size(key string) int64 { return int64(len(key) + len(it.value) + 
 // Store is one table partition's storage. It is safe for concurrent readers and one writer, as goka requires;
 // the offset is set from the producer's callback goroutine.
 type Store struct {
-	db     *leveldb.DB
-	files  io.Closer // the files under db, closed after it; nil in tests on memory storage
+	path   string // LevelDB's directory; the journal's is path+".journal"
 	opts   Options
 	budget *budget
+	db     *leveldb.DB
+	files  io.Closer // the files under db, closed after it
 
 	mu       sync.Mutex
 	mem      map[string]item     // without cached, every key updated and not yet written
 	dirty    map[string]struct{} // without cached, keys updated since the last write began
-	pending  leveldb.Batch       // with cached, the updates since the last write began, in order
+	pending  record              // with cached, the updates since the last write began, in order
 	bytes    int64               // this partition's share of budget.used
 	cached   bool                // cache holds the whole table, written or not: a miss means absent
 	cache    *arena              // with cached, every value
@@ -120,22 +129,88 @@ type Store struct {
 	written  *sync.Cond // signalled after each write, for writers waiting on a full cache
 	err      error      // the last failed write; reported by the next Set, SetOffset or Close
 
-	flushMu sync.Mutex    // one write at a time: writes must reach LevelDB in the order they were taken
+	flushMu sync.Mutex    // one write at a time: writes must reach storage in the order they were taken
+	jn      *journal      // with cached, where batches are written; under flushMu, or mu when cached changes
 	batch   leveldb.Batch // reused under flushMu: growing a fresh one was a tenth of the detector's allocations
+	sealed  record        // reused under flushMu: the pending record being written
 	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
 }
 
-func newStore(db *leveldb.DB, o Options, b *budget) *Store {
-	s := &Store{db: db, opts: o, budget: b, mem: map[string]item{}, dirty: map[string]struct{}{},
+func newStore(path string, o Options, b *budget) *Store {
+	s := &Store{path: path, opts: o, budget: b, mem: map[string]item{}, dirty: map[string]struct{}{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	s.written = sync.NewCond(&s.mu)
+	s.pending.reset()
+	s.sealed.reset()
 	return s
 }
 
-// Open loads the stored offset, and the stored values while they fit the budget, then starts the writer.
+func (s *Store) journalDir() string { return s.path + journalSuffix }
+
+func (s *Store) openLevelDB() error {
+	db, files, err := openLevelDB(s.path, s.opts.LevelDB)
+	if err != nil {
+		return err
+	}
+	s.db, s.files = db, files
+	return nil
+}
+
+func (s *Store) closeLevelDB() error { return errors.Join(s.db.Close(), s.files.Close()) }
+
+// clearLevelDB empties LevelDB once the journal holds the table: it is removed and created anew, which for a
+// table of a million accounts is far cheaper than deleting them.
+func (s *Store) clearLevelDB() error {
+	it := s.db.NewIterator(nil, &opt.ReadOptions{DontFillCache: true})
+	empty := !it.First()
+	it.Release()
+	if empty {
+		return nil
+	}
+	if err := s.closeLevelDB(); err != nil {
+		return fmt.Errorf("close leveldb: %w", err)
+	}
+	if err := os.RemoveAll(s.path); err != nil {
+		return fmt.Errorf("clear leveldb: %w", err)
+	}
+	return s.openLevelDB()
+}
+
+// Open loads the table, and starts the writer. A journal, if there is one, is the table: LevelDB holds data next
+// to it only if a crash came while the table moved from one to the other, and the journal is removed only once
+// LevelDB holds all of it (uncache), and created only before LevelDB is cleared (below). Without a journal, the
+// table is in LevelDB (goka's layout, or a table that outgrew the cache); if it fits the budget it is cached and
+// moves to a journal.
 func (s *Store) Open() error {
+	s.cached, s.cache = true, newArena(arenaChunk)
+	jn, found, err := openJournal(s.journalDir(), func(u update) {
+		if u.deleted {
+			s.cache.delete(string(u.key))
+		} else {
+			s.cache.put(string(u.key), u.value)
+		}
+	}, func(off int64) { s.offset, s.hasOff = off, true })
+	if err != nil {
+		return err
+	}
+	if found {
+		s.jn = jn
+		s.recount()
+		if err := s.clearLevelDB(); err != nil {
+			return err
+		}
+		if s.budget.over() {
+			// Opened with a smaller budget than the table was cached with.
+			if err := s.uncache(); err != nil {
+				return err
+			}
+		}
+		go s.writer()
+		return nil
+	}
+
 	v, err := s.db.Get([]byte(offsetKey), nil)
 	switch {
 	case errors.Is(err, leveldb.ErrNotFound):
@@ -150,15 +225,22 @@ func (s *Store) Open() error {
 	if err := s.load(); err != nil {
 		return err
 	}
+	if s.cached {
+		if s.jn, err = writeJournal(s.journalDir(), 1, s.snapshotRecords()); err != nil {
+			return err
+		}
+		if err := s.clearLevelDB(); err != nil {
+			return err
+		}
+	}
 	go s.writer()
 	return nil
 }
 
-// load caches the stored table if it fits the budget.
+// load caches the table stored in LevelDB if it fits the budget.
 func (s *Store) load() error {
 	it := s.db.NewIterator(nil, &opt.ReadOptions{DontFillCache: true})
 	defer it.Release()
-	s.cached, s.cache = true, newArena(arenaChunk)
 	for it.Next() {
 		if string(it.Key()) == offsetKey {
 			continue
@@ -166,7 +248,10 @@ func (s *Store) load() error {
 		s.cache.put(string(it.Key()), it.Value())
 		s.recount()
 		if s.budget.over() {
-			s.uncache()
+			s.cache.free()
+			s.cached, s.cache = false, nil
+			s.add(-s.cacheSz)
+			s.cacheSz = 0
 			break
 		}
 	}
@@ -179,14 +264,57 @@ func (s *Store) load() error {
 // arenaChunk is the cache's chunk size: the most one compaction step copies.
 const arenaChunk = 1 << 20
 
-// uncache stops caching the whole table: only values not yet written stay in memory, taken from the pending batch.
-func (s *Store) uncache() {
-	s.pending.Replay(remembering{s}) // cannot fail: the batch was built here
-	s.pending.Reset()
+// snapshotRecords encodes the arena and the offset as journal records. Must hold mu, or be the only user of s.
+func (s *Store) snapshotRecords() [][]byte {
+	var recs [][]byte
+	r := newRecord(snapshotRecord + 64<<10)
+	s.cache.each(func(key, value []byte) {
+		r.put(string(key), value)
+		if len(r.b) >= snapshotRecord {
+			recs = append(recs, r.seal(0, false))
+			r = newRecord(snapshotRecord + 64<<10)
+		}
+	})
+	return append(recs, r.seal(s.offset, s.hasOff))
+}
+
+// uncache stops caching the whole table once it outgrows the budget: the table moves from the arena into
+// LevelDB, with the newest offset set (every update up to it is in the arena), and the journal is removed only
+// after LevelDB synced it all. Must hold mu and flushMu (or be the only user of s). If the move fails, the table
+// stays cached and in its journal.
+func (s *Store) uncache() error {
+	b := new(leveldb.Batch)
+	var err error
+	s.cache.each(func(key, value []byte) {
+		if err != nil {
+			return
+		}
+		b.Put(key, value)
+		if b.Len() >= 16<<10 {
+			err = s.db.Write(b, nil)
+			b.Reset()
+		}
+	})
+	if s.hasOff {
+		b.Put([]byte(offsetKey), strconv.AppendInt(nil, s.offset, 10))
+	}
+	if err == nil {
+		err = s.db.Write(b, &opt.WriteOptions{Sync: true})
+	}
+	if err == nil {
+		err = errors.Join(s.jn.close(), removeJournals(s.journalDir()))
+	}
+	if err != nil {
+		return fmt.Errorf("move local state to leveldb: %w", err)
+	}
+	s.jn = nil
+	s.pending.reset() // in the arena, so now in LevelDB
+	s.offDirty = false
 	s.cache.free()
 	s.cached, s.cache = false, nil
 	s.add(-s.cacheSz)
 	s.cacheSz = 0
+	return nil
 }
 
 // recount brings the cache's size into the budget.
@@ -260,10 +388,10 @@ func (s *Store) update(key string, value []byte, deleted bool) error {
 		// write is written twice; with many accounts that is rare.) The writer checks the budget after a write.
 		if deleted {
 			s.cache.delete(key)
-			s.pending.Delete([]byte(key))
+			s.pending.delete(key)
 		} else {
 			s.cache.put(key, value)
-			s.pending.Put([]byte(key), value)
+			s.pending.put(key, value)
 		}
 		s.recount()
 	} else {
@@ -278,7 +406,7 @@ func (s *Store) update(key string, value []byte, deleted bool) error {
 // unwritten is how many updates wait for the writer.
 func (s *Store) unwritten() int {
 	if s.cached {
-		return s.pending.Len()
+		return s.pending.n
 	}
 	return len(s.dirty)
 }
@@ -296,12 +424,6 @@ func (s *Store) remember(key string, value []byte, deleted bool) {
 	s.add(e.size(key))
 	s.dirty[key] = struct{}{}
 }
-
-// remembering replays a pending batch into memory, when a table stops being cached.
-type remembering struct{ s *Store }
-
-func (r remembering) Put(key, value []byte) { r.s.remember(string(key), value, false) }
-func (r remembering) Delete(key []byte)     { r.s.remember(string(key), nil, true) }
 
 func (s *Store) kickWriter() {
 	select {
@@ -341,6 +463,15 @@ func (s *Store) Iterator() (storage.Iterator, error) { return s.IteratorWithRang
 // IteratorWithRange iterates over [start, limit), or over the keys with prefix start if limit is empty; the
 // offset key is left out, as goka's storage does.
 func (s *Store) IteratorWithRange(start, limit []byte) (storage.Iterator, error) {
+	s.mu.Lock()
+	if s.cached {
+		// Copied in key order under the lock: nothing else holds the table in order, and iterating is rare
+		// (goka's views; the detector does not).
+		it := newSliceIterator(s.cache, start, limit)
+		s.mu.Unlock()
+		return it, nil
+	}
+	s.mu.Unlock()
 	if err := s.Flush(); err != nil {
 		return nil, err
 	}
@@ -363,13 +494,14 @@ func (s *Store) write() error {
 		s.mu.Unlock()
 		return err
 	}
-	b := &s.batch
+	cached := s.cached
 	var keys map[string]struct{}
-	if s.cached {
-		// The batch was built as the updates came; the emptied one from the last write takes its place.
-		s.batch, s.pending = s.pending, s.batch
-		s.pending.Reset()
+	if cached {
+		// The record was built as the updates came; the emptied one from the last write takes its place.
+		s.sealed, s.pending = s.pending, s.sealed
+		s.pending.reset()
 	} else {
+		b := &s.batch
 		b.Reset()
 		keys = s.dirty
 		for k := range keys {
@@ -380,23 +512,39 @@ func (s *Store) write() error {
 			}
 		}
 		s.dirty = make(map[string]struct{}, len(keys))
+		if s.offDirty {
+			b.Put([]byte(offsetKey), strconv.AppendInt(nil, s.offset, 10))
+		}
 	}
-	if s.offDirty {
-		b.Put([]byte(offsetKey), strconv.AppendInt(nil, s.offset, 10))
-	}
+	off, hasOff := s.offset, s.hasOff
 	s.offDirty = false
 	s.mu.Unlock()
 
-	err := s.db.Write(b, nil)
+	var err error
+	if cached {
+		err = s.jn.write(s.sealed.seal(off, hasOff))
+	} else {
+		err = s.db.Write(&s.batch, nil)
+	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	compact, err := s.noteWrite(err, keys)
+	s.mu.Unlock()
+	if compact {
+		return s.compactJournal()
+	}
+	return err
+}
+
+// noteWrite takes note of a write that ended with err, and reports whether the journal should be compacted.
+// Must hold mu and flushMu.
+func (s *Store) noteWrite(err error, keys map[string]struct{}) (compact bool, _ error) {
+	defer s.written.Broadcast()
 	if err != nil {
-		// The batch is lost; the state in memory is still right, but LevelDB would miss it after a restart.
-		// Refuse further updates, so goka stops the processor and rebuilds from the changelog.
+		// The batch is lost; the state in memory is still right, but local storage would miss it after a
+		// restart. Refuse further updates, so goka stops the processor and rebuilds from the changelog.
 		s.err = fmt.Errorf("write local state: %w", err)
-		s.written.Broadcast()
-		return s.err
+		return false, s.err
 	}
 	// LevelDB has the batch now: without the cache, written values leave memory (keys is nil with the cache). A
 	// key updated again meanwhile stays pending with its newer value.
@@ -408,13 +556,41 @@ func (s *Store) write() error {
 		s.add(-e.size(k))
 		delete(s.mem, k)
 	}
-	if s.cached {
-		s.recount()
-		if s.budget.over() {
-			s.uncache()
-		}
+	if !s.cached {
+		return false, nil
 	}
-	s.written.Broadcast()
+	s.recount()
+	if s.budget.over() {
+		if err := s.uncache(); err != nil {
+			s.err = err
+			return false, err
+		}
+		return false, nil
+	}
+	return s.jn.size > max(s.opts.journalFloor, 2*s.cache.journalBytes()), nil
+}
+
+// compactJournal starts a new journal with a snapshot of the table, once the journal holds more superseded
+// updates than live ones. The snapshot is encoded under mu (tens of milliseconds for a million accounts, once
+// the journal has grown by twice the table), and written and synced outside it. Must hold flushMu, not mu.
+func (s *Store) compactJournal() error {
+	// Writing a snapshot is a table build: with LevelDB's, one at a time per two cores (gate.go).
+	tableBuilds <- struct{}{}
+	defer func() { <-tableBuilds }()
+	s.mu.Lock()
+	recs := s.snapshotRecords()
+	s.mu.Unlock()
+	jn, err := writeJournal(s.journalDir(), s.jn.seq+1, recs)
+	if err == nil {
+		err = s.jn.close()
+		s.jn = jn
+	}
+	if err != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.err = fmt.Errorf("compact journal: %w", err)
+		return s.err
+	}
 	return nil
 }
 
@@ -434,11 +610,17 @@ func (s *Store) writer() {
 	}
 }
 
-// Close writes what is pending and closes LevelDB.
+// Close writes what is pending and closes the journal and LevelDB.
 func (s *Store) Close() error {
 	close(s.stop)
 	<-s.done
 	err := s.Flush()
+	s.flushMu.Lock()
+	if s.jn != nil {
+		err = errors.Join(err, s.jn.close())
+		s.jn = nil
+	}
+	s.flushMu.Unlock()
 	s.mu.Lock()
 	s.budget.used.Add(-s.bytes)
 	if s.cache != nil {
@@ -446,9 +628,5 @@ func (s *Store) Close() error {
 	}
 	s.bytes, s.mem, s.cache, s.cacheSz = 0, nil, nil, 0
 	s.mu.Unlock()
-	err = errors.Join(err, s.db.Close())
-	if s.files != nil {
-		err = errors.Join(err, s.files.Close())
-	}
-	return err
+	return errors.Join(err, s.closeLevelDB())
 }

@@ -26,10 +26,12 @@ func crash(t *testing.T, s *Store) {
 	t.Helper()
 	close(s.stop)
 	<-s.done
-	if err := s.db.Close(); err != nil {
-		t.Fatal(err)
+	if s.jn != nil {
+		if err := s.jn.close(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := s.files.Close(); err != nil {
+	if err := s.closeLevelDB(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -123,40 +125,51 @@ func TestCrashLeavesOffsetAndValuesConsistent(t *testing.T) {
 	}
 }
 
-// Updates not yet written when the table outgrows the cache move from the arena into memory: readers still see
-// them, deletions included, and the next write takes them to LevelDB.
+// A table that outgrows the cache moves from the arena into LevelDB whole, updates not yet written included
+// (deletions too), with the newest offset; readers see no difference, and its journal is removed.
 func TestPendingUpdatesSurviveLeavingTheCache(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, Options{CacheBytes: 1 << 20, FlushInterval: time.Hour})
 	s.Set("written", []byte("w1"))
 	s.Set("deleted", []byte("d1"))
+	s.SetOffset(1)
 	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	s.Set("pending", []byte("p1"))
 	s.Set("written", []byte("w2"))
 	s.Delete("deleted")
+	s.SetOffset(4)
+	s.flushMu.Lock()
 	s.mu.Lock()
-	s.uncache() // as the writer does once the budget is exceeded
+	err := s.uncache() // as the writer does once the budget is exceeded
 	s.mu.Unlock()
+	s.flushMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]string{"written": "w2", "pending": "p1", "deleted": "<nil>"}
 	for k, w := range want {
 		if got := get(t, s, k); got != w {
 			t.Errorf("%s = %s after leaving the cache, want %s", k, got, w)
 		}
 	}
-	if len(s.mem) != 3 || s.budget.used.Load() != s.bytes || s.bytes <= 0 {
-		t.Errorf("%d values pending in memory (want 3), %d bytes counted, %d in the budget", len(s.mem), s.bytes, s.budget.used.Load())
+	if len(s.mem) != 0 || s.budget.used.Load() != 0 || s.bytes != 0 {
+		t.Errorf("%d values in memory, %d bytes counted, %d in the budget, want none", len(s.mem), s.bytes, s.budget.used.Load())
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
+	if seqs, err := journals(s.journalDir()); err != nil || len(seqs) != 0 {
+		t.Errorf("journals %v (%v) left after the move", seqs, err)
 	}
+	crash(t, s) // nothing pending: the move wrote it all
 	s = open(t, dir, Options{})
 	defer s.Close()
 	for k, w := range want {
 		if got := get(t, s, k); got != w {
 			t.Errorf("%s = %s in LevelDB, want %s", k, got, w)
 		}
+	}
+	if off, _ := s.GetOffset(-2); off != 4 {
+		t.Errorf("offset in LevelDB = %d, want 4", off)
 	}
 }
 
@@ -264,37 +277,7 @@ func TestConcurrentReadersNeverSeeStaleValues(t *testing.T) {
 	s := open(t, t.TempDir(), Options{CacheBytes: 4 << 10, BatchKeys: 16, FlushInterval: time.Millisecond})
 	defer s.Close()
 	const keys, rounds = 50, 400
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for r := range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			seen := map[int]uint64{}
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k := (i*7 + r) % keys
-				v, err := s.Get(fmt.Sprint("k", k))
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if v == nil {
-					continue
-				}
-				n := binary.BigEndian.Uint64(v)
-				if n < seen[k] {
-					t.Errorf("k%d went back from %d to %d", k, seen[k], n)
-					return
-				}
-				seen[k] = n
-			}
-		}()
-	}
+	stopReaders := startReaders(t, s, 3, keys)
 	v := make([]byte, 8)
 	for n := uint64(1); n <= rounds; n++ {
 		for k := range keys {
@@ -304,8 +287,7 @@ func TestConcurrentReadersNeverSeeStaleValues(t *testing.T) {
 			}
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stopReaders()
 	for k := range keys {
 		if got := binary.BigEndian.Uint64([]byte(get(t, s, fmt.Sprint("k", k)))); got != rounds {
 			t.Fatalf("k%d = %d after the last round, want %d", k, got, rounds)
@@ -358,5 +340,43 @@ func TestValuesReadStayValidWhileTheCacheCompacts(t *testing.T) {
 	wg.Wait()
 	if string(first) != "first" {
 		t.Fatalf("a value read before the updates now says %q", first)
+	}
+}
+
+// startReaders starts readers of keys k0 … k(keys-1), whose values are big-endian counters: each reader fails the
+// test if a key's counter ever goes back. The returned func stops them and waits.
+func startReaders(t *testing.T, s *Store, readers, keys int) (stop func()) {
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for r := range readers {
+		wg.Go(func() {
+			seen := map[int]uint64{}
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				k := (i*7 + r) % keys
+				v, err := s.Get(fmt.Sprint("k", k))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if v == nil {
+					continue
+				}
+				n := binary.BigEndian.Uint64(v)
+				if n < seen[k] {
+					t.Errorf("k%d went back from %d to %d", k, seen[k], n)
+					return
+				}
+				seen[k] = n
+			}
+		})
+	}
+	return func() {
+		close(done)
+		wg.Wait()
 	}
 }

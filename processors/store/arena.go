@@ -201,19 +201,48 @@ func (a *arena) free() {
 // each calls f with every key and value held, oldest entry first. f must not keep the slices or change the
 // arena.
 func (a *arena) each(f func(key, value []byte)) {
-	for ci, c := range a.chunks {
-		for off := 0; off < len(c.b); {
-			pos := uint64(a.dropped+uint32(ci))<<32 | uint64(off)
-			k, v, n := a.entry(pos)
-			if a.index[a.hash(a.seed, string(k))] == pos {
-				f(k, v)
-			}
-			off += n
+	var c cursor
+	a.walk(&c, -1, f)
+}
+
+// cursor is a position in an arena's chunks, for walking them a piece at a time.
+type cursor struct {
+	started bool
+	chunk   uint32 // chunk number: chunks[chunk-dropped]
+	off     int
+}
+
+// walk calls f with the entries held from c on, at most n of them (n < 0: all), and reports whether it reached
+// the end; the keys that share a hash with another key are reported there. Between calls the arena may change:
+// every entry held at the first call and not put or deleted since is still reported once by the walk's end
+// (perhaps twice, with the same value), since entries only move forward, to the tail, when their chunk is
+// dropped. Entries put since may or may not be reported.
+func (a *arena) walk(c *cursor, n int, f func(key, value []byte)) (done bool) {
+	if !c.started {
+		c.started, c.chunk, c.off = true, a.dropped, 0
+	}
+	for ; n != 0; n-- {
+		if c.chunk-a.dropped >= uint32(len(a.chunks)) { // the cursor's chunk was dropped: its live entries moved on
+			c.chunk, c.off = a.dropped, 0
 		}
+		ci := int(c.chunk - a.dropped)
+		for ci < len(a.chunks)-1 && c.off >= len(a.chunks[ci].b) {
+			ci, c.chunk, c.off = ci+1, c.chunk+1, 0
+		}
+		if ci >= len(a.chunks) || c.off >= len(a.chunks[ci].b) {
+			for k, v := range a.clash {
+				f([]byte(k), v)
+			}
+			return true
+		}
+		pos := uint64(c.chunk)<<32 | uint64(c.off)
+		k, v, size := a.entry(pos)
+		if a.index[a.hash(a.seed, string(k))] == pos {
+			f(k, v)
+		}
+		c.off += size
 	}
-	for k, v := range a.clash {
-		f([]byte(k), v)
-	}
+	return false
 }
 
 // journalBytes is about what the held entries take in a journal snapshot: their bytes, and an op byte each.

@@ -48,6 +48,10 @@ const (
 	maxRecord      = 256 << 20
 	snapshotRecord = 1 << 20
 
+	// snapshotPiece is how many entries a snapshot encodes per hold of the partition's lock: about half a
+	// millisecond. Encoding a partition of 182,000 accounts at once held it for 40 ms.
+	snapshotPiece = 2048
+
 	// journalFloor is the size below which a journal is never compacted: small tables would otherwise snapshot
 	// every few batches.
 	journalFloor = 8 << 20
@@ -72,7 +76,10 @@ func (r *record) reset() {
 	r.b, r.n = r.b[:headerLen+prefixLen], 0
 }
 
-func (r *record) put(key string, value []byte) {
+func (r *record) put(key string, value []byte) { putKey(r, key, value) }
+
+// putKey appends a put; the snapshot's keys come from the arena as bytes, the updates' as strings.
+func putKey[K string | []byte](r *record, key K, value []byte) {
 	r.b = append(r.b, opPut)
 	r.b = binary.AppendUvarint(r.b, uint64(len(key)))
 	r.b = append(r.b, key...)
@@ -253,9 +260,9 @@ func decodeUpdates(b []byte) (ups []update, ok bool) {
 	return ups, true
 }
 
-// writeJournal starts journal seq in dir with recs, and makes it the journal only once it is complete and
-// synced: it is written under a temporary name and renamed. Older journals are removed after.
-func writeJournal(dir string, seq uint64, recs [][]byte) (*journal, error) {
+// writeJournal starts journal seq in dir with the records fill writes, and makes it the journal only once it is
+// complete and synced: it is written under a temporary name and renamed. Older journals are removed after.
+func writeJournal(dir string, seq uint64, fill func(write func([]byte) error) error) (*journal, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create journal dir: %w", err)
 	}
@@ -265,11 +272,7 @@ func writeJournal(dir string, seq uint64, recs [][]byte) (*journal, error) {
 		return nil, fmt.Errorf("create journal: %w", err)
 	}
 	j := &journal{dir: dir, seq: seq, f: f}
-	for _, b := range recs {
-		if err = j.write(b); err != nil {
-			break
-		}
-	}
+	err = fill(j.write)
 	if err == nil {
 		err = f.Sync()
 	}

@@ -226,7 +226,7 @@ func (s *Store) Open() error {
 		return err
 	}
 	if s.cached {
-		if s.jn, err = writeJournal(s.journalDir(), 1, s.snapshotRecords()); err != nil {
+		if s.jn, err = s.writeSnapshot(1); err != nil {
 			return err
 		}
 		if err := s.clearLevelDB(); err != nil {
@@ -264,18 +264,39 @@ func (s *Store) load() error {
 // arenaChunk is the cache's chunk size: the most one compaction step copies.
 const arenaChunk = 1 << 20
 
-// snapshotRecords encodes the arena and the offset as journal records. Must hold mu, or be the only user of s.
-func (s *Store) snapshotRecords() [][]byte {
-	var recs [][]byte
+// writeSnapshot writes journal seq holding the table and the offset set when it began (journal.go), encoding it
+// a piece at a time under mu. Must hold flushMu (or be the only user of s), not mu.
+func (s *Store) writeSnapshot(seq uint64) (*journal, error) {
+	s.mu.Lock()
+	off, hasOff := s.offset, s.hasOff
+	// The walk must reach the arena's tail, which updates move on; should they outpace it, the rest is taken
+	// under one hold of the lock.
+	budget := 2*s.cache.len() + snapshotPiece
+	s.mu.Unlock()
+	var c cursor
 	r := newRecord(snapshotRecord + 64<<10)
-	s.cache.each(func(key, value []byte) {
-		r.put(string(key), value)
-		if len(r.b) >= snapshotRecord {
-			recs = append(recs, r.seal(0, false))
-			r = newRecord(snapshotRecord + 64<<10)
+	put := func(key, value []byte) { putKey(&r, key, value) }
+	return writeJournal(s.journalDir(), seq, func(write func([]byte) error) error {
+		for done := false; !done; budget -= snapshotPiece {
+			piece := snapshotPiece
+			if budget <= 0 {
+				piece = -1
+			}
+			s.mu.Lock()
+			done = s.cache.walk(&c, piece, put)
+			s.mu.Unlock()
+			if done {
+				return write(r.seal(off, hasOff))
+			}
+			if len(r.b) >= snapshotRecord {
+				if err := write(r.seal(0, false)); err != nil {
+					return err
+				}
+				r.reset()
+			}
 		}
+		return nil
 	})
-	return append(recs, r.seal(s.offset, s.hasOff))
 }
 
 // uncache stops caching the whole table once it outgrows the budget: the table moves from the arena into
@@ -571,16 +592,12 @@ func (s *Store) noteWrite(err error, keys map[string]struct{}) (compact bool, _ 
 }
 
 // compactJournal starts a new journal with a snapshot of the table, once the journal holds more superseded
-// updates than live ones. The snapshot is encoded under mu (tens of milliseconds for a million accounts, once
-// the journal has grown by twice the table), and written and synced outside it. Must hold flushMu, not mu.
+// updates than live ones. Must hold flushMu, not mu.
 func (s *Store) compactJournal() error {
 	// Writing a snapshot is a table build: with LevelDB's, one at a time per two cores (gate.go).
 	tableBuilds <- struct{}{}
 	defer func() { <-tableBuilds }()
-	s.mu.Lock()
-	recs := s.snapshotRecords()
-	s.mu.Unlock()
-	jn, err := writeJournal(s.journalDir(), s.jn.seq+1, recs)
+	jn, err := s.writeSnapshot(s.jn.seq + 1)
 	if err == nil {
 		err = s.jn.close()
 		s.jn = jn

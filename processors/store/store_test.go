@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func open(t *testing.T, dir string, o Options) *Store {
+func open(t testing.TB, dir string, o Options) *Store {
 	t.Helper()
 	st, err := Builder(dir, o)("table", 0)
 	if err != nil {

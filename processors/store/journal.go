@@ -27,7 +27,7 @@ import (
 // does not check out and cuts the file there, so the table is as of the last whole batch.
 //
 // The journal grows by every update. When it exceeds twice the live data (and a floor), the writer starts a
-// new journal with a snapshot of the arena, written to a temporary file, synced and renamed: the rename is the
+// new journal with a snapshot of the arena, written to a temporary file and renamed: the rename is the
 // switch, and the old journal is removed after it. A snapshot taken while updates continue may hold some values
 // newer than its offset; replaying the changelog from the offset rewrites them with the same values, as goka's
 // recovery always does.
@@ -261,7 +261,13 @@ func decodeUpdates(b []byte) (ups []update, ok bool) {
 }
 
 // writeJournal starts journal seq in dir with the records fill writes, and makes it the journal only once it is
-// complete and synced: it is written under a temporary name and renamed. Older journals are removed after.
+// complete: it is written under a temporary name and renamed. Older journals are removed after.
+//
+// The file is not synced before the rename, as the batches appended to it are not (nor were goka's LevelDB
+// writes): a process crash loses nothing the page cache holds, and after a machine crash a snapshot whose data
+// did not reach the disk replays as a table cut short at its first bad record, with no offset, so goka rebuilds
+// it from the whole changelog. Syncing some 30 MB per snapshot would make every other sync on the disk wait
+// behind it, the broker's included.
 func writeJournal(dir string, seq uint64, fill func(write func([]byte) error) error) (*journal, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create journal dir: %w", err)
@@ -274,13 +280,7 @@ func writeJournal(dir string, seq uint64, fill func(write func([]byte) error) er
 	j := &journal{dir: dir, seq: seq, f: f}
 	err = fill(j.write)
 	if err == nil {
-		err = f.Sync()
-	}
-	if err == nil {
 		err = os.Rename(path+tmpSuffix, path)
-	}
-	if err == nil {
-		err = syncDir(dir)
 	}
 	if err != nil {
 		f.Close()

@@ -248,10 +248,7 @@ func (s *Store) load() error {
 		s.cache.put(string(it.Key()), it.Value())
 		s.recount()
 		if s.budget.over() {
-			s.cache.free()
-			s.cached, s.cache = false, nil
-			s.add(-s.cacheSz)
-			s.cacheSz = 0
+			s.dropCache()
 			break
 		}
 	}
@@ -331,11 +328,16 @@ func (s *Store) uncache() error {
 	s.jn = nil
 	s.pending.reset() // in the arena, so now in LevelDB
 	s.offDirty = false
+	s.dropCache()
+	return nil
+}
+
+// dropCache stops caching the whole table and returns the cache's memory.
+func (s *Store) dropCache() {
 	s.cache.free()
 	s.cached, s.cache = false, nil
 	s.add(-s.cacheSz)
 	s.cacheSz = 0
-	return nil
 }
 
 // recount brings the cache's size into the budget.

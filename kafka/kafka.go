@@ -111,7 +111,7 @@ func (c Config) ProcessorOptions(clientID string, log *slog.Logger) []goka.Proce
 	return []goka.ProcessorOption{
 		goka.WithClientID(clientID),
 		// Commits never pass a record whose emits failed: see ordered.go.
-		goka.WithConsumerGroupBuilder(orderedGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cp()))),
+		goka.WithConsumerGroupBuilder(orderedGroupBuilder(cp())),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cp())),
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cp())),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cp(), tmc)),

@@ -2,7 +2,9 @@ package kafka
 
 import (
 	"context"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -19,21 +21,44 @@ import (
 // consumed again when the partition restarts. The detector's redelivery handling (see processors/detector) makes
 // that replay safe.
 
-// orderedGroupBuilder wraps every consumer group that build returns.
-func orderedGroupBuilder(build goka.ConsumerGroupBuilder) goka.ConsumerGroupBuilder {
+// orderedGroupBuilder builds goka's consumer groups from a copy of sc that registers, per partition, each record
+// sarama hands out (a consumer interceptor runs in sarama's feeder just before the record enters the claim's
+// channel), and wraps the group so that its sessions' MarkOffset goes through the gate. Registering in the feeder
+// rather than in a goroutine of our own between the claim and goka saves a channel hand-off per record.
+func orderedGroupBuilder(sc *sarama.Config) goka.ConsumerGroupBuilder {
 	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
-		cg, err := build(brokers, group, clientID)
+		g := &orderedGroup{}
+		conf := *sc
+		conf.Consumer.Interceptors = append(slices.Clip(sc.Consumer.Interceptors), dispatchInterceptor{g})
+		cg, err := goka.ConsumerGroupBuilderWithConfig(&conf)(brokers, group, clientID)
 		if err != nil {
 			return nil, err
 		}
-		return orderedGroup{cg}, nil
+		g.ConsumerGroup = cg
+		return g, nil
 	}
 }
 
-type orderedGroup struct{ sarama.ConsumerGroup }
+type orderedGroup struct {
+	sarama.ConsumerGroup
+	// current is the session whose claims sarama is feeding. sarama calls Setup before it starts a session's
+	// partition consumers and stops them all before the next session's Setup, so every record the interceptor
+	// sees belongs to the session stored here.
+	current atomic.Pointer[orderedSession]
+}
 
-func (g orderedGroup) Consume(ctx context.Context, topics []string, h sarama.ConsumerGroupHandler) error {
-	return g.ConsumerGroup.Consume(ctx, topics, &orderedHandler{inner: h})
+func (g *orderedGroup) Consume(ctx context.Context, topics []string, h sarama.ConsumerGroupHandler) error {
+	return g.ConsumerGroup.Consume(ctx, topics, &orderedHandler{inner: h, group: g})
+}
+
+// dispatchInterceptor registers every record with its partition's gate before the handler can see it, so the gate
+// knows the order in which the records were handed out.
+type dispatchInterceptor struct{ g *orderedGroup }
+
+func (i dispatchInterceptor) OnConsume(m *sarama.ConsumerMessage) {
+	if s := i.g.current.Load(); s != nil {
+		s.gate(m.Topic, m.Partition).dispatched(m.Offset)
+	}
 }
 
 // orderedHandler hands the inner handler a session whose MarkOffset is gated per partition. sarama calls Setup,
@@ -41,6 +66,7 @@ func (g orderedGroup) Consume(ctx context.Context, topics []string, h sarama.Con
 // Consume call, and so one session at a time.
 type orderedHandler struct {
 	inner sarama.ConsumerGroupHandler
+	group *orderedGroup
 
 	mu      sync.Mutex
 	session *orderedSession
@@ -51,6 +77,7 @@ func (h *orderedHandler) wrap(s sarama.ConsumerGroupSession) *orderedSession {
 	defer h.mu.Unlock()
 	if h.session == nil || h.session.ConsumerGroupSession != s {
 		h.session = &orderedSession{ConsumerGroupSession: s, gates: map[topicPartition]*commitGate{}}
+		h.group.current.Store(h.session)
 	}
 	return h.session
 }
@@ -61,47 +88,8 @@ func (h *orderedHandler) Cleanup(s sarama.ConsumerGroupSession) error {
 }
 
 func (h *orderedHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
-	os := h.wrap(s)
-	gate := os.gate(c.Topic(), c.Partition())
-	msgs := make(chan *sarama.ConsumerMessage)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer close(msgs)
-		// Every record is registered before the inner handler can see it, so the gate knows the order in which
-		// the records were handed out. sarama drains the claim itself once ConsumeClaim returns.
-		for {
-			var m *sarama.ConsumerMessage
-			select {
-			case msg, ok := <-c.Messages():
-				if !ok {
-					return
-				}
-				m = msg
-			case <-stop:
-				return
-			}
-			gate.dispatched(m.Offset)
-			select {
-			case msgs <- m:
-			case <-stop:
-				return
-			}
-		}
-	}()
-	err := h.inner.ConsumeClaim(os, orderedClaim{ConsumerGroupClaim: c, msgs: msgs})
-	close(stop)
-	<-done
-	return err
+	return h.inner.ConsumeClaim(h.wrap(s), c)
 }
-
-type orderedClaim struct {
-	sarama.ConsumerGroupClaim
-	msgs chan *sarama.ConsumerMessage
-}
-
-func (c orderedClaim) Messages() <-chan *sarama.ConsumerMessage { return c.msgs }
 
 type topicPartition struct {
 	topic     string
@@ -145,11 +133,20 @@ type commitGate struct {
 	pending []int64 // handed out, oldest first; pending[head:] is live
 	head    int
 	marked  map[int64]struct{} // marked but behind an unmarked record
+
+	last          int64 // the newest record handed out, if dispatchedAny
+	dispatchedAny bool
 }
 
 func (g *commitGate) dispatched(offset int64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	// sarama runs the interceptors again for a record whose hand-off timed out (Consumer.MaxProcessingTime);
+	// a partition's records come in offset order, so one that is not newer was registered already.
+	if g.dispatchedAny && offset <= g.last {
+		return
+	}
+	g.last, g.dispatchedAny = offset, true
 	if g.head > 0 && g.head == len(g.pending) {
 		g.pending, g.head = g.pending[:0], 0
 	}

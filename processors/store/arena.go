@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"unsafe"
 )
 
 // arena holds a cached table in a form the garbage collector does not scan. A map from account id to []byte
@@ -170,10 +171,10 @@ func (a *arena) compact() {
 		for off := 0; off < len(c); {
 			pos := uint64(a.dropped)<<32 | uint64(off)
 			k, v, n := a.entry(pos)
-			h := a.hash(a.seed, string(k))
+			h := a.hash(a.seed, view(k))
 			if a.index[h] == pos {
 				a.live -= int64(n)
-				a.index[h] = a.append(string(k), v)
+				a.index[h] = a.append(view(k), v)
 			} else {
 				a.garbage -= int64(n)
 			}
@@ -237,7 +238,7 @@ func (a *arena) walk(c *cursor, n int, f func(key, value []byte)) (done bool) {
 		}
 		pos := uint64(c.chunk)<<32 | uint64(c.off)
 		k, v, size := a.entry(pos)
-		if a.index[a.hash(a.seed, string(k))] == pos {
+		if a.index[a.hash(a.seed, view(k))] == pos {
 			f(k, v)
 		}
 		c.off += size
@@ -253,3 +254,8 @@ func (a *arena) journalBytes() int64 {
 	}
 	return n
 }
+
+// view reads an entry's key in place as a string, for the calls that only look at it while they run (hashing, and
+// append, which copies it into the newest chunk): a copy through string(k) is two allocations per entry, since the
+// hash is called through a func field, and a snapshot walks every entry.
+func view(k []byte) string { return unsafe.String(unsafe.SliceData(k), len(k)) }

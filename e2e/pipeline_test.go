@@ -48,7 +48,9 @@ func startPipeline(t *testing.T) *pipeline {
 	p := &pipeline{cluster: c, rulesPath: filepath.Join(dir, "rules.yaml"), detStateDir: filepath.Join(dir, "detector-state")}
 	copyRules(t, dir)
 	p.startDetector(t)
-	p.notifier = start(t, "notifier", "notifier", "--brokers", c.brokers, "--metrics-addr", freeAddr(t))
+	// Port 0: nothing here reads the notifier's metrics, and a port picked and released for it could be handed to
+	// another process's listener on port 0 before the notifier binds it.
+	p.notifier = start(t, "notifier", "notifier", "--brokers", c.brokers, "--metrics-addr", "127.0.0.1:0")
 	p.notifier.waitStderr(30*time.Second, "notifier started")
 	return p
 }

@@ -26,10 +26,24 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// Serve serves /metrics, /healthz and /debug/pprof/ on addr until ctx is done. An empty addr serves nothing
-// but still returns only when ctx is done, so callers can treat its return as shutdown.
-func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+// Listen binds addr for Serve; an empty addr returns a nil listener, which serves nothing. A command binds before
+// it starts its parts, so that a taken port fails it at once, and so that no port a part binds itself (an embedded
+// Redis on port 0, say) can be handed the metrics port in between.
+func Listen(addr string) (net.Listener, error) {
 	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	return ln, nil
+}
+
+// Serve serves /metrics, /healthz and /debug/pprof/ on ln (from Listen) until ctx is done. A nil ln serves nothing
+// but still returns only when ctx is done, so callers can treat its return as shutdown.
+func Serve(ctx context.Context, ln net.Listener, reg *prometheus.Registry, log *slog.Logger) error {
+	if ln == nil {
 		<-ctx.Done()
 		return nil
 	}
@@ -41,10 +55,6 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *slog
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("metrics listener: %w", err)
-	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
 	go func() {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"net"
 	"os"
 	"time"
 
@@ -84,13 +85,18 @@ func (c *partConfig) runPart(ctx context.Context, start func(context.Context, *e
 	if err != nil {
 		return err
 	}
+	ln, err := listenMetrics(c.metricsAddr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 	d := deps{kafka: c.kafka.config(), stateDir: c.stateDir, stateCacheMiB: c.stateCache, reg: metrics.NewRegistry(), log: log}
 	storage, err := d.prepare(ctx)
 	if err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return metrics.Serve(gctx, c.metricsAddr, d.reg, log) })
+	g.Go(func() error { return metrics.Serve(gctx, ln.Listener, d.reg, log) })
 	if err := start(gctx, g, d, storage); err != nil {
 		return err
 	}
@@ -113,6 +119,11 @@ func brokerCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
+			ln, err := listenMetrics(c.metricsAddr)
+			if err != nil {
+				return err
+			}
+			defer ln.Close()
 			b, err := embedded.StartBroker(c.dataDir+"/kafka", c.listen, log)
 			if err != nil {
 				return err
@@ -123,7 +134,7 @@ func brokerCommand() *ffcli.Command {
 				return err
 			}
 			log.Info("embedded broker listening", "addr", b.Addr())
-			return metrics.Serve(ctx, c.metricsAddr, metrics.NewRegistry(), log)
+			return metrics.Serve(ctx, ln.Listener, metrics.NewRegistry(), log)
 		},
 	}
 }
@@ -153,5 +164,20 @@ func topicsCommand() *ffcli.Command {
 			}
 			return nil
 		},
+	}
+}
+
+// metricsListener is the metrics port, bound before a command starts anything else (see metrics.Listen).
+type metricsListener struct{ net.Listener }
+
+func listenMetrics(addr string) (metricsListener, error) {
+	ln, err := metrics.Listen(addr)
+	return metricsListener{ln}, err
+}
+
+// Close releases the port if Serve never ran (it closes the listener itself when it stops).
+func (m metricsListener) Close() {
+	if m.Listener != nil {
+		m.Listener.Close()
 	}
 }

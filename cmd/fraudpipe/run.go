@@ -51,6 +51,11 @@ func (c *runConfig) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ln, err := listenMetrics(c.metricsAddr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 	alerts, closeAlerts, err := alertLog(c.notifier.alertLog, c.log.format)
 	if err != nil {
 		return err
@@ -72,7 +77,7 @@ func (c *runConfig) run(ctx context.Context) error {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return metrics.Serve(gctx, c.metricsAddr, d.reg, log) })
+	g.Go(func() error { return metrics.Serve(gctx, ln.Listener, d.reg, log) })
 	if err := startDetector(gctx, g, d, storage, c.rules, true, c.expireEvery); err != nil {
 		return err
 	}

@@ -34,7 +34,8 @@ type Config struct {
 	Kafka      kafka.Config
 	Binary     string        // the fraudpipe executable, for the detector child
 	Rules      string        // rules file (the shipped one)
-	Count      int           // payments at saturation
+	Count      int           // payments at saturation, over all rounds
+	Rounds     int           // the saturation run in this many parts, each between two raw baselines
 	Accounts   int           // distinct accounts
 	Rates      []int         // offered rates for the latency runs
 	RateFor    time.Duration // how long each latency run offers its rate
@@ -67,11 +68,23 @@ type Result struct {
 	AccountsPaid int       `json:"accounts_paid_at_saturation"`
 	Detectors    int       `json:"detectors"`
 	Partitions   int       `json:"partitions"`
-	// RawPerSec is the faster of two raw baselines, one before the pipeline runs and one after its detectors
-	// stopped: a shared machine that slows down during one of them would otherwise flatter the ratio.
-	RawPerSec         float64            `json:"raw_produce_consume_per_sec"`
-	RawBeforePerSec   float64            `json:"raw_before_per_sec"`
-	RawAfterPerSec    float64            `json:"raw_after_per_sec"`
+	// Rounds holds each part of the saturation run against the faster of the raw baselines on either side of
+	// it: a shared machine that slows down during one of them would otherwise flatter that round's ratio. The
+	// median of their ratios holds when the machine slows down for a minute, which one long run's ratio did not
+	// (0.27-0.43 within a day).
+	Rounds []Round `json:"rounds"`
+	// RawPerSec is the fastest raw baseline; RawBeforePerSec the first (before the pipeline ran) and
+	// RawAfterPerSec the last (after its detectors stopped).
+	RawPerSec       float64 `json:"raw_produce_consume_per_sec"`
+	RawBeforePerSec float64 `json:"raw_before_per_sec"`
+	RawAfterPerSec  float64 `json:"raw_after_per_sec"`
+	// RawRuns are all the baselines in the order they ran: before the first round, between rounds, after.
+	RawRuns []float64 `json:"raw_runs_per_sec"`
+	// RawDetectorCPU is the CPU seconds the idle detectors took during the baselines between rounds (a flush,
+	// a journal snapshot), which the baselines did not get.
+	RawDetectorCPU float64 `json:"detector_cpu_seconds_during_baselines"`
+	// PipelinePerSec is all saturation payments over the time the rounds took; Ratio is the median of the
+	// rounds' ratios.
 	PipelinePerSec    float64            `json:"pipeline_payments_per_sec"`
 	Ratio             float64            `json:"pipeline_to_raw"`
 	AlertShare        float64            `json:"alert_share"`
@@ -83,6 +96,14 @@ type Result struct {
 	RateLatency       map[string]Latency `json:"latency_at_rate"`
 }
 
+// Round is one part of the saturation run.
+type Round struct {
+	Payments       int     `json:"payments"`
+	PipelinePerSec float64 `json:"pipeline_payments_per_sec"`
+	RawPerSec      float64 `json:"raw_per_sec"` // the faster of the raw baselines before and after the round
+	Ratio          float64 `json:"pipeline_to_raw"`
+}
+
 // Run measures and writes the result as JSON to cfg.ResultPath.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 	res := &Result{Machine: machine(), Started: time.Now().UTC(), Count: cfg.Count, Accounts: cfg.Accounts,
@@ -90,15 +111,29 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 	if err := cfg.Kafka.Validate(); err != nil {
 		return nil, err
 	}
-	rawSpecs := []topics.Spec{{Name: "bench-raw", Retention: time.Hour}, {Name: "bench-raw-after", Retention: time.Hour}}
+	rounds := max(cfg.Rounds, 1)
+	rawSpecs := make([]topics.Spec, rounds+1) // before each round, and after the detectors stopped
+	for i := range rawSpecs {
+		rawSpecs[i] = topics.Spec{Name: fmt.Sprint("bench-raw-", i), Retention: time.Hour}
+	}
 	if err := cfg.Kafka.EnsureTopics(ctx, append(pipelineSpecs(), rawSpecs...)); err != nil {
 		return nil, err
 	}
-
-	log.Info("raw broker baseline: producing and consuming", "records", cfg.Count)
-	var err error
-	if res.RawBeforePerSec, err = raw(ctx, cfg, rawSpecs[0].Name); err != nil {
-		return nil, fmt.Errorf("raw baseline: %w", err)
+	raws := make([]float64, 0, rounds+1)
+	var dets []*child
+	baseline := func(when string) error {
+		log.Info("raw broker baseline: producing and consuming", "records", cfg.Count, "when", when)
+		cpu0 := cpuSeconds(dets) // the baselines between rounds run beside idle detectors: what they took is kept
+		r, err := raw(ctx, cfg, rawSpecs[len(raws)].Name)
+		if err != nil {
+			return fmt.Errorf("raw baseline %s: %w", when, err)
+		}
+		raws = append(raws, r)
+		res.RawDetectorCPU += cpuSeconds(dets) - cpu0
+		return nil
+	}
+	if err := baseline("before the pipeline"); err != nil {
+		return nil, err
 	}
 
 	alerts, err := newAlertWatcher(cfg.Kafka)
@@ -106,7 +141,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 		return nil, err
 	}
 	defer alerts.close()
-	var dets []*child
 	for i := range cfg.Detectors {
 		d, err := startDetector(ctx, cfg, i)
 		if err != nil {
@@ -123,24 +157,44 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 		return sum
 	}
 
-	log.Info("saturation: producing as fast as possible while the detector runs", "payments", cfg.Count)
-	cpu0 := cpuSeconds(dets)
-	start := time.Now()
-	profiled := profile(ctx, cfg, dets, log)
-	sent, err := produce(ctx, cfg, "sat_", cfg.Count, 0, alerts)
-	if err != nil {
-		return nil, err
+	// One stream of payments, sent a round at a time: the same payments as one long run.
+	sat := newLoad(cfg, "sat_", cfg.Count, alerts)
+	var busy time.Duration
+	var cpu float64
+	parts := make([]Round, rounds)
+	for i := range rounds {
+		n := cfg.Count / rounds
+		if i == rounds-1 {
+			n = cfg.Count - n*(rounds-1)
+		}
+		if i > 0 {
+			if err := baseline(fmt.Sprint("between rounds ", i, " and ", i+1)); err != nil {
+				return nil, err
+			}
+		}
+		log.Info("saturation: producing as fast as possible while the detector runs", "round", i+1, "of", rounds, "payments", n)
+		before, cpu0, start := processed(), cpuSeconds(dets), time.Now()
+		profiled := func() error { return nil }
+		if i == 0 {
+			profiled = profile(ctx, cfg, dets, log)
+		}
+		if err := sat.send(ctx, cfg, n, 0); err != nil {
+			return nil, err
+		}
+		if err := waitUntil(ctx, 10*time.Minute, func() bool { return processed() >= before+float64(n) }); err != nil {
+			return nil, fmt.Errorf("waiting for %d payments (processed %v): %w", n, processed()-before, err)
+		}
+		elapsed := time.Since(start)
+		busy += elapsed
+		cpu += cpuSeconds(dets) - cpu0
+		parts[i] = Round{Payments: n, PipelinePerSec: float64(n) / elapsed.Seconds()}
+		if err := profiled(); err != nil {
+			return nil, err
+		}
 	}
-	if err := waitUntil(ctx, 10*time.Minute, func() bool { return processed() >= float64(cfg.Count) }); err != nil {
-		return nil, fmt.Errorf("waiting for %d payments (processed %v): %w", cfg.Count, processed(), err)
-	}
-	elapsed := time.Since(start)
-	res.AccountsPaid = sent.accounts
-	if err := profiled(); err != nil {
-		return nil, err
-	}
-	res.PipelinePerSec = float64(cfg.Count) / elapsed.Seconds()
-	res.CPUSecPerMillion = (cpuSeconds(dets) - cpu0) / float64(cfg.Count) * 1e6
+	res.AccountsPaid = sat.st.accounts
+	res.PipelinePerSec = float64(cfg.Count) / busy.Seconds()
+	res.CPUSecPerMillion = cpu / float64(cfg.Count) * 1e6
 	var alertCount, tableBytes, tableRecords float64
 	for _, d := range dets {
 		alertCount += d.metric("fraudpipe_alerts_total")
@@ -154,7 +208,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 		res.ChangelogBytesPay = tableBytes / float64(cfg.Count)
 	}
 	time.Sleep(time.Second) // the last alerts of the run are still on their way to the watcher
-	res.SaturationLatency = alerts.latencies(sent)
+	res.SaturationLatency = alerts.latencies(sat.st)
 
 	for _, rate := range cfg.Rates {
 		n := int(float64(rate) * cfg.RateFor.Seconds())
@@ -175,12 +229,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 	for _, d := range dets {
 		d.stop()
 	}
-	log.Info("raw broker baseline again, after the pipeline", "records", cfg.Count)
-	if res.RawAfterPerSec, err = raw(ctx, cfg, rawSpecs[1].Name); err != nil {
-		return nil, fmt.Errorf("raw baseline after the pipeline: %w", err)
+	dets = nil
+	if err := baseline("after the pipeline"); err != nil {
+		return nil, err
 	}
-	res.RawPerSec = max(res.RawBeforePerSec, res.RawAfterPerSec)
-	res.Ratio = res.PipelinePerSec / res.RawPerSec
+	res.RawRuns = raws
+	res.RawBeforePerSec, res.RawAfterPerSec, res.RawPerSec = raws[0], raws[len(raws)-1], slices.Max(raws)
+	ratios := make([]float64, rounds)
+	for i := range parts {
+		parts[i].RawPerSec = max(raws[i], raws[i+1])
+		parts[i].Ratio = parts[i].PipelinePerSec / parts[i].RawPerSec
+		ratios[i] = parts[i].Ratio
+	}
+	res.Rounds, res.Ratio = parts, median(ratios)
 	if cfg.ResultPath != "" {
 		b, _ := json.MarshalIndent(res, "", "  ")
 		if err := os.WriteFile(cfg.ResultPath, append(b, '\n'), 0o644); err != nil {
@@ -240,18 +301,30 @@ type sendTimes struct {
 	accounts int     // distinct accounts that paid
 }
 
-// produce sends n generated payments, at rate per second (0: as fast as possible).
-func produce(ctx context.Context, cfg Config, prefix string, n, rate int, w *alertWatcher) (*sendTimes, error) {
-	s, err := producer.NewSender(cfg.Kafka.Brokers, cfg.Kafka.SaramaConfig("fraudpipe-bench"))
-	if err != nil {
-		return nil, err
-	}
+// load is one phase's stream of generated payments and when each was sent.
+type load struct {
+	g  *producer.Generator
+	st *sendTimes
+}
+
+// newLoad prepares n payments whose ids start with prefix, and has the watcher time their alerts.
+func newLoad(cfg Config, prefix string, n int, w *alertWatcher) *load {
 	g := producer.NewGenerator(uint64(len(prefix)*7919+n), cfg.Accounts, 0.01, time.Now().Add(-time.Duration(n)*producer.Step(cfg.Accounts, time.Hour)), time.Hour)
 	g.IDPrefix = prefix
 	// A fraud pattern's later payments get their ids when the pattern starts and are sent later, so ids run
 	// ahead of the send count by at most the payments still scheduled.
 	st := &sendTimes{prefix: prefix, at: make([]int64, n+n/10+100)}
 	w.expect(st)
+	return &load{g: g, st: st}
+}
+
+// send sends the load's next n payments, at rate per second (0: as fast as possible).
+func (l *load) send(ctx context.Context, cfg Config, n, rate int) error {
+	s, err := producer.NewSender(cfg.Kafka.Brokers, cfg.Kafka.SaramaConfig("fraudpipe-bench"))
+	if err != nil {
+		return err
+	}
+	prefix, st := l.st.prefix, l.st
 	began := time.Now()
 	for i := range n {
 		if rate > 0 {
@@ -259,17 +332,35 @@ func produce(ctx context.Context, cfg Config, prefix string, n, rate int, w *ale
 				time.Sleep(ahead)
 			}
 		}
-		p := g.Next()
+		p := l.g.Next()
 		if seq, err := strconv.Atoi(p.ID[len(prefix)+len("pay_"):]); err == nil && seq < len(st.at) {
 			st.at[seq] = time.Now().UnixNano()
 		}
 		if err := s.Send(ctx, string(topics.Payments), p.AccountID, producer.Encode(p)); err != nil {
 			s.Close()
-			return nil, err
+			return err
 		}
 	}
-	st.accounts = g.Distinct()
-	return st, s.Close()
+	st.accounts = l.g.Distinct()
+	return s.Close()
+}
+
+// produce sends n generated payments, at rate per second (0: as fast as possible).
+func produce(ctx context.Context, cfg Config, prefix string, n, rate int, w *alertWatcher) (*sendTimes, error) {
+	l := newLoad(cfg, prefix, n, w)
+	if err := l.send(ctx, cfg, n, rate); err != nil {
+		return nil, err
+	}
+	return l.st, nil
+}
+
+// median of a non-empty slice, which it sorts.
+func median(v []float64) float64 {
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 // raw produces cfg.Count payments to topic, which nobody processes, then consumes them all: the broker's own cost
@@ -591,7 +682,13 @@ func Print(w io.Writer, r *Result) {
 	row("raw broker produce+consume (records/s)", "%.0f", r.RawPerSec)
 	row("  before the pipeline, after it", "%s", fmt.Sprintf("%.0f, %.0f", r.RawBeforePerSec, r.RawAfterPerSec))
 	row("pipeline end to end (payments/s)", "%.0f", r.PipelinePerSec)
-	row("pipeline / raw (the faster)", "%.2f", r.Ratio)
+	row("pipeline / raw (median of the rounds)", "%.2f", r.Ratio)
+	for i, p := range r.Rounds {
+		row(fmt.Sprintf("  round %d: payments/s, raw beside it", i+1), "%s", fmt.Sprintf("%.0f / %.0f = %.2f", p.PipelinePerSec, p.RawPerSec, p.Ratio))
+	}
+	if len(r.Rounds) > 1 {
+		row("  idle detectors' CPU s during those baselines", "%.2f", r.RawDetectorCPU)
+	}
 	row("detector CPU seconds per million payments", "%.1f", r.CPUSecPerMillion)
 	row("detector peak RSS (MiB)", "%.0f", r.PeakRSSMiB)
 	row("state bytes per account (mean table write)", "%.0f", r.StateBytesAccount)

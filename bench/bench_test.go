@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +44,7 @@ func TestBenchMeasuresASmallRun(t *testing.T) {
 	out := filepath.Join(dir, "results.json")
 	res, err := Run(ctx, Config{
 		Kafka:  kafka.Config{Brokers: []string{b.Addr()}, Partitions: 3, Replication: 1, Flush: time.Millisecond},
-		Binary: bin, Rules: "../examples/rules.yaml", Count: 4000, Accounts: 2000,
+		Binary: bin, Rules: "../examples/rules.yaml", Count: 4001, Rounds: 2, Accounts: 2000,
 		Rates: []int{1000}, RateFor: 2 * time.Second, Detectors: 1,
 		WorkDir: dir, ResultPath: out,
 	}, log)
@@ -50,11 +52,30 @@ func TestBenchMeasuresASmallRun(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if res.RawBeforePerSec <= 0 || res.RawAfterPerSec <= 0 || res.RawPerSec != max(res.RawBeforePerSec, res.RawAfterPerSec) {
-		t.Errorf("raw baselines %.0f and %.0f, reported %.0f: want the faster", res.RawBeforePerSec, res.RawAfterPerSec, res.RawPerSec)
+	// Two rounds: a baseline before, between and after them; each round against the faster of the two beside it.
+	raws := res.RawRuns
+	if len(raws) != 3 || slices.Min(raws) <= 0 || res.RawBeforePerSec != raws[0] || res.RawAfterPerSec != raws[2] || res.RawPerSec != slices.Max(raws) {
+		t.Errorf("raw baselines %v, reported before %.0f, after %.0f, fastest %.0f", raws, res.RawBeforePerSec, res.RawAfterPerSec, res.RawPerSec)
 	}
-	if res.PipelinePerSec <= 0 || res.Ratio != res.PipelinePerSec/res.RawPerSec {
-		t.Errorf("pipeline %.0f/s, ratio %.3f against raw %.0f", res.PipelinePerSec, res.Ratio, res.RawPerSec)
+	if len(res.Rounds) != 2 || res.Rounds[0].Payments+res.Rounds[1].Payments != 4001 {
+		t.Fatalf("rounds %+v, want 2 of 4001 payments in all", res.Rounds)
+	}
+	for i, r := range res.Rounds {
+		if raw := max(raws[i], raws[i+1]); r.RawPerSec != raw || r.PipelinePerSec <= 0 || r.Ratio != r.PipelinePerSec/raw {
+			t.Errorf("round %d: %+v, want its ratio against the faster of %.0f and %.0f", i+1, r, raws[i], raws[i+1])
+		}
+	}
+	// The detector is idle during the baseline between the rounds; what it took then is reported, and is small.
+	if res.RawDetectorCPU < 0 || res.RawDetectorCPU > 2 {
+		t.Errorf("detector took %.2f CPU s during the baseline between rounds", res.RawDetectorCPU)
+	}
+	if want := (res.Rounds[0].Ratio + res.Rounds[1].Ratio) / 2; math.Abs(res.Ratio-want) > 1e-12 {
+		t.Errorf("ratio %.4f, want the median of the rounds' %.4f", res.Ratio, want)
+	}
+	// All payments over the rounds' time together: between the slowest and the fastest round.
+	lo, hi := min(res.Rounds[0].PipelinePerSec, res.Rounds[1].PipelinePerSec), max(res.Rounds[0].PipelinePerSec, res.Rounds[1].PipelinePerSec)
+	if res.PipelinePerSec < lo*(1-1e-9) || res.PipelinePerSec > hi*(1+1e-9) {
+		t.Errorf("pipeline %.0f/s outside its rounds' %.0f-%.0f", res.PipelinePerSec, lo, hi)
 	}
 	// The generator alerts about 1% of the time (its fraud patterns), more with few accounts; never none, never most.
 	if res.AlertShare <= 0 || res.AlertShare > 0.2 {
@@ -90,9 +111,20 @@ func TestBenchMeasuresASmallRun(t *testing.T) {
 	var table bytes.Buffer
 	Print(&table, res)
 	t.Logf("\n%s", table.String())
-	for _, want := range []string{"raw broker produce+consume", "before the pipeline, after it", "pipeline / raw", "at 1000/s"} {
+	for _, want := range []string{"raw broker produce+consume", "before the pipeline, after it", "pipeline / raw", "round 2:", "at 1000/s"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("printed table lacks %q:\n%s", want, table.String())
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{[]float64{0.31}, 0.31}, {[]float64{0.36, 0.29, 0.33}, 0.33}, {[]float64{0.4, 0.1, 0.3, 0.2}, 0.25}} {
+		if got := median(slices.Clone(c.in)); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
 		}
 	}
 }

@@ -26,23 +26,34 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// Listen binds addr for Serve; an empty addr returns a nil listener, which serves nothing. A command binds before
-// it starts its parts, so that a taken port fails it at once, and so that no port a part binds itself (an embedded
-// Redis on port 0, say) can be handed the metrics port in between.
-func Listen(addr string) (net.Listener, error) {
+// Listener is the metrics port, bound by Listen before a command starts its parts, so that a taken port fails the
+// command at once, and so that no port a part binds itself (an embedded Redis on port 0, say) can be handed the
+// metrics port in between. The zero Listener (an empty address: metrics off) serves nothing.
+type Listener struct{ ln net.Listener }
+
+// Listen binds addr; an empty addr binds nothing.
+func Listen(addr string) (Listener, error) {
 	if addr == "" {
-		return nil, nil
+		return Listener{}, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics listener: %w", err)
+		return Listener{}, fmt.Errorf("metrics listener: %w", err)
 	}
-	return ln, nil
+	return Listener{ln}, nil
 }
 
-// Serve serves /metrics, /healthz and /debug/pprof/ on ln (from Listen) until ctx is done. A nil ln serves nothing
-// but still returns only when ctx is done, so callers can treat its return as shutdown.
-func Serve(ctx context.Context, ln net.Listener, reg *prometheus.Registry, log *slog.Logger) error {
+// Close releases the port if Serve never ran; Serve closes it itself when it stops.
+func (l Listener) Close() {
+	if l.ln != nil {
+		l.ln.Close()
+	}
+}
+
+// Serve serves /metrics, /healthz and /debug/pprof/ on l until ctx is done. The zero Listener serves nothing but
+// still returns only when ctx is done, so callers can treat its return as shutdown.
+func Serve(ctx context.Context, l Listener, reg *prometheus.Registry, log *slog.Logger) error {
+	ln := l.ln
 	if ln == nil {
 		<-ctx.Done()
 		return nil

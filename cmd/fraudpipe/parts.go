@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"net"
 	"os"
 	"time"
 
@@ -85,7 +84,7 @@ func (c *partConfig) runPart(ctx context.Context, start func(context.Context, *e
 	if err != nil {
 		return err
 	}
-	ln, err := listenMetrics(c.metricsAddr)
+	ln, err := metrics.Listen(c.metricsAddr)
 	if err != nil {
 		return err
 	}
@@ -96,7 +95,7 @@ func (c *partConfig) runPart(ctx context.Context, start func(context.Context, *e
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return metrics.Serve(gctx, ln.Listener, d.reg, log) })
+	g.Go(func() error { return metrics.Serve(gctx, ln, d.reg, log) })
 	if err := start(gctx, g, d, storage); err != nil {
 		return err
 	}
@@ -119,7 +118,7 @@ func brokerCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			ln, err := listenMetrics(c.metricsAddr)
+			ln, err := metrics.Listen(c.metricsAddr)
 			if err != nil {
 				return err
 			}
@@ -134,7 +133,7 @@ func brokerCommand() *ffcli.Command {
 				return err
 			}
 			log.Info("embedded broker listening", "addr", b.Addr())
-			return metrics.Serve(ctx, ln.Listener, metrics.NewRegistry(), log)
+			return metrics.Serve(ctx, ln, metrics.NewRegistry(), log)
 		},
 	}
 }
@@ -164,20 +163,5 @@ func topicsCommand() *ffcli.Command {
 			}
 			return nil
 		},
-	}
-}
-
-// metricsListener is the metrics port, bound before a command starts anything else (see metrics.Listen).
-type metricsListener struct{ net.Listener }
-
-func listenMetrics(addr string) (metricsListener, error) {
-	ln, err := metrics.Listen(addr)
-	return metricsListener{ln}, err
-}
-
-// Close releases the port if Serve never ran (it closes the listener itself when it stops).
-func (m metricsListener) Close() {
-	if m.Listener != nil {
-		m.Listener.Close()
 	}
 }

@@ -51,7 +51,7 @@ func (c *runConfig) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := listenMetrics(c.metricsAddr)
+	ln, err := metrics.Listen(c.metricsAddr)
 	if err != nil {
 		return err
 	}
@@ -77,7 +77,7 @@ func (c *runConfig) run(ctx context.Context) error {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return metrics.Serve(gctx, ln.Listener, d.reg, log) })
+	g.Go(func() error { return metrics.Serve(gctx, ln, d.reg, log) })
 	if err := startDetector(gctx, g, d, storage, c.rules, true, c.expireEvery); err != nil {
 		return err
 	}

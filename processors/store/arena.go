@@ -18,9 +18,9 @@ import (
 // entry; the later one is kept in a small ordinary map.
 //
 // The chunks are mapped outside the Go heap (chunk_unix.go), so the cache does not raise the heap goal either, and
-// a dropped chunk's memory goes back to the system at once. Values returned by get alias a chunk: they are valid
-// only until the next put, delete or free, which may unmap it; callers copy what they keep. Not safe for
-// concurrent use; free must be called when the arena is no longer used.
+// a dropped chunk's memory goes back to the system at once, but for one kept for the next tail. Values returned by
+// get alias a chunk: they are valid only until the next put, delete or free, which may unmap or reuse it; callers
+// copy what they keep. Not safe for concurrent use; free must be called when the arena is no longer used.
 type arena struct {
 	seed      maphash.Seed
 	hash      func(seed maphash.Seed, key string) uint64 // maphash.String; a test forces collisions
@@ -32,6 +32,8 @@ type arena struct {
 	garbage   int64             // bytes of superseded or deleted entries in chunks not dropped
 	held      int64             // capacity of the chunks not dropped
 	clash     map[string][]byte // keys whose hash another key held when they were put
+	spare     []byte            // the last chunk dropped, emptied, for the next tail (see compact)
+	allocated int               // chunks allocated so far
 }
 
 // chunk is a run of entries; mapped says it came from allocChunk's mapping rather than the heap.
@@ -58,7 +60,7 @@ func (a *arena) len() int { return len(a.index) + len(a.clash) }
 
 // size is the memory the arena holds, for the cache budget.
 func (a *arena) size() int64 {
-	n := a.held + int64(len(a.index))*indexEntryBytes
+	n := a.held + int64(cap(a.spare)) + int64(len(a.index))*indexEntryBytes
 	for k, v := range a.clash {
 		n += int64(len(k) + len(v) + entryOverhead)
 	}
@@ -143,7 +145,14 @@ func (a *arena) append(key string, value []byte) uint64 {
 		if len(a.chunks) > 0 {
 			size = min(2*cap(a.chunks[len(a.chunks)-1].b), a.chunkSize)
 		}
-		b, mapped := allocChunk(max(size, n))
+		size = max(size, n)
+		b, mapped := a.spare, true
+		if cap(b) >= size {
+			a.spare = nil
+		} else {
+			b, mapped = allocChunk(size)
+			a.allocated++
+		}
 		a.chunks = append(a.chunks, chunk{b: b, mapped: mapped})
 		a.held += int64(cap(b))
 	}
@@ -183,7 +192,13 @@ func (a *arena) compact() {
 		// The live entries are copied out, so the chunk can go. Reslicing forgets it; the slice's next growth
 		// copies only the chunks still held.
 		a.held -= int64(cap(c))
-		a.chunks[0].free()
+		// The chunk's pages stay for the next tail: a fresh mapping faults in every page as it is first written,
+		// and in a table at steady state every byte appended, an update or an entry moved here, lands in one.
+		if a.spare == nil && a.chunks[0].mapped && cap(c) == a.chunkSize {
+			a.spare = c[:0]
+		} else {
+			a.chunks[0].free()
+		}
 		a.chunks[0] = chunk{}
 		a.chunks = a.chunks[1:]
 		a.dropped++
@@ -195,7 +210,10 @@ func (a *arena) free() {
 	for _, c := range a.chunks {
 		c.free()
 	}
-	a.chunks, a.index, a.clash = nil, map[uint64]uint64{}, nil
+	if a.spare != nil {
+		freeChunk(a.spare)
+	}
+	a.chunks, a.index, a.clash, a.spare = nil, map[uint64]uint64{}, nil, nil
 	a.live, a.garbage, a.held = 0, 0, 0
 }
 

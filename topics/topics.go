@@ -36,7 +36,9 @@ const (
 )
 
 // HeaderControl marks a control record on the payments topic, which the detector acts on and never scores.
-// Its value names the kind: ControlRuleset is a ruleset switch point (value {"ruleset_version": N}).
+// Its value names the kind: ControlRuleset is a ruleset switch point (value {"ruleset_version": N}). Control
+// records have no key (they are written to each partition in turn), and a detector looks for the header only on
+// records without one.
 const (
 	HeaderControl  = "fraudpipe-control"
 	ControlRuleset = "ruleset"

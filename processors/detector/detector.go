@@ -109,7 +109,9 @@ func New(brokers []string, cfg Config, opts ...goka.ProcessorOption) (*goka.Proc
 
 func (d *detector) process(ctx goka.Context, msg any) {
 	raw, _ := msg.([]byte)
-	if string(ctx.Headers()[topics.HeaderControl]) == topics.ControlRuleset && ctx.Topic() == topics.Payments {
+	// Only keyless records can be control records: goka builds a map of a record's headers when asked for them,
+	// an allocation per payment otherwise.
+	if ctx.Key() == "" && ctx.Topic() == topics.Payments && string(ctx.Headers()[topics.HeaderControl]) == topics.ControlRuleset {
 		d.switchVersion(ctx, raw)
 		return
 	}

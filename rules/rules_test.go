@@ -327,6 +327,40 @@ rules:
 	}
 }
 
+// A state is decoded to take the next payment: taking it, and remembering its id, must not grow the decoded
+// slices (each growth is a new slice of twice the size and a copy, per payment of an account seen before).
+func TestDecodedStateTakesAPaymentInPlace(t *testing.T) {
+	rs := mustParse(t, `
+thresholds: { review: 50, block: 80 }
+state: { max_events: 256 }
+rules:
+  - { name: c, type: count, window: 1h, limit: 500, score: 50 } # never fires: an alert's reasons allocate
+`)
+	for _, held := range []int{1, 5, SeenCap + 3} {
+		st := &State{}
+		for i := range held {
+			p := pay(fmt.Sprint(i), time.Duration(i)*time.Second, 100, "EUR")
+			rs.Evaluate(st, &p)
+			st.Remember(p.ID, uint64(i), nil)
+		}
+		b, err := st.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := pay("next", time.Duration(held)*time.Second, 100, "EUR")
+		var s State
+		decode := testing.AllocsPerRun(20, func() { _ = s.UnmarshalBinary(b) })
+		take := testing.AllocsPerRun(20, func() {
+			_ = s.UnmarshalBinary(b)
+			rs.Evaluate(&s, &next)
+			s.Remember(next.ID, 99, nil)
+		})
+		if take != decode {
+			t.Errorf("%d payments held: decoding allocates %v times, decoding and taking a payment %v", held, decode, take)
+		}
+	}
+}
+
 func TestParsePayment(t *testing.T) {
 	valid := `{"id":"pay_123","account_id":"acct_42","amount":125050,"currency":"EUR","timestamp":"2026-11-22T10:00:00Z","merchant_id":"m_17","merchant_category":"5732","country":"DE","card_id":"card_9","device_id":"dev_3","ip":"203.0.113.9"}`
 	p, err := ParsePayment([]byte(valid))

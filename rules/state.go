@@ -527,7 +527,10 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	} else {
 		*s = State{Touched: d.varint(), newest: d.varint()}
 	}
-	s.events = make([]event, d.count(5))
+	// Room for one more event and one more seen id: a state is decoded to take the next payment, and growing a
+	// slice by one copies it into a new one twice its size.
+	n := d.count(5)
+	s.events = make([]event, n, n+1)
 	prev := base
 	for i := range s.events {
 		e := &s.events[i]
@@ -561,7 +564,8 @@ func (s *State) UnmarshalBinary(data []byte) error {
 			}
 		}
 	}
-	s.seen = make([]seen, d.count(17))
+	n = d.count(17)
+	s.seen = make([]seen, n, max(n, min(n+1, SeenCap))) // Remember drops the oldest id at SeenCap
 	for i := range s.seen {
 		x := &s.seen[i]
 		x.id, x.src = d.u64(), d.u64()

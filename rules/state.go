@@ -511,12 +511,21 @@ func (d *decoder) location(base int64) location {
 	return l
 }
 
-// UnmarshalBinary decodes a state written by MarshalBinary.
+// Reset empties s for another account's state, keeping the memory of its event and payment id lists: a detector
+// recycles states once they are encoded, so that decoding an ordinary account's state allocates nothing.
+func (s *State) Reset() {
+	events, seen := s.events[:0], s.seen[:0]
+	clear(seen[:cap(seen)]) // let go of the alerts the previous account kept
+	*s = State{events: events, seen: seen}
+}
+
+// UnmarshalBinary decodes a state written by MarshalBinary into s, reusing its lists' memory.
 func (s *State) UnmarshalBinary(data []byte) error {
 	if len(data) == 0 || data[0] < 1 || data[0] > stateVersion {
 		return fmt.Errorf("%w: unknown version", errCorrupt)
 	}
 	version := data[0]
+	events, seenIDs := s.events[:0], s.seen[:0]
 	d := decoder{b: data[1:]}
 	// base is what version 3 codes timestamps against; earlier versions wrote them whole.
 	var base int64
@@ -530,7 +539,7 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	// Room for one more event and one more seen id: a state is decoded to take the next payment, and growing a
 	// slice by one copies it into a new one twice its size.
 	n := d.count(5)
-	s.events = make([]event, n, n+1)
+	s.events = resize(events, n, n+1)
 	prev := base
 	for i := range s.events {
 		e := &s.events[i]
@@ -565,7 +574,7 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		}
 	}
 	n = d.count(17)
-	s.seen = make([]seen, n, max(n, min(n+1, SeenCap))) // Remember drops the oldest id at SeenCap
+	s.seen = resize(seenIDs, n, max(n, min(n+1, SeenCap))) // Remember drops the oldest id at SeenCap
 	for i := range s.seen {
 		x := &s.seen[i]
 		x.id, x.src = d.u64(), d.u64()
@@ -592,4 +601,14 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		d.err = fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.b))
 	}
 	return d.err
+}
+
+// resize returns n zeroed elements in s's memory if it holds room, else in a new slice of capacity room.
+func resize[E any](s []E, n, room int) []E {
+	if cap(s) < room {
+		return make([]E, n, room)
+	}
+	s = s[:n]
+	clear(s)
+	return s
 }

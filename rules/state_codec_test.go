@@ -115,3 +115,41 @@ func TestLastCountryWithoutCentreSurvivesTheCodec(t *testing.T) {
 		t.Fatalf("last location %+v, want country XX at %d without coordinates", got.last, st.last.ts)
 	}
 }
+
+// The detector decodes states into recycled ones: a state decoded into one that held another account must equal
+// one decoded afresh, and a reset one must score like a new one, whatever the previous account held (a truncated
+// decode included).
+func TestReusedStateKeepsNothingOfThePreviousAccount(t *testing.T) {
+	states := codecStates(t)
+	enc := make([][]byte, len(states))
+	for i, st := range states {
+		enc[i], _ = st.MarshalBinary()
+	}
+	emptyEnc, _ := (&State{}).MarshalBinary()
+	for i := range states {
+		for j := range states {
+			var r State
+			if err := r.UnmarshalBinary(enc[i]); err != nil {
+				t.Fatal(err)
+			}
+			_ = r.UnmarshalBinary(enc[i][:len(enc[i])/2]) // a failed decode leaves whatever it got to
+			if err := r.UnmarshalBinary(enc[j]); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(&r, states[j]) {
+				t.Fatalf("state %d decoded into one that held state %d:\n got %+v\nwant %+v", j, i, r, *states[j])
+			}
+		}
+		var r State
+		_ = r.UnmarshalBinary(enc[i])
+		r.Reset()
+		if got, _ := r.MarshalBinary(); string(got) != string(emptyEnc) {
+			t.Fatalf("state %d reset encodes as %x, an empty one as %x", i, got, emptyEnc)
+		}
+		for k := range r.seen[:cap(r.seen)] {
+			if r.seen[:cap(r.seen)][k].alert != nil {
+				t.Fatalf("state %d reset still holds the alert of a payment id", i)
+			}
+		}
+	}
+}

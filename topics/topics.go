@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -169,14 +170,29 @@ func (StateCodec) Encode(v any) ([]byte, error) {
 	return s.MarshalBinary()
 }
 
-// Decode implements goka.Codec.
+// Decode implements goka.Codec. The state comes from the states given back with RecycleState when there are any.
 func (StateCodec) Decode(b []byte) (any, error) {
-	s := new(rules.State)
+	s := states.Get().(*rules.State)
 	if err := s.UnmarshalBinary(b); err != nil {
+		states.Put(s)
 		return nil, fmt.Errorf("decode account state: %w", err)
 	}
 	return s, nil
 }
+
+// NewState returns an empty account state, a recycled one when there is one.
+func NewState() *rules.State {
+	s := states.Get().(*rules.State)
+	s.Reset()
+	return s
+}
+
+// RecycleState gives back a state from Decode or NewState that nothing refers to any more (goka encodes a value
+// when it is set and keeps only the bytes), for the next payment to decode into: its event and id lists are
+// allocated once instead of on every payment.
+func RecycleState(s *rules.State) { states.Put(s) }
+
+var states = sync.Pool{New: func() any { return new(rules.State) }}
 
 // IDsCodec encodes a list of ids (the notifier's recently delivered alert ids) one per line.
 type IDsCodec struct{}

@@ -162,8 +162,10 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	// (a rebalance, a shutdown): Value then returns nil, and scoring against an empty history would be committed.
 	stopping(ctx)
 	if st == nil {
-		st = new(rules.State)
+		st = topics.NewState()
 	}
+	// goka encodes the state when it is set and keeps only the bytes: the next payment may decode into it.
+	defer topics.RecycleState(st)
 	src := rules.SourceID(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
 	if prevSrc, alert, seen := st.Lookup(p.ID); seen {
 		if prevSrc == src {
@@ -246,8 +248,9 @@ func (d *detector) groupStage(ctx goka.Context, rs *rules.Ruleset, p *rules.Paym
 	st, _ := ctx.Value().(*rules.State)
 	stopping(ctx)
 	if st == nil {
-		st = new(rules.State)
+		st = topics.NewState()
 	}
+	defer topics.RecycleState(st)
 	var outcome map[string]string
 	if _, stored, seen := st.Lookup(p.ID); seen {
 		if err := json.Unmarshal(stored, &outcome); err != nil {
@@ -368,10 +371,14 @@ func (d *detector) deadLetter(ctx goka.Context, raw []byte, err error) {
 func (d *detector) expire(ctx goka.Context, meta any) {
 	now, _ := meta.(time.Time)
 	st, _ := ctx.Value().(*rules.State)
-	if st != nil && st.Idle(now, IdleTTL(d.Rules())) {
+	if st == nil {
+		return
+	}
+	if st.Idle(now, IdleTTL(d.Rules())) {
 		ctx.Delete()
 		d.Metrics.Expired.Inc()
 	}
+	topics.RecycleState(st)
 }
 
 // IdleTTL is how long an account's state outlives its last update.

@@ -148,10 +148,10 @@ func TestRunSurvivesKillAndCtrlC(t *testing.T) {
 	rulesPath := copyRules(t, dir)
 	var metricsAddr string
 	run := func() *proc {
-		metricsAddr = freeAddr(t)
 		r := start(t, "run", "run", "--data-dir", filepath.Join(dir, "data"), "--broker-listen", brokers,
-			"--rules", rulesPath, "--metrics-addr", metricsAddr, "--alert-log", alertLog)
+			"--rules", rulesPath, "--metrics-addr", "127.0.0.1:0", "--alert-log", alertLog)
 		r.waitStderr(30*time.Second, "pipeline running")
+		metricsAddr = r.metricsAddr()
 		return r
 	}
 	s := generateStream(t, 11, 1500, 24000)
@@ -195,9 +195,8 @@ func TestLocalStateNeverOutlivesTheBroker(t *testing.T) {
 	requireTool(t, "kcat")
 	dir := t.TempDir()
 	brokers := freeAddr(t)
-	metricsAddr := freeAddr(t)
 	args := []string{"run", "--data-dir", filepath.Join(dir, "data"), "--broker-listen", brokers,
-		"--rules", "../examples/rules.yaml", "--metrics-addr", metricsAddr, "--alert-log", filepath.Join(dir, "alerts.log")}
+		"--rules", "../examples/rules.yaml", "--metrics-addr", "127.0.0.1:0", "--alert-log", filepath.Join(dir, "alerts.log")}
 	burst := func(from int) []string {
 		var ls []string
 		for i := range 4 {
@@ -207,6 +206,7 @@ func TestLocalStateNeverOutlivesTheBroker(t *testing.T) {
 	}
 	r := start(t, "run", args...)
 	r.waitStderr(30*time.Second, "pipeline running")
+	metricsAddr := r.metricsAddr()
 	kcatProduce(t, brokers, "payments", true, burst(0)...) // 4 payments: one short of rapid-fire
 	waitFor(t, 30*time.Second, "4 payments", func() bool { return metric(metricsAddr, "fraudpipe_payments_processed_total") == 4 })
 	r.interrupt()
@@ -219,6 +219,7 @@ func TestLocalStateNeverOutlivesTheBroker(t *testing.T) {
 	if !strings.Contains(r.Stderr(), "removing local state of another kafka cluster") {
 		t.Fatalf("stale state was not noticed:\n%s", r.Stderr())
 	}
+	metricsAddr = r.metricsAddr()
 	kcatProduce(t, brokers, "payments", true, burst(10)...) // 4 more: with stale state counted, rapid-fire would fire
 	waitFor(t, 30*time.Second, "4 payments", func() bool { return metric(metricsAddr, "fraudpipe_payments_processed_total") == 4 })
 	if n := len(kcatConsume(t, brokers, "alerts")); n != 0 {

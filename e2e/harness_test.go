@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +55,8 @@ func requireTool(t *testing.T, name string) {
 	}
 }
 
+// freeAddr picks a port for a broker, which must come back at the same address when restarted; everything else
+// binds port 0 (see metricsAddr).
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	usedMu.Lock()
@@ -176,6 +179,30 @@ func (p *proc) waitStderr(timeout time.Duration, substr string) {
 		return strings.Contains(p.Stderr(), substr)
 	})
 }
+
+// metricsAddr returns the address p serves metrics on, read from its log. Children get --metrics-addr
+// 127.0.0.1:0 and bind a port of their own: a port picked here and released could be taken, before the child binds
+// it, by another child's listener on port 0 or by an outgoing connection. (Brokers keep addresses picked here: a
+// restarted broker must come back where its clients look for it.)
+func (p *proc) metricsAddr() string {
+	p.t.Helper()
+	var addr string
+	waitFor(p.t, 30*time.Second, p.name+" to serve metrics", func() bool {
+		select {
+		case <-p.done:
+			p.t.Fatalf("%s exited: %v\n%s", p.name, p.exitErr, tail(p.Stderr(), 4096))
+		default:
+		}
+		m := servingMetrics.FindStringSubmatch(p.Stderr())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	return addr
+}
+
+var servingMetrics = regexp.MustCompile(`msg="serving metrics" addr=http://([^/\s]+)/metrics`)
 
 // scrape returns an instance's /metrics page ("" when it does not answer).
 func scrape(addr string) string {

@@ -86,11 +86,11 @@ push: { subscriber: "mailto:ops@bank.example", vapid_public_key: %q }
 
 func (e *notifierEnv) startNotifier(t *testing.T) {
 	t.Helper()
-	e.notMetrics = freeAddr(t)
 	t.Setenv("FRAUDPIPE_REDIS", e.redis.URL()) // the password stays off the command line
 	e.notifier = start(t, "notifier", "notifier", "--brokers", e.brokers, "--redis-ca-file", e.redis.CAFile,
-		"--notifier-config", e.config, "--metrics-addr", e.notMetrics)
+		"--notifier-config", e.config, "--metrics-addr", "127.0.0.1:0")
 	e.notifier.waitStderr(30*time.Second, "notifier started")
+	e.notMetrics = e.notifier.metricsAddr()
 }
 
 func (e *notifierEnv) generate(t *testing.T, accounts, count int) {

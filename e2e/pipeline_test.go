@@ -48,8 +48,6 @@ func startPipeline(t *testing.T) *pipeline {
 	p := &pipeline{cluster: c, rulesPath: filepath.Join(dir, "rules.yaml"), detStateDir: filepath.Join(dir, "detector-state")}
 	copyRules(t, dir)
 	p.startDetector(t)
-	// Port 0: nothing here reads the notifier's metrics, and a port picked and released for it could be handed to
-	// another process's listener on port 0 before the notifier binds it.
 	p.notifier = start(t, "notifier", "notifier", "--brokers", c.brokers, "--metrics-addr", "127.0.0.1:0")
 	p.notifier.waitStderr(30*time.Second, "notifier started")
 	return p
@@ -57,10 +55,10 @@ func startPipeline(t *testing.T) *pipeline {
 
 func (p *pipeline) startDetector(t *testing.T) {
 	t.Helper()
-	p.detMetrics = freeAddr(t)
 	p.detector = start(t, "detector", "detector", "--brokers", p.brokers, "--rules", p.rulesPath,
-		"--state-dir", p.detStateDir, "--metrics-addr", p.detMetrics)
+		"--state-dir", p.detStateDir, "--metrics-addr", "127.0.0.1:0")
 	p.detector.waitStderr(30*time.Second, "detector started")
+	p.detMetrics = p.detector.metricsAddr()
 }
 
 // alertLines are the notifier's log lines, one per alert.

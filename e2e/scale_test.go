@@ -16,11 +16,10 @@ func TestThreeDetectorsOneKilledMidStream(t *testing.T) {
 	dets := []*proc{p.detector}
 	addrs := []string{p.detMetrics}
 	for i := 1; i < 3; i++ {
-		addr := freeAddr(t)
 		d := start(t, fmt.Sprint("detector-", i), "detector", "--brokers", p.brokers, "--rules", p.rulesPath,
-			"--state-dir", filepath.Join(t.TempDir(), "state"), "--metrics-addr", addr)
+			"--state-dir", filepath.Join(t.TempDir(), "state"), "--metrics-addr", "127.0.0.1:0")
 		d.waitStderr(30*time.Second, "detector started")
-		dets, addrs = append(dets, d), append(addrs, addr)
+		dets, addrs = append(dets, d), append(addrs, d.metricsAddr())
 	}
 	// Every instance owns partitions before the stream starts: the group has settled.
 	waitFor(t, 60*time.Second, "the three detectors to share the partitions", func() bool {

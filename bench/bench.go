@@ -85,15 +85,20 @@ type Result struct {
 	RawDetectorCPU float64 `json:"detector_cpu_seconds_during_baselines"`
 	// PipelinePerSec is all saturation payments over the time the rounds took; Ratio is the median of the
 	// rounds' ratios.
-	PipelinePerSec    float64            `json:"pipeline_payments_per_sec"`
-	Ratio             float64            `json:"pipeline_to_raw"`
-	AlertShare        float64            `json:"alert_share"`
-	CPUSecPerMillion  float64            `json:"detector_cpu_seconds_per_million"`
-	PeakRSSMiB        float64            `json:"detector_peak_rss_mib"`
-	StateBytesAccount float64            `json:"state_bytes_per_account_write"`
-	ChangelogBytesPay float64            `json:"changelog_bytes_per_payment"`
-	SaturationLatency Latency            `json:"saturation_latency"`
-	RateLatency       map[string]Latency `json:"latency_at_rate"`
+	PipelinePerSec   float64 `json:"pipeline_payments_per_sec"`
+	Ratio            float64 `json:"pipeline_to_raw"`
+	AlertShare       float64 `json:"alert_share"`
+	CPUSecPerMillion float64 `json:"detector_cpu_seconds_per_million"`
+	// AllocsPerPayment and AllocBytesPerPayment are the detectors' heap allocations (Go's, from their metrics)
+	// during the rounds over the payments scored: unlike CPU time they hardly move with the machine's speed, so
+	// they compare builds on a noisy machine.
+	AllocsPerPayment     float64            `json:"detector_allocs_per_payment"`
+	AllocBytesPerPayment float64            `json:"detector_alloc_bytes_per_payment"`
+	PeakRSSMiB           float64            `json:"detector_peak_rss_mib"`
+	StateBytesAccount    float64            `json:"state_bytes_per_account_write"`
+	ChangelogBytesPay    float64            `json:"changelog_bytes_per_payment"`
+	SaturationLatency    Latency            `json:"saturation_latency"`
+	RateLatency          map[string]Latency `json:"latency_at_rate"`
 }
 
 // Round is one part of the saturation run.
@@ -149,18 +154,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 		defer d.stop()
 		dets = append(dets, d)
 	}
-	processed := func() float64 {
-		sum := 0.0
-		for _, d := range dets {
-			sum += d.metric("fraudpipe_payments_processed_total")
-		}
-		return sum
-	}
+	processed := func() float64 { return sum(dets, "fraudpipe_payments_processed_total") }
 
 	// One stream of payments, sent a round at a time: the same payments as one long run.
 	sat := newLoad(cfg, "sat_", cfg.Count, alerts)
 	var busy time.Duration
-	var cpu float64
+	var cpu, allocs, allocBytes float64
 	parts := make([]Round, rounds)
 	for i := range rounds {
 		n := cfg.Count / rounds
@@ -174,6 +173,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 		}
 		log.Info("saturation: producing as fast as possible while the detector runs", "round", i+1, "of", rounds, "payments", n)
 		before, cpu0, start := processed(), cpuSeconds(dets), time.Now()
+		allocs0, bytes0 := sum(dets, "go_memstats_mallocs_total"), sum(dets, "go_memstats_alloc_bytes_total")
 		profiled := func() error { return nil }
 		if i == 0 {
 			profiled = profile(ctx, cfg, dets, log)
@@ -187,6 +187,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 		elapsed := time.Since(start)
 		busy += elapsed
 		cpu += cpuSeconds(dets) - cpu0
+		allocs += sum(dets, "go_memstats_mallocs_total") - allocs0
+		allocBytes += sum(dets, "go_memstats_alloc_bytes_total") - bytes0
 		parts[i] = Round{Payments: n, PipelinePerSec: float64(n) / elapsed.Seconds()}
 		if err := profiled(); err != nil {
 			return nil, err
@@ -195,6 +197,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 	res.AccountsPaid = sat.st.accounts
 	res.PipelinePerSec = float64(cfg.Count) / busy.Seconds()
 	res.CPUSecPerMillion = cpu / float64(cfg.Count) * 1e6
+	res.AllocsPerPayment, res.AllocBytesPerPayment = allocs/float64(cfg.Count), allocBytes/float64(cfg.Count)
 	var alertCount, tableBytes, tableRecords float64
 	for _, d := range dets {
 		alertCount += d.metric("fraudpipe_alerts_total")
@@ -604,6 +607,15 @@ func (c *child) metric(name string) float64 {
 	return sum
 }
 
+// sum adds a metric over the children.
+func sum(cs []*child, name string) float64 {
+	s := 0.0
+	for _, c := range cs {
+		s += c.metric(name)
+	}
+	return s
+}
+
 // cpuSeconds is the user plus system time the children used so far (Linux /proc).
 func cpuSeconds(cs []*child) float64 {
 	total := 0.0
@@ -690,6 +702,8 @@ func Print(w io.Writer, r *Result) {
 		row("  idle detectors' CPU s during those baselines", "%.2f", r.RawDetectorCPU)
 	}
 	row("detector CPU seconds per million payments", "%.1f", r.CPUSecPerMillion)
+	row("detector heap allocations per payment", "%.1f", r.AllocsPerPayment)
+	row("  their bytes", "%.0f", r.AllocBytesPerPayment)
 	row("detector peak RSS (MiB)", "%.0f", r.PeakRSSMiB)
 	row("state bytes per account (mean table write)", "%.0f", r.StateBytesAccount)
 	row("changelog bytes per payment", "%.0f", r.ChangelogBytesPay)

@@ -87,6 +87,11 @@ func TestBenchMeasuresASmallRun(t *testing.T) {
 	if res.CPUSecPerMillion <= 0 || res.PeakRSSMiB <= 0 {
 		t.Errorf("detector CPU %.1f s per million, peak RSS %.0f MiB: the child's metrics were not read", res.CPUSecPerMillion, res.PeakRSSMiB)
 	}
+	// Decoding a payment alone allocates; sarama, goka and the state codec add more. Hundreds would mean the
+	// detector's metrics were read wrongly (or a leak of allocations into the hot path).
+	if res.AllocsPerPayment < 1 || res.AllocsPerPayment > 300 || res.AllocBytesPerPayment < 100 {
+		t.Errorf("detector allocations per payment: %.1f objects, %.0f bytes", res.AllocsPerPayment, res.AllocBytesPerPayment)
+	}
 	// Every payment writes its account's state once; states are tens to hundreds of bytes.
 	if res.StateBytesAccount < 20 || res.StateBytesAccount > 2000 || res.ChangelogBytesPay < res.StateBytesAccount*0.9 {
 		t.Errorf("state %.0f bytes per write, changelog %.0f bytes per payment", res.StateBytesAccount, res.ChangelogBytesPay)
@@ -111,7 +116,7 @@ func TestBenchMeasuresASmallRun(t *testing.T) {
 	var table bytes.Buffer
 	Print(&table, res)
 	t.Logf("\n%s", table.String())
-	for _, want := range []string{"raw broker produce+consume", "before the pipeline, after it", "pipeline / raw", "round 2:", "at 1000/s"} {
+	for _, want := range []string{"raw broker produce+consume", "before the pipeline, after it", "pipeline / raw", "round 2:", "allocations per payment", "at 1000/s"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("printed table lacks %q:\n%s", want, table.String())
 		}

@@ -132,9 +132,12 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	if ctx.Topic() != topics.Payments {
 		stage, _ = strconv.Atoi(string(ctx.Headers()[topics.HeaderStage]))
 		if h := ctx.Headers()[topics.HeaderGrouped]; len(h) > 0 {
-			if err := json.Unmarshal(h, &grouped); err != nil {
+			// Decoded into a variable of its own: &grouped would move grouped to the heap on every payment.
+			g := grouped
+			if err := json.Unmarshal(h, &g); err != nil {
 				processors.Fail(ctx, fmt.Errorf("loop record with unreadable grouped outcomes: %w", err))
 			}
+			grouped = g
 		}
 	}
 	if stage < len(keys) && ctx.Topic() != topics.Payments && ctx.Key() == keys[stage] {

@@ -121,6 +121,33 @@ func TestBenchMeasuresASmallRun(t *testing.T) {
 			t.Errorf("printed table lacks %q:\n%s", want, table.String())
 		}
 	}
+
+	// --count-only: the same harness with detectors that only count. Its state is a few dozen bytes (a scored
+	// one about 140), nothing alerts,
+	// and the latency runs, which would time no alert, are left out. A broker of its own: the first run's
+	// group offsets and table would carry over.
+	b2, err := embedded.StartBroker(filepath.Join(dir, "kafka-count-only"), "127.0.0.1:0", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	cres, err := Run(ctx, Config{
+		Kafka:  kafka.Config{Brokers: []string{b2.Addr()}, Partitions: 3, Replication: 1, Flush: time.Millisecond},
+		Binary: bin, Rules: "../examples/rules.yaml", Count: 2000, Rounds: 1, Accounts: 2000,
+		Rates: []int{1000}, RateFor: 2 * time.Second, Detectors: 1, WorkDir: filepath.Join(dir, "count-only"),
+		CountOnly: true,
+	}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cres.CountOnly || cres.AlertShare != 0 || len(cres.RateLatency) != 0 || cres.PipelinePerSec <= 0 || cres.ChangelogBytesPay <= 0 || cres.ChangelogBytesPay > res.ChangelogBytesPay/2 {
+		t.Errorf("count-only run: %+v", cres)
+	}
+	table.Reset()
+	Print(&table, cres)
+	if !strings.Contains(table.String(), "counting only") {
+		t.Errorf("printed table does not say the detectors only counted:\n%s", table.String())
+	}
 }
 
 func TestMedian(t *testing.T) {

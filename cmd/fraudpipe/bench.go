@@ -30,6 +30,7 @@ type benchConfig struct {
 	out       string
 	profile   string
 	profFor   time.Duration
+	countOnly bool
 }
 
 func benchCommand() *ffcli.Command {
@@ -53,6 +54,7 @@ func benchCommand() *ffcli.Command {
 	fs.StringVar(&c.rules, "rules", "examples/rules.yaml", "rules file")
 	fs.StringVar(&c.out, "out", "bench-results.json", "where the results go as JSON")
 	fs.StringVar(&c.profile, "profile", "", "write CPU profiles of each detector and of the bench process (broker, producer) at saturation to this directory (go tool pprof)")
+	fs.BoolVar(&c.countOnly, "count-only", false, "detectors score nothing, only count each payment in its account's state: what goka, sarama and the store take without the rules (no latency runs)")
 	fs.DurationVar(&c.profFor, "profile-for", 15*time.Second, "how long --profile samples, from the start of the first saturation round")
 	return &ffcli.Command{
 		Name: "bench", ShortUsage: "fraudpipe bench [flags]", FlagSet: fs, Options: envOptions,
@@ -97,7 +99,7 @@ func (c *benchConfig) run(ctx context.Context) error {
 	res, err := bench.Run(ctx, bench.Config{
 		Kafka: c.kafka.config(), Binary: self, Rules: c.rules, Count: c.count, Rounds: c.rounds, Accounts: c.accounts, Rates: rates,
 		RateFor: c.rateFor, Detectors: c.detectors, WorkDir: work, ResultPath: c.out,
-		ProfileDir: c.profile, ProfileFor: c.profFor,
+		ProfileDir: c.profile, ProfileFor: c.profFor, CountOnly: c.countOnly,
 	}, log)
 	if err != nil {
 		return err

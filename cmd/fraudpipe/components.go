@@ -72,6 +72,14 @@ func (d deps) prepare(ctx context.Context) (storage string, err error) {
 	return processors.StorageDir(d.stateDir, id, d.log)
 }
 
+// detectorOptions are the detector's settings that the run command and the detector command share.
+type detectorOptions struct {
+	rulesPath   string
+	pushOnSave  bool
+	expireEvery time.Duration
+	countOnly   bool // benchmarks: score nothing (detector.Config.CountOnly)
+}
+
 // startDetector runs the detector group, the followers of the rules and lists topics, the rules-file watcher
 // and the idle-state expiry in g.
 //
@@ -79,7 +87,7 @@ func (d deps) prepare(ctx context.Context) (storage string, err error) {
 // never published (the first start, or an edit made while the pipeline was down), and, with pushOnSave, again
 // on every valid save. A file whose content matches any published version is not pushed at start-up, so a
 // restart never undoes a `fraudpipe rules rollback`.
-func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage, rulesPath string, pushOnSave bool, expireEvery time.Duration) error {
+func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage string, o detectorOptions) error {
 	reg := registry.New(d.kafka, d.log)
 	lists := registry.NewLists(d.kafka, d.log)
 	g.Go(func() error { return reg.Run(ctx) })
@@ -93,9 +101,9 @@ func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage, rule
 		return err
 	}
 	var rw *watch.Watcher
-	if rulesPath != "" {
+	if o.rulesPath != "" {
 		var err error
-		if rw, err = watch.Load(rulesPath, d.log, d.reg); err != nil {
+		if rw, err = watch.Load(o.rulesPath, d.log, d.reg); err != nil {
 			return err
 		}
 		if !published(reg, rw.Current().Digest) {
@@ -103,7 +111,7 @@ func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage, rule
 				return err
 			}
 		}
-		if pushOnSave {
+		if o.pushOnSave {
 			rw.OnChange = func(rs *rules.Ruleset) error { return pushFile(ctx, reg, d, rs) }
 			g.Go(func() error { return rw.Run(ctx) })
 		}
@@ -122,11 +130,15 @@ func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage, rule
 		opts := append(d.kafka.ProcessorOptions("fraudpipe-detector", d.log), processors.Storage(dir, int64(d.stateCacheMiB)<<20))
 		return detector.New(d.kafka.Brokers, detector.Config{
 			Rules: reg.LatestRuleset, Versions: reg, Lists: lists, Partitions: partitions, Metrics: m, Log: d.log,
+			CountOnly: o.countOnly,
 		}, opts...)
 	}}
 	metrics.RegisterLag(d.reg, string(detector.Group), sup.Current)
 	g.Go(func() error { return sup.Run(ctx) })
-	g.Go(func() error { return expireLoop(ctx, sup, expireEvery, d.log) })
+	g.Go(func() error { return expireLoop(ctx, sup, o.expireEvery, d.log) })
+	if o.countOnly {
+		d.log.Warn("count-only: payments are counted, not scored; for benchmarks only")
+	}
 	d.log.Info("detector started", "partitions", partitions, "state", dir, "latest_ruleset", latest.Version)
 	return nil
 }

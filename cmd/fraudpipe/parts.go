@@ -24,6 +24,7 @@ type partConfig struct {
 	rules           string
 	rulesPushOnSave bool
 	expireEvery     time.Duration
+	countOnly       bool
 	// notifier
 	notifier notifierFlags
 	// broker
@@ -47,12 +48,13 @@ func detectorCommand() *ffcli.Command {
 	fs.StringVar(&c.stateDir, "state-dir", "data/state", "local state (goka storage); each instance on a machine needs its own")
 	fs.DurationVar(&c.expireEvery, "expire-interval", 10*time.Minute, "how often idle accounts' state is deleted")
 	fs.IntVar(&c.stateCache, "state-cache", defaultStateCacheMiB, stateCacheHelp)
+	fs.BoolVar(&c.countOnly, "count-only", false, "for benchmarks only: score nothing, just count each payment in its account's state (fraudpipe bench --count-only)")
 	return &ffcli.Command{
 		Name: "detector", ShortUsage: "fraudpipe detector [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Score payments and emit alerts; run several for more throughput (one consumer group).",
 		Exec: func(ctx context.Context, _ []string) error {
 			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, storage string) error {
-				return startDetector(ctx, g, d, storage, c.rules, c.rulesPushOnSave, c.expireEvery)
+				return startDetector(ctx, g, d, storage, detectorOptions{rulesPath: c.rules, pushOnSave: c.rulesPushOnSave, expireEvery: c.expireEvery, countOnly: c.countOnly})
 			})
 		},
 	}

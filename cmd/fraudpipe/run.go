@@ -78,7 +78,7 @@ func (c *runConfig) run(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return metrics.Serve(gctx, ln, d.reg, log) })
-	if err := startDetector(gctx, g, d, storage, c.rules, true, c.expireEvery); err != nil {
+	if err := startDetector(gctx, g, d, storage, detectorOptions{rulesPath: c.rules, pushOnSave: true, expireEvery: c.expireEvery}); err != nil {
 		return err
 	}
 	if err := startNotifier(gctx, g, d, c.notifier, alerts); err != nil {

@@ -392,3 +392,33 @@ rules:
 		t.Fatalf("allowed %v, want 1", got)
 	}
 }
+
+// With CountOnly (fraudpipe bench --count-only) a payment costs one state read and one table write: nothing is
+// decoded, scored, alerted or dead-lettered, and each account's state counts its payments.
+func TestCountOnlyScoresNothing(t *testing.T) {
+	rs, err := rules.Parse("test.yaml", []byte(testRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt, m, alerts := runDetector(t, detector.Config{Rules: func() *rules.Ruleset { return rs }, Partitions: 1, CountOnly: true})
+	dlq := tt.NewQueueTracker(string(topics.PaymentsDLQ))
+	tt.Consume(string(topics.Payments), "a1", payment("p1", "a1", 900000, 0)) // over big-ticket's limit
+	tt.Consume(string(topics.Payments), "a1", payment("p2", "a1", 100, time.Second))
+	tt.Consume(string(topics.Payments), "a1", []byte(`not json`))
+	tt.Consume(string(topics.Payments), "a2", payment("p3", "a2", 100, 0))
+	if _, _, ok := alerts.NextRaw(); ok {
+		t.Error("an alert in count-only mode")
+	}
+	if _, _, ok := dlq.NextRaw(); ok {
+		t.Error("a dead letter in count-only mode")
+	}
+	if n := testutil.ToFloat64(m.Processed); n != 4 {
+		t.Errorf("processed %v, want 4", n)
+	}
+	for acct, want := range map[string]int64{"a1": 3, "a2": 1} {
+		st, _ := tt.TableValue(detector.Table, acct).(*rules.State)
+		if st == nil || st.Touched != want {
+			t.Errorf("%s: state %+v, want a count of %d", acct, st, want)
+		}
+	}
+}

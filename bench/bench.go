@@ -511,16 +511,40 @@ func (w *alertWatcher) close() { w.consumer.Close() }
 type child struct {
 	cmd     *exec.Cmd
 	metrics string
+	done    chan struct{} // closed when the process has exited
 }
 
+// startDetector starts detector i and waits until it has partitions. Its metrics port is picked here, free when
+// picked, and bound by the child a moment later; a detector binds it before anything else and exits if it is taken
+// (another process may take a released port in between), so a detector that exits before it is ready is started
+// again on another port, twice at most.
 func startDetector(ctx context.Context, cfg Config, i int) (*child, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := launchDetector(ctx, cfg, i)
+		if err != nil {
+			return nil, err
+		}
+		// Ready when its metrics answer and its consumer group has partitions (lag is reported per partition).
+		err = waitUntil(ctx, time.Minute, func() bool {
+			return c.exited() || c.metric("fraudpipe_consumer_lag") >= 0 && c.has("fraudpipe_consumer_lag{")
+		})
+		if !c.exited() {
+			return c, err
+		}
+		if attempt == 3 {
+			return nil, fmt.Errorf("detector %d exited at start-up %d times (its output is above)", i, attempt)
+		}
+	}
+}
+
+func launchDetector(ctx context.Context, cfg Config, i int) (*child, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	c := &child{metrics: addr}
+	c := &child{metrics: addr, done: make(chan struct{})}
 	c.cmd = exec.CommandContext(ctx, cfg.Binary, "detector", "--brokers", strings.Join(cfg.Kafka.Brokers, ","),
 		"--rules", cfg.Rules, "--state-dir", filepath.Join(cfg.WorkDir, fmt.Sprint("detector-", i)),
 		"--metrics-addr", addr, "--partitions", strconv.Itoa(cfg.Kafka.Partitions), "--log-level", "warn",
@@ -532,14 +556,25 @@ func startDetector(ctx context.Context, cfg Config, i int) (*child, error) {
 	if err := c.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start detector: %w", err)
 	}
-	// Ready when its metrics answer and its consumer group has partitions (lag is reported per partition).
-	err = waitUntil(ctx, time.Minute, func() bool { return c.metric("fraudpipe_consumer_lag") >= 0 && c.has("fraudpipe_consumer_lag{") })
-	return c, err
+	go func() {
+		c.cmd.Wait()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (c *child) stop() {
 	c.cmd.Process.Signal(os.Interrupt)
-	c.cmd.Wait()
+	<-c.done
 }
 
 func (c *child) scrape() string {

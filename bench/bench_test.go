@@ -160,3 +160,20 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+// A detector that exits before it is ready (its metrics port taken between the pick and its bind) is started
+// again on another port; one that keeps exiting is reported at once, not after the readiness timeout.
+func TestDetectorExitingAtStartUpIsRetriedThenReported(t *testing.T) {
+	falseBin, err := exec.LookPath("false")
+	if err != nil {
+		t.Skip("no false(1)")
+	}
+	start := time.Now()
+	_, err = startDetector(context.Background(), Config{Binary: falseBin, WorkDir: t.TempDir(), Kafka: kafka.Config{Brokers: []string{"127.0.0.1:1"}}}, 0)
+	if err == nil || !strings.Contains(err.Error(), "exited at start-up 3 times") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("reported after %s", d)
+	}
+}

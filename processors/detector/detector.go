@@ -226,7 +226,7 @@ func (d *detector) process(ctx goka.Context, msg any) {
 }
 
 // count is a payment's whole processing with CountOnly: one state read, one table write. The count goes in Touched,
-// which nothing else reads in this mode.
+// which only the idle sweep reads, and in this mode the sweep deletes nothing (expire).
 func (d *detector) count(ctx goka.Context) {
 	st, _ := ctx.Value().(*rules.State)
 	stopping(ctx)
@@ -396,7 +396,7 @@ func (d *detector) deadLetter(ctx goka.Context, raw []byte, err error) {
 func (d *detector) expire(ctx goka.Context, meta any) {
 	now, _ := meta.(time.Time)
 	st, _ := ctx.Value().(*rules.State)
-	if st == nil {
+	if st == nil || d.CountOnly { // CountOnly keeps a count where the last update's time would be
 		return
 	}
 	if st.Idle(now, IdleTTL(d.Rules())) {

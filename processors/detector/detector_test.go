@@ -38,7 +38,7 @@ type fixture struct {
 	proc    *goka.Processor
 	alerts  *tester.QueueTracker
 	dlq     *tester.QueueTracker
-	clock   time.Time
+	clock   *time.Time // what start's detector takes for now
 }
 
 func start(t *testing.T) *fixture {
@@ -47,25 +47,11 @@ func start(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{tt: tester.New(t), metrics: detector.NewMetrics(nil), clock: now}
-	f.proc, err = detector.New(nil, detector.Config{
-		Rules: func() *rules.Ruleset { return rs }, Partitions: 1, Metrics: f.metrics,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return f.clock },
-	}, goka.WithTester(f.tt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.proc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("processor: %v", err)
-		}
+	clock := now
+	f := runDetector(t, detector.Config{
+		Rules: func() *rules.Ruleset { return rs }, Partitions: 1, Now: func() time.Time { return clock },
 	})
-	f.alerts = f.tt.NewQueueTracker(string(topics.Alerts))
-	f.dlq = f.tt.NewQueueTracker(string(topics.PaymentsDLQ))
+	f.clock = &clock
 	return f
 }
 
@@ -213,10 +199,10 @@ func TestMisroutedPaymentLandsInTheAccountsState(t *testing.T) {
 func TestIdleAccountsExpire(t *testing.T) {
 	f := start(t)
 	f.send("acct_1", payment("p1", "acct_1", 100, 0))
-	f.clock = now.Add(time.Hour)
+	*f.clock = now.Add(time.Hour)
 	f.send("acct_2", payment("p2", "acct_2", 100, time.Hour))
 	// The retention is 5m, so acct_1, untouched for an hour, is idle; acct_2 was just touched.
-	if _, err := detector.Expire(context.Background(), f.proc, f.clock); err != nil {
+	if _, err := detector.Expire(context.Background(), f.proc, *f.clock); err != nil {
 		t.Fatal(err)
 	}
 	if v := f.tt.TableValue(detector.Table, "acct_1"); v != nil {
@@ -245,20 +231,28 @@ func TestPartitionOfMatchesGokasProducer(t *testing.T) {
 }
 
 // runDetector runs a detector with cfg (metrics and a silent log added) on a goka tester until the test ends.
-func runDetector(t *testing.T, cfg detector.Config) (*tester.Tester, *detector.Metrics, *tester.QueueTracker) {
+func runDetector(t *testing.T, cfg detector.Config) *fixture {
 	t.Helper()
-	tt := tester.New(t)
-	cfg.Metrics = detector.NewMetrics(nil)
+	f := &fixture{tt: tester.New(t), metrics: detector.NewMetrics(nil)}
+	cfg.Metrics = f.metrics
 	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	proc, err := detector.New(nil, cfg, goka.WithTester(tt))
+	var err error
+	f.proc, err = detector.New(nil, cfg, goka.WithTester(f.tt))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return tt, cfg.Metrics, tt.NewQueueTracker(string(topics.Alerts))
+	go func() { done <- f.proc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("processor: %v", err)
+		}
+	})
+	f.alerts = f.tt.NewQueueTracker(string(topics.Alerts))
+	f.dlq = f.tt.NewQueueTracker(string(topics.PaymentsDLQ))
+	return f
 }
 
 type fakeVersions map[int]*rules.Ruleset
@@ -283,9 +277,10 @@ func TestVersionSwitchesAtTheMarker(t *testing.T) {
 		rs.Number = n
 		versions[n] = rs
 	}
-	tt, m, alerts := runDetector(t, detector.Config{
+	f := runDetector(t, detector.Config{
 		Rules: func() *rules.Ruleset { return versions[2] }, Versions: versions, Partitions: 1,
 	})
+	tt, m, alerts := f.tt, f.metrics, f.alerts
 
 	tt.Consume(string(topics.Payments), "a1", payment("p1", "a1", 200000, 0)) // 2,000 EUR: under v1's limit
 	if _, _, ok := alerts.NextRaw(); ok {
@@ -324,9 +319,10 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	tt, _, alerts := runDetector(t, detector.Config{
+	f := runDetector(t, detector.Config{
 		Rules: func() *rules.Ruleset { return rs }, Partitions: 1,
 	})
+	tt, alerts := f.tt, f.alerts
 	for i, acct := range []string{"a1", "a2", "a3", "a4"} {
 		var p rules.Payment
 		json.Unmarshal(payment(fmt.Sprint("p", i), acct, 100, time.Duration(i)*time.Minute), &p)
@@ -366,9 +362,10 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	tt, m, alerts := runDetector(t, detector.Config{
+	f := runDetector(t, detector.Config{
 		Rules: func() *rules.Ruleset { return rs }, Lists: oneList{"dev_ok": true}, Partitions: 1,
 	})
+	tt, m, alerts := f.tt, f.metrics, f.alerts
 
 	send := func(id string, amount int64, device string) {
 		var p rules.Payment
@@ -400,18 +397,8 @@ func TestCountOnlyScoresNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tt := tester.New(t)
-	m := detector.NewMetrics(nil)
-	proc, err := detector.New(nil, detector.Config{Rules: func() *rules.Ruleset { return rs }, Partitions: 1, CountOnly: true,
-		Metrics: m, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, goka.WithTester(tt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	alerts, dlq := tt.NewQueueTracker(string(topics.Alerts)), tt.NewQueueTracker(string(topics.PaymentsDLQ))
+	f := runDetector(t, detector.Config{Rules: func() *rules.Ruleset { return rs }, Partitions: 1, CountOnly: true})
+	tt, m, alerts, dlq, proc := f.tt, f.metrics, f.alerts, f.dlq, f.proc
 	tt.Consume(string(topics.Payments), "a1", payment("p1", "a1", 900000, 0)) // over big-ticket's limit
 	tt.Consume(string(topics.Payments), "a1", payment("p2", "a1", 100, time.Second))
 	tt.Consume(string(topics.Payments), "a1", []byte(`not json`))

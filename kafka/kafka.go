@@ -1,6 +1,6 @@
 // Package kafka holds the client settings every fraudpipe component shares: the sarama configuration (with
-// goka's risky defaults overridden), the goka options built from it, topic creation and the cluster identity
-// that local state is tied to.
+// goka's risky defaults overridden), the goka options built from it (whose producer is franz-go's, see
+// producer.go), topic creation and the cluster identity that local state is tied to.
 package kafka
 
 import (
@@ -65,7 +65,9 @@ func (c Config) codec() (sarama.CompressionCodec, error) {
 }
 
 // SaramaConfig starts from goka's defaults (which keep its copartitioning rebalance strategy) and fixes the ones
-// that would lose data or add latency here.
+// that would lose data or add latency here. goka's consumers use it, and so do the sarama writers: the producer
+// command, the rules registry and the notifier's dead letters. The processors' writes take the same settings
+// through franz-go (producer.go).
 func (c Config) SaramaConfig(clientID string) *sarama.Config {
 	sc := goka.DefaultConfig()
 	sc.ClientID = clientID
@@ -113,7 +115,8 @@ func (c Config) ProcessorOptions(clientID string, log *slog.Logger) []goka.Proce
 		// Commits never pass a record whose emits failed: see ordered.go.
 		goka.WithConsumerGroupBuilder(orderedGroupBuilder(cp())),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cp())),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cp())),
+		// Writes go through franz-go rather than sarama: a third less CPU per payment (producer.go).
+		goka.WithProducerBuilder(c.producerBuilder(clientID, log)),
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cp(), tmc)),
 		goka.WithLogger(gokaLogger{log}),
 	}

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
@@ -18,37 +19,79 @@ import (
 	"github.com/fraudpipe/fraudpipe/internal/testenv"
 )
 
-// The producer configuration every fraudpipe writer uses must not lose a record the broker acknowledged, must write
-// each record once, and must keep each key's records in the order they were sent, however often the broker restarts
-// under it: that is what a table's changelog, the detector's loop topic and the alerts rely on. sarama v1.46 failed
-// the first with idempotence on (two records sent under the same epoch and sequence, the second acknowledged as a
-// duplicate and dropped) and the last with it off (later records sent ahead of a batch awaiting retry); see
-// SaramaConfig. v1.61 passes. It runs on the embedded broker, and on Apache Kafka in make e2e-kafka.
+// The producers fraudpipe writes with must not lose a record the broker acknowledged, must write each record once,
+// and must keep each key's records in the order they were sent, however often the broker restarts under them:
+// that is what a table's changelog, the detector's loop topic and the alerts rely on. Both are checked: sarama's,
+// which the producer command and the other sarama writers use, and franz-go's, which the processors write through
+// (producer.go). sarama v1.46 failed the first with idempotence on (two records sent under the same epoch and
+// sequence, the second acknowledged as a duplicate and dropped) and the last with it off (later records sent ahead
+// of a batch awaiting retry); see SaramaConfig. v1.61 passes. It runs on the embedded broker, and on Apache Kafka
+// in make e2e-kafka.
 func TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts(t *testing.T) {
+	addr, restart := restartableBroker(t)
+	c := Config{Brokers: []string{addr}, Flush: time.Millisecond, Compression: "lz4", Replication: 1}
+	t.Run("sarama", func(t *testing.T) { checkWritesAcrossRestarts(t, c, "sarama", restart, saramaWriter) })
+	t.Run("goka on franz-go", func(t *testing.T) { checkWritesAcrossRestarts(t, c, "goka", restart, gokaWriter) })
+}
+
+// A writer sends records to a topic and reports each one's fate: acked with where the broker wrote it, or failed.
+type writer func(t *testing.T, c Config, acked func(value string, partition int32, offset int64), failed func()) (send func(topic, key, value string), close func())
+
+func saramaWriter(t *testing.T, c Config, acked func(string, int32, int64), failed func()) (func(string, string, string), func()) {
+	sc := c.SaramaConfig("restart-test")
+	sc.Producer.Return.Successes = true
+	p, err := sarama.NewAsyncProducer(c.Brokers, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for m := range p.Successes() {
+			acked(string(m.Value.(sarama.StringEncoder)), m.Partition, m.Offset)
+		}
+	}()
+	go func() {
+		for range p.Errors() {
+			failed()
+		}
+	}()
+	return func(topic, key, value string) {
+		p.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.StringEncoder(value)}
+	}, p.AsyncClose
+}
+
+func gokaWriter(t *testing.T, c Config, acked func(string, int32, int64), failed func()) (func(string, string, string), func()) {
+	p, err := c.producerBuilder("restart-test", slog.New(slog.DiscardHandler))(c.Brokers, "restart-test", fnv.New32a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(topic, key, value string) {
+		p.Emit(topic, key, []byte(value)).ThenWithMessage(func(m *sarama.ProducerMessage, err error) {
+			if err != nil {
+				failed()
+				return
+			}
+			acked(value, m.Partition, m.Offset)
+		})
+	}, func() { p.Close() }
+}
+
+func checkWritesAcrossRestarts(t *testing.T, c Config, topic string, restart func(), open writer) {
 	const (
 		records    = 360_000
 		keys       = 1000
 		partitions = 4
 		restarts   = 8
 	)
-	addr, restart := restartableBroker(t)
-
-	c := Config{Brokers: []string{addr}, Flush: time.Millisecond, Compression: "lz4", Replication: 1}
 	sc := c.SaramaConfig("restart-test")
-	sc.Producer.Return.Successes = true
 	admin, err := sarama.NewClusterAdmin(c.Brokers, sc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := admin.CreateTopic("t", &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
 		t.Fatal(err)
 	}
 	admin.Close()
 
-	p, err := sarama.NewAsyncProducer(c.Brokers, sc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	type pos struct {
 		partition int32
 		offset    int64
@@ -58,35 +101,30 @@ func TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts(t *testing.T) {
 		acked  = map[int]pos{} // value → where the broker said it wrote it
 		failed int
 	)
-	go func() {
-		for m := range p.Successes() {
-			v, _ := strconv.Atoi(string(m.Value.(sarama.StringEncoder)))
-			mu.Lock()
-			acked[v] = pos{m.Partition, m.Offset}
-			mu.Unlock()
-		}
-	}()
-	go func() {
-		for range p.Errors() {
-			// A record may fail while the broker is away; its writer retries or fails over. Only an
-			// acknowledged record must be there.
-			mu.Lock()
-			failed++
-			mu.Unlock()
-		}
-	}()
+	send, closeWriter := open(t, c, func(value string, partition int32, offset int64) {
+		v, _ := strconv.Atoi(value)
+		mu.Lock()
+		acked[v] = pos{partition, offset}
+		mu.Unlock()
+	}, func() {
+		// A record may fail while the broker is away; its writer retries or fails over. Only an acknowledged
+		// record must be there.
+		mu.Lock()
+		failed++
+		mu.Unlock()
+	})
 	for i := range records {
 		if i > 0 && i%(records/(restarts+1)) == 0 {
 			restart()
 		}
-		p.Input() <- &sarama.ProducerMessage{Topic: "t", Key: sarama.StringEncoder(strconv.Itoa(i % keys)), Value: sarama.StringEncoder(strconv.Itoa(i))}
+		send(topic, strconv.Itoa(i%keys), strconv.Itoa(i))
 	}
 	testenv.WaitFor(t, time.Minute, "every record acknowledged or failed", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked)+failed == records
 	})
-	p.AsyncClose()
+	closeWriter()
 
 	client, err := sarama.NewClient(c.Brokers, sc)
 	if err != nil {
@@ -104,11 +142,11 @@ func TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts(t *testing.T) {
 	var reordered []string   // a key's record written after a newer one of the same key
 	var twice []string       // a record written again by a retry
 	for part := int32(0); part < partitions; part++ {
-		end, err := client.GetOffset("t", part, sarama.OffsetNewest)
+		end, err := client.GetOffset(topic, part, sarama.OffsetNewest)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pc, err := consumer.ConsumePartition("t", part, sarama.OffsetOldest)
+		pc, err := consumer.ConsumePartition(topic, part, sarama.OffsetOldest)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,9 @@ import (
 	"os"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	kscram "github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/xdg-go/scram"
 )
 
@@ -45,27 +48,39 @@ func (s Security) Validate() error {
 	return nil
 }
 
+// tlsConfig builds the TLS settings both clients use (sarama's and franz-go's); nil when TLS is off.
+func (s Security) tlsConfig() (*tls.Config, error) {
+	if !s.TLS {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.SkipVerify} //nolint:gosec // only when asked for
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka CA file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kafka CA file %s: no certificate found", s.CAFile)
+		}
+	}
+	if s.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
 // apply sets sarama's network security from s.
 func (s Security) apply(sc *sarama.Config) error {
-	if s.TLS {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: s.SkipVerify} //nolint:gosec // only when asked for
-		if s.CAFile != "" {
-			pem, err := os.ReadFile(s.CAFile)
-			if err != nil {
-				return fmt.Errorf("kafka CA file: %w", err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("kafka CA file %s: no certificate found", s.CAFile)
-			}
-		}
-		if s.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
-			if err != nil {
-				return fmt.Errorf("kafka client certificate: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
+	tc, err := s.tlsConfig()
+	if err != nil {
+		return err
+	}
+	if tc != nil {
 		sc.Net.TLS.Enable, sc.Net.TLS.Config = true, tc
 	}
 	if s.SASLMechanism == "" {
@@ -82,6 +97,27 @@ func (s Security) apply(sc *sarama.Config) error {
 		sc.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &scramClient{hash: scram.SHA512} }
 	}
 	return nil
+}
+
+// kgoOptions are the same settings for a franz-go client (the processors' producer, see producer.go).
+func (s Security) kgoOptions() ([]kgo.Opt, error) {
+	tc, err := s.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	var opts []kgo.Opt
+	if tc != nil {
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	switch s.SASLMechanism {
+	case sarama.SASLTypePlaintext:
+		opts = append(opts, kgo.SASL(plain.Auth{User: s.User, Pass: s.Password}.AsMechanism()))
+	case sarama.SASLTypeSCRAMSHA256:
+		opts = append(opts, kgo.SASL(kscram.Auth{User: s.User, Pass: s.Password}.AsSha256Mechanism()))
+	case sarama.SASLTypeSCRAMSHA512:
+		opts = append(opts, kgo.SASL(kscram.Auth{User: s.User, Pass: s.Password}.AsSha512Mechanism()))
+	}
+	return opts, nil
 }
 
 // scramClient adapts xdg-go/scram to sarama's SCRAMClient.

@@ -1,0 +1,166 @@
+package kafka
+
+import (
+	"bytes"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"hash/fnv"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// emitted is what a promise of the processors' producer resolved with.
+type emitted struct {
+	msg *sarama.ProducerMessage
+	err error
+}
+
+func newProducer(t *testing.T, brokers []string, hasher func() hash.Hash32) goka.Producer {
+	t.Helper()
+	c := Config{Brokers: brokers, Partitions: 1, Replication: 1, Flush: time.Millisecond}
+	p, err := c.producerBuilder("producer-test", slog.New(slog.DiscardHandler))(brokers, "producer-test", hasher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// await waits for a promise; goka resolves it from the producer's goroutine.
+func await(t *testing.T, p *goka.Promise) emitted {
+	t.Helper()
+	ch := make(chan emitted, 1)
+	p.ThenWithMessage(func(msg *sarama.ProducerMessage, err error) { ch <- emitted{msg, err} })
+	select {
+	case e := <-ch:
+		return e
+	case <-time.After(time.Minute):
+		t.Fatal("promise not resolved within a minute")
+		return emitted{}
+	}
+}
+
+// goka's processors expect a key on the partition goka's hasher picks, as sarama's hash partitioner does: the
+// producer command writes payments with sarama, the detector writes its table and loop topic with franz-go, and an
+// account whose state landed on another partition than its payments would lose its state on the next rebalance
+// or restart. Checked for every key, the empty one included, and for a hasher other than goka's default.
+func TestProducerPlacesKeysWhereSaramaDoes(t *testing.T) {
+	const partitions = 7
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for name, hasher := range map[string]func() hash.Hash32{"fnv-1a (goka's default)": fnv.New32a, "crc32": func() hash.Hash32 { return crc32.NewIEEE() }} {
+		t.Run(name, func(t *testing.T) {
+			p := newProducer(t, c.ListenAddrs(), hasher)
+			defer p.Close()
+			sp := sarama.NewCustomHashPartitioner(hasher)("t")
+			keys := []string{""}
+			for i := range 2000 {
+				keys = append(keys, fmt.Sprintf("acct_%d", i))
+			}
+			promises := make([]*goka.Promise, len(keys))
+			for i, k := range keys {
+				promises[i] = p.Emit("t", k, []byte("v"))
+			}
+			used := map[int32]bool{}
+			for i, k := range keys {
+				e := await(t, promises[i])
+				if e.err != nil {
+					t.Fatalf("key %q: %v", k, e.err)
+				}
+				want, err := sp.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(k)}, partitions)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e.msg.Partition != want {
+					t.Fatalf("key %q written to partition %d; sarama puts it on %d", k, e.msg.Partition, want)
+				}
+				used[want] = true
+			}
+			if len(used) != partitions {
+				t.Fatalf("the keys used %d of %d partitions", len(used), partitions)
+			}
+		})
+	}
+}
+
+// A write resolves its promise with where the broker put it (goka keeps a table write's offset as the local
+// storage's), and the record carries the key, value and headers it was given.
+func TestProducerWritesWhatItWasGiven(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := newProducer(t, c.ListenAddrs(), fnv.New32a)
+	defer p.Close()
+	var last emitted
+	for i := range 5 {
+		last = await(t, p.EmitWithHeaders("t", "acct_1", []byte(fmt.Sprintf("state %d", i)), goka.Headers{"h": []byte("x")}))
+		if last.err != nil {
+			t.Fatal(last.err)
+		}
+		if last.msg.Offset != int64(i) {
+			t.Fatalf("write %d resolved with offset %d", i, last.msg.Offset)
+		}
+	}
+	consumer, err := sarama.NewConsumer(c.ListenAddrs(), sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	pc, err := consumer.ConsumePartition("t", last.msg.Partition, last.msg.Offset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	select {
+	case m := <-pc.Messages():
+		if string(m.Key) != "acct_1" || string(m.Value) != "state 4" || len(m.Headers) != 1 ||
+			string(m.Headers[0].Key) != "h" || !bytes.Equal(m.Headers[0].Value, []byte("x")) {
+			t.Fatalf("read back key %q value %q headers %v", m.Key, m.Value, m.Headers)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("nothing read back")
+	}
+}
+
+// A write the broker never acknowledges rejects its promise, so goka stops the processor and the payment is never
+// committed; one the broker refuses is rejected at once.
+func TestProducerRejectsWritesItCannotDeliver(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProducer(t, c.ListenAddrs(), fnv.New32a)
+	defer p.Close()
+	if e := await(t, p.Emit("t", "k", make([]byte, 2<<20))); e.err == nil {
+		t.Fatal("a 2 MiB record was acknowledged; the broker's limit is 1 MiB")
+	}
+	if e := await(t, p.Emit("t", "k", []byte("v"))); e.err != nil {
+		t.Fatalf("a record after the refused one: %v", e.err)
+	}
+
+	old := deliveryTimeout
+	deliveryTimeout = 2 * time.Second
+	defer func() { deliveryTimeout = old }()
+	p2 := newProducer(t, c.ListenAddrs(), fnv.New32a)
+	defer p2.Close()
+	if e := await(t, p2.Emit("t", "k", []byte("v"))); e.err != nil {
+		t.Fatal(e.err)
+	}
+	c.Close()
+	// await gives it a minute: the delivery timeout, not a retry that never ends, must reject it.
+	if e := await(t, p2.Emit("t", "k", []byte("v"))); e.err == nil {
+		t.Fatal("a write to a stopped broker was acknowledged")
+	} else {
+		t.Logf("rejected: %v", e.err)
+	}
+}

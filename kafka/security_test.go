@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"hash/fnv"
 	"log/slog"
 	"math/big"
 	"net"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fraudpipe/fraudpipe/topics"
 )
@@ -74,7 +76,19 @@ func TestSCRAMOverTLS(t *testing.T) {
 		t.Fatalf("produce over SCRAM/TLS: %v", err)
 	}
 	p.Close()
+	// The processors' producer (franz-go) with the same settings.
+	gp, err := good.producerBuilder("test", slog.New(slog.DiscardHandler))(good.Brokers, "test", fnv.New32a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := await(t, gp.Emit("payments", "k", []byte("x"))); e.err != nil {
+		t.Fatalf("processors' producer over SCRAM/TLS: %v", e.err)
+	}
+	gp.Close()
 
+	old := deliveryTimeout
+	deliveryTimeout = 2 * time.Second
+	defer func() { deliveryTimeout = old }()
 	for name, bad := range map[string]Security{
 		"wrong password": {SASLMechanism: sarama.SASLTypeSCRAMSHA256, User: "fraudpipe", Password: "nope", TLS: true, CAFile: ca},
 		"no TLS":         {SASLMechanism: sarama.SASLTypeSCRAMSHA256, User: "fraudpipe", Password: "s3cret"},
@@ -88,6 +102,14 @@ func TestSCRAMOverTLS(t *testing.T) {
 			client.Close()
 			t.Errorf("%s: connected", name)
 		}
+		gp, err := cfg.producerBuilder("test", slog.New(slog.DiscardHandler))(cfg.Brokers, "test", fnv.New32a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := await(t, gp.Emit("payments", "k", []byte("x"))); e.err == nil {
+			t.Errorf("%s: the processors' producer wrote", name)
+		}
+		gp.Close()
 	}
 }
 
@@ -110,14 +132,25 @@ func TestSecurityIsValidatedAtStartUp(t *testing.T) {
 
 func TestCompressionIsValidatedAndApplied(t *testing.T) {
 	base := Config{Brokers: []string{"x:9092"}, Partitions: 1, Replication: 1}
-	for name, want := range map[string]sarama.CompressionCodec{"": sarama.CompressionLZ4, "none": sarama.CompressionNone, "zstd": sarama.CompressionZSTD} {
+	for name, want := range map[string]struct {
+		sarama sarama.CompressionCodec
+		kgo    kgo.CompressionCodec
+	}{
+		"":     {sarama.CompressionLZ4, kgo.Lz4Compression()},
+		"none": {sarama.CompressionNone, kgo.NoCompression()},
+		"zstd": {sarama.CompressionZSTD, kgo.ZstdCompression()},
+		"gzip": {sarama.CompressionGZIP, kgo.GzipCompression()},
+	} {
 		c := base
 		c.Compression = name
 		if err := c.Validate(); err != nil {
 			t.Fatalf("%q: %v", name, err)
 		}
-		if got := c.SaramaConfig("t").Producer.Compression; got != want {
-			t.Errorf("%q: producer compression %v, want %v", name, got, want)
+		if got := c.SaramaConfig("t").Producer.Compression; got != want.sarama {
+			t.Errorf("%q: producer compression %v, want %v", name, got, want.sarama)
+		}
+		if got, _ := c.kgoCodec(); got != want.kgo {
+			t.Errorf("%q: the processors' producer compresses with %v, want %v", name, got, want.kgo)
 		}
 	}
 	c := base

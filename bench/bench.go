@@ -49,8 +49,8 @@ type Config struct {
 	ProfileDir string
 	ProfileFor time.Duration
 	// CountOnly runs the detectors with --count-only: each payment reads its account's state and writes it back,
-	// nothing is decoded or scored, so the run shows what goka, sarama and the store take by themselves. There
-	// are no alerts, so no latency runs.
+	// nothing is decoded or scored, so the run shows what goka, the Kafka clients and the store take by
+	// themselves. There are no alerts, so no latency runs.
 	CountOnly bool
 }
 

@@ -54,7 +54,7 @@ func benchCommand() *ffcli.Command {
 	fs.StringVar(&c.rules, "rules", "examples/rules.yaml", "rules file")
 	fs.StringVar(&c.out, "out", "bench-results.json", "where the results go as JSON")
 	fs.StringVar(&c.profile, "profile", "", "write CPU profiles of each detector and of the bench process (broker, producer) at saturation to this directory (go tool pprof)")
-	fs.BoolVar(&c.countOnly, "count-only", false, "detectors score nothing, only count each payment in its account's state: what goka, sarama and the store take without the rules (no latency runs)")
+	fs.BoolVar(&c.countOnly, "count-only", false, "detectors score nothing, only count each payment in its account's state: what goka, the Kafka clients and the store take without the rules (no latency runs)")
 	fs.DurationVar(&c.profFor, "profile-for", 15*time.Second, "how long --profile samples, from the start of the first saturation round")
 	return &ffcli.Command{
 		Name: "bench", ShortUsage: "fraudpipe bench [flags]", FlagSet: fs, Options: envOptions,

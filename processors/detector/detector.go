@@ -56,8 +56,8 @@ type Config struct {
 	// Now is the processing clock (alerts' detected_at, idle expiry); tests set it.
 	Now func() time.Time
 	// CountOnly is for benchmarks (fraudpipe bench --count-only): nothing is decoded or scored; each payment only
-	// reads its account's state and writes it back with a count, so a run measures what goka, sarama and the
-	// store cost without the rules.
+	// reads its account's state and writes it back with a count, so a run measures what goka, the Kafka clients
+	// and the store cost without the rules.
 	CountOnly bool
 }
 
@@ -409,8 +409,9 @@ func (d *detector) expire(ctx goka.Context, meta any) {
 // IdleTTL is how long an account's state outlives its last update.
 func IdleTTL(rs *rules.Ruleset) time.Duration { return rs.Retention + 10*time.Minute }
 
-// PartitionOf returns the partition goka's producer (sarama's hash partitioner with FNV-1a) picks for a key.
-// Written out because sarama's partitioner keeps a hasher that is not safe for concurrent partition processors.
+// PartitionOf returns the partition goka's producer picks for a key: sarama's hash partitioner with FNV-1a, which
+// the processors' franz-go producer reproduces (kafka/producer.go). Written out because sarama's partitioner keeps
+// a hasher that is not safe for concurrent partition processors.
 func PartitionOf(key string, partitions int32) int32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(key); i++ {

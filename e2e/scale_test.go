@@ -77,4 +77,15 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	if n := len(p.alertLines()); n != len(s.want) {
 		t.Fatalf("notifier logged %d lines for %d alerts", n, len(s.want))
 	}
+	// The detector's writes waited for the broker to come back rather than failing (a processor's write fails only
+	// after two minutes: kafka/producer.go), and none is left waiting.
+	body := scrape(p.detMetrics)
+	for _, want := range []string{
+		`fraudpipe_producer_failed_writes_total{client="fraudpipe-detector"} 0`,
+		`fraudpipe_producer_buffered_records{client="fraudpipe-detector"} 0`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("detector metrics lack %q", want)
+		}
+	}
 }

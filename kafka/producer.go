@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"hash"
 	"log/slog"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -29,8 +31,37 @@ import (
 // outages, such as a broker restart, only delay the writes.
 var deliveryTimeout = 2 * time.Minute
 
-// producerBuilder builds the processors' producers for goka.
-func (c Config) producerBuilder(clientID string, log *slog.Logger) goka.ProducerBuilder {
+// ProducerMetrics shows what a component's processor producer is waiting on: while a broker is away, its writes
+// wait in memory (up to the delivery timeout) and the processor stops taking payments once 50,000 are waiting.
+// One per component; the processor's producer is rebuilt whenever its supervisor restarts it.
+type ProducerMetrics struct {
+	current  atomic.Pointer[kgo.Client]
+	failed   prometheus.Counter
+	buffered prometheus.GaugeFunc
+}
+
+// NewProducerMetrics registers fraudpipe_producer_buffered_records and fraudpipe_producer_failed_writes_total for
+// the component named client (fraudpipe-detector, fraudpipe-notifier).
+func NewProducerMetrics(reg prometheus.Registerer, client string) *ProducerMetrics {
+	m := &ProducerMetrics{failed: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fraudpipe_producer_failed_writes_total", ConstLabels: prometheus.Labels{"client": client},
+		Help: "Processor writes the broker did not acknowledge; each stops the processor, which its supervisor restarts.",
+	})}
+	m.buffered = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fraudpipe_producer_buffered_records", ConstLabels: prometheus.Labels{"client": client},
+		Help: "Processor writes not yet acknowledged by the broker; rises while a broker is away.",
+	}, func() float64 {
+		if cl := m.current.Load(); cl != nil {
+			return float64(cl.BufferedProduceRecords())
+		}
+		return 0
+	})
+	reg.MustRegister(m.failed, m.buffered)
+	return m
+}
+
+// producerBuilder builds the processors' producers for goka; m may be nil.
+func (c Config) producerBuilder(clientID string, log *slog.Logger, m *ProducerMetrics) goka.ProducerBuilder {
 	return func(brokers []string, _ string, hasher func() hash.Hash32) (goka.Producer, error) {
 		opts, err := c.producerOptions(clientID, log, hasher)
 		if err != nil {
@@ -40,7 +71,12 @@ func (c Config) producerBuilder(clientID string, log *slog.Logger) goka.Producer
 		if err != nil {
 			return nil, fmt.Errorf("producer client: %w", err)
 		}
-		return &producer{client: client}, nil
+		p := &producer{client: client}
+		if m != nil {
+			m.current.Store(client)
+			p.failed = m.failed
+		}
+		return p, nil
 	}
 }
 
@@ -93,6 +129,7 @@ func (c Config) kgoCodec() (kgo.CompressionCodec, error) {
 // producer is goka's Producer on a franz-go client.
 type producer struct {
 	client *kgo.Client
+	failed prometheus.Counter // nil without metrics
 }
 
 // emptyKey is the key of goka's keyless emits: sarama sends "" as an empty key, not a null one, and hashes it to a
@@ -114,6 +151,9 @@ func (p *producer) EmitWithHeaders(topic, key string, value []byte, headers goka
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: v})
 	}
 	p.client.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+		if err != nil && p.failed != nil {
+			p.failed.Inc()
+		}
 		// goka's table writes read the offset from the message (it becomes the local storage's offset).
 		finish(&sarama.ProducerMessage{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, err)
 	})

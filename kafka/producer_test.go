@@ -12,7 +12,11 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/fraudpipe/fraudpipe/internal/testenv"
 )
 
 // emitted is what a promise of the processors' producer resolved with.
@@ -21,10 +25,10 @@ type emitted struct {
 	err error
 }
 
-func newProducer(t *testing.T, brokers []string, hasher func() hash.Hash32) goka.Producer {
+func newProducer(t *testing.T, brokers []string, hasher func() hash.Hash32, m *ProducerMetrics) goka.Producer {
 	t.Helper()
 	c := Config{Brokers: brokers, Partitions: 1, Replication: 1, Flush: time.Millisecond}
-	p, err := c.producerBuilder("producer-test", slog.New(slog.DiscardHandler))(brokers, "producer-test", hasher)
+	p, err := c.producerBuilder("producer-test", slog.New(slog.DiscardHandler), m)(brokers, "producer-test", hasher)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +62,7 @@ func TestProducerPlacesKeysWhereSaramaDoes(t *testing.T) {
 	defer c.Close()
 	for name, hasher := range map[string]func() hash.Hash32{"fnv-1a (goka's default)": fnv.New32a, "crc32": func() hash.Hash32 { return crc32.NewIEEE() }} {
 		t.Run(name, func(t *testing.T) {
-			p := newProducer(t, c.ListenAddrs(), hasher)
+			p := newProducer(t, c.ListenAddrs(), hasher, nil)
 			defer p.Close()
 			sp := sarama.NewCustomHashPartitioner(hasher)("t")
 			keys := []string{""}
@@ -99,7 +103,7 @@ func TestProducerWritesWhatItWasGiven(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	p := newProducer(t, c.ListenAddrs(), fnv.New32a)
+	p := newProducer(t, c.ListenAddrs(), fnv.New32a, nil)
 	defer p.Close()
 	var last emitted
 	for i := range 5 {
@@ -133,13 +137,14 @@ func TestProducerWritesWhatItWasGiven(t *testing.T) {
 }
 
 // A write the broker never acknowledges rejects its promise, so goka stops the processor and the payment is never
-// committed; one the broker refuses is rejected at once.
+// committed; one the broker refuses is rejected at once. The metrics show the writes waiting and those that failed.
 func TestProducerRejectsWritesItCannotDeliver(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProducer(t, c.ListenAddrs(), fnv.New32a)
+	m := NewProducerMetrics(prometheus.NewRegistry(), "producer-test")
+	p := newProducer(t, c.ListenAddrs(), fnv.New32a, m)
 	defer p.Close()
 	if e := await(t, p.Emit("t", "k", make([]byte, 2<<20))); e.err == nil {
 		t.Fatal("a 2 MiB record was acknowledged; the broker's limit is 1 MiB")
@@ -147,20 +152,33 @@ func TestProducerRejectsWritesItCannotDeliver(t *testing.T) {
 	if e := await(t, p.Emit("t", "k", []byte("v"))); e.err != nil {
 		t.Fatalf("a record after the refused one: %v", e.err)
 	}
+	if got := testutil.ToFloat64(m.failed); got != 1 {
+		t.Fatalf("failed writes %v, want 1", got)
+	}
 
 	old := deliveryTimeout
-	deliveryTimeout = 2 * time.Second
+	deliveryTimeout = 5 * time.Second
 	defer func() { deliveryTimeout = old }()
-	p2 := newProducer(t, c.ListenAddrs(), fnv.New32a)
+	p2 := newProducer(t, c.ListenAddrs(), fnv.New32a, m)
 	defer p2.Close()
 	if e := await(t, p2.Emit("t", "k", []byte("v"))); e.err != nil {
 		t.Fatal(e.err)
 	}
 	c.Close()
+	promise := p2.Emit("t", "k", []byte("v"))
+	testenv.WaitFor(t, 5*time.Second, "the write to the stopped broker shown as buffered", func() bool {
+		return testutil.ToFloat64(m.buffered) == 1
+	})
 	// await gives it a minute: the delivery timeout, not a retry that never ends, must reject it.
-	if e := await(t, p2.Emit("t", "k", []byte("v"))); e.err == nil {
+	if e := await(t, promise); e.err == nil {
 		t.Fatal("a write to a stopped broker was acknowledged")
 	} else {
 		t.Logf("rejected: %v", e.err)
+	}
+	if got := testutil.ToFloat64(m.failed); got != 2 {
+		t.Fatalf("failed writes %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.buffered); got != 0 {
+		t.Fatalf("buffered writes %v after the rejection, want 0", got)
 	}
 }

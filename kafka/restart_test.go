@@ -60,7 +60,7 @@ func saramaWriter(t *testing.T, c Config, acked func(string, int32, int64), fail
 }
 
 func gokaWriter(t *testing.T, c Config, acked func(string, int32, int64), failed func()) (func(string, string, string), func()) {
-	p, err := c.producerBuilder("restart-test", slog.New(slog.DiscardHandler))(c.Brokers, "restart-test", fnv.New32a)
+	p, err := c.producerBuilder("restart-test", slog.New(slog.DiscardHandler), nil)(c.Brokers, "restart-test", fnv.New32a)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func TestSCRAMOverTLS(t *testing.T) {
 	}
 	p.Close()
 	// The processors' producer (franz-go) with the same settings.
-	gp, err := good.producerBuilder("test", slog.New(slog.DiscardHandler))(good.Brokers, "test", fnv.New32a)
+	gp, err := good.producerBuilder("test", slog.New(slog.DiscardHandler), nil)(good.Brokers, "test", fnv.New32a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestSCRAMOverTLS(t *testing.T) {
 			client.Close()
 			t.Errorf("%s: connected", name)
 		}
-		gp, err := cfg.producerBuilder("test", slog.New(slog.DiscardHandler))(cfg.Brokers, "test", fnv.New32a)
+		gp, err := cfg.producerBuilder("test", slog.New(slog.DiscardHandler), nil)(cfg.Brokers, "test", fnv.New32a)
 		if err != nil {
 			t.Fatal(err)
 		}

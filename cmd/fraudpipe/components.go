@@ -126,8 +126,9 @@ func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage strin
 	}
 	m := detector.NewMetrics(d.reg)
 	dir := filepath.Join(storage, string(detector.Group))
+	pm := kafka.NewProducerMetrics(d.reg, "fraudpipe-detector")
 	sup := &processors.Supervisor{Name: "detector", Storage: dir, Log: d.log, Build: func() (*goka.Processor, error) {
-		opts := append(d.kafka.ProcessorOptions("fraudpipe-detector", d.log), processors.Storage(dir, int64(d.stateCacheMiB)<<20))
+		opts := append(d.kafka.ProcessorOptions("fraudpipe-detector", d.log, pm), processors.Storage(dir, int64(d.stateCacheMiB)<<20))
 		return detector.New(d.kafka.Brokers, detector.Config{
 			Rules: reg.LatestRuleset, Versions: reg, Lists: lists, Partitions: partitions, Metrics: m, Log: d.log,
 			CountOnly: o.countOnly,
@@ -261,9 +262,10 @@ func startNotifier(ctx context.Context, g *errgroup.Group, d deps, nf notifierFl
 	disp := notifier.NewDispatcher(cfg, notifier.DispatcherDeps{
 		Store: store, Senders: senders, Templates: tmpl, DLQ: dlq, Ready: repl.Ready, Metrics: m, Log: d.log, AlertLog: alerts,
 	})
+	pm := kafka.NewProducerMetrics(d.reg, "fraudpipe-notifier")
 	sup := &processors.Supervisor{Name: "notifier", Log: d.log, Build: func() (*goka.Processor, error) {
 		return notifier.New(d.kafka.Brokers, notifier.Deps{Dispatcher: disp, Metrics: m, Log: d.log},
-			d.kafka.ProcessorOptions("fraudpipe-notifier", d.log)...)
+			d.kafka.ProcessorOptions("fraudpipe-notifier", d.log, pm)...)
 	}}
 	metrics.RegisterLag(d.reg, string(notifier.Group), sup.Current)
 	g.Go(func() error { defer dlq.Close(); return sup.Run(ctx) })

@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     := bin/fraudpipe
 ARGS    ?=
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.0
 
 .PHONY: run build test unit e2e e2e-kafka bench lint fmt produce generate clean
 

@@ -57,10 +57,10 @@ func checkAlerts(t *testing.T, brokers string, want map[string]string) {
 	t.Helper()
 	var alerts []topics.Alert
 	deadline := time.Now().Add(240 * time.Second)
-	seen, lastCount, lastChange, lastReport := map[string]bool{}, -1, time.Now(), time.Now()
+	lastCount, lastChange, lastReport := -1, time.Now(), time.Now()
 	for {
 		alerts = decodeAlerts(t, kcatConsume(t, brokers, "alerts"))
-		seen = map[string]bool{}
+		seen := map[string]bool{}
 		for _, a := range alerts {
 			seen[a.ID] = true
 		}

@@ -208,7 +208,7 @@ func TestLocalStateNeverOutlivesTheBroker(t *testing.T) {
 	r.waitStderr(30*time.Second, "pipeline running")
 	metricsAddr := r.metricsAddr()
 	kcatProduce(t, brokers, "payments", true, burst(0)...) // 4 payments: one short of rapid-fire
-	waitFor(t, 30*time.Second, "4 payments", func() bool { return metric(metricsAddr, "fraudpipe_payments_processed_total") == 4 })
+	waitScored(t, metricsAddr, 4, 30*time.Second)
 	r.interrupt()
 
 	if err := os.RemoveAll(filepath.Join(dir, "data", "kafka")); err != nil {
@@ -221,7 +221,7 @@ func TestLocalStateNeverOutlivesTheBroker(t *testing.T) {
 	}
 	metricsAddr = r.metricsAddr()
 	kcatProduce(t, brokers, "payments", true, burst(10)...) // 4 more: with stale state counted, rapid-fire would fire
-	waitFor(t, 30*time.Second, "4 payments", func() bool { return metric(metricsAddr, "fraudpipe_payments_processed_total") == 4 })
+	waitScored(t, metricsAddr, 4, 30*time.Second)
 	if n := len(kcatConsume(t, brokers, "alerts")); n != 0 {
 		t.Fatalf("%d alerts: payments of the old broker were counted", n)
 	}

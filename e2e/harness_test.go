@@ -88,6 +88,17 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	testenv.WaitFor(t, timeout, what, cond)
 }
 
+// waitScored waits until the detector (or `fraudpipe run`) behind metricsAddr has processed n payments and the
+// broker has acknowledged every write they caused. Processed alone is not enough to read the alerts topic: the
+// last alerts may still wait in the producer's buffer for their batch.
+func waitScored(t *testing.T, metricsAddr string, n int, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, fmt.Sprintf("%d payments to be scored and their writes acknowledged", n), func() bool {
+		return metric(metricsAddr, "fraudpipe_payments_processed_total") == float64(n) &&
+			metric(metricsAddr, "fraudpipe_producer_buffered_records") == 0
+	})
+}
+
 // proc is a running fraudpipe process whose output goes to files.
 type proc struct {
 	t       *testing.T

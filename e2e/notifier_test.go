@@ -101,9 +101,7 @@ func (e *notifierEnv) generate(t *testing.T, accounts, count int) {
 	if err != nil {
 		t.Fatalf("generate: %v\n%s", err, out)
 	}
-	waitFor(t, 60*time.Second, "the detector to process the stream", func() bool {
-		return metric(e.detMetrics, "fraudpipe_payments_processed_total") == float64(count)
-	})
+	waitScored(t, e.detMetrics, count, 60*time.Second)
 }
 
 // delivery identifies one notification: channel, recipient and alert.

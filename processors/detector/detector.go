@@ -204,7 +204,6 @@ func (d *detector) process(ctx goka.Context, msg any) {
 		env.Grouped = grouped
 	}
 	dec := rs.EvaluateWith(st, &p, env)
-	d.Metrics.Processed.Inc()
 	d.Metrics.observe(dec)
 	var stored []byte
 	if dec.Action != rules.ActionNone {
@@ -223,6 +222,9 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	st.Touched = now.UnixMilli()
 	ctx.SetValue(st)
 	stopping(ctx) // likewise for a table write that failed
+	// Counted once its alert and state are handed to the producer: a payment counted as processed has every write
+	// it causes buffered or sent, so processed == sent and no write buffered means they are all on the broker.
+	d.Metrics.Processed.Inc()
 }
 
 // count is a payment's whole processing with CountOnly: one state read, one table write. The count goes in Touched,

@@ -222,8 +222,8 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	st.Touched = now.UnixMilli()
 	ctx.SetValue(st)
 	stopping(ctx) // likewise for a table write that failed
-	// Counted once its alert and state are handed to the producer: a payment counted as processed has every write
-	// it causes buffered or sent, so processed == sent and no write buffered means they are all on the broker.
+	// Counted once its alert and state are handed to the producer: a payment counted here has every write it causes
+	// buffered or acknowledged, so with every payment counted and nothing buffered, all of them are on the broker.
 	d.Metrics.Processed.Inc()
 }
 

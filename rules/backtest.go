@@ -6,13 +6,20 @@ import (
 )
 
 // Backtest replays payments through two rulesets side by side, each on its own in-memory state, and reports
-// how the candidate's alerts differ from the live ruleset's. Nothing outside the process is touched.
+// how the candidate's alerts differ from the live ruleset's. Nothing outside the process is touched. A payment's
+// outcome is its newest, as in the alerts topic: a late payment may re-score earlier-replayed ones.
 type Backtest struct {
 	live, cand *Engine
 	liveRS     *Ruleset
 	candRS     *Ruleset
 	report     BacktestReport
-	accounts   map[string]map[string]struct{} // "live/rule" or "candidate/rule" → accounts
+	outcomes   map[string]*outcomes // by account and payment id
+	order      []*outcomes          // in replay order
+}
+
+type outcomes struct {
+	account, payment string
+	live, cand       Decision
 }
 
 // BacktestReport is a backtest's outcome.
@@ -53,7 +60,7 @@ type AlertDiff struct {
 // NewBacktest starts a backtest of candidate against live with the given outside lists.
 func NewBacktest(live, candidate *Ruleset, env Env) *Backtest {
 	return &Backtest{live: NewEngine(live, env), cand: NewEngine(candidate, env), liveRS: live, candRS: candidate,
-		accounts: map[string]map[string]struct{}{}}
+		outcomes: map[string]*outcomes{}}
 }
 
 // Add replays one payment.
@@ -66,72 +73,90 @@ func (b *Backtest) Add(p Payment) {
 		b.report.Duplicates++
 		return
 	}
-	l, c := b.outcome("live", p.AccountID, ld), b.outcome("candidate", p.AccountID, cd)
 	for _, f := range cd.Shadow {
 		b.stats(f.Name).CandidateShadow++
 	}
-	diff := AlertDiff{PaymentID: p.ID, AccountID: p.AccountID, Live: l, Candidate: c}
-	if ld.Action != ActionNone {
-		b.report.LiveAlerts++
+	o := &outcomes{account: p.AccountID, payment: p.ID, live: ld, cand: cd}
+	b.outcomes[p.AccountID+"\x00"+p.ID] = o
+	b.order = append(b.order, o)
+	for _, l := range ld.Late {
+		if o := b.outcomes[l.Payment.AccountID+"\x00"+l.Payment.ID]; o != nil {
+			o.live = l.Decision
+		}
 	}
-	if cd.Action != ActionNone {
-		b.report.CandidateAlerts++
-		b.report.Candidate = append(b.report.Candidate, diff)
-	}
-	switch {
-	case l == c:
-	case ld.Action == ActionNone:
-		b.report.NewlyAlerting = append(b.report.NewlyAlerting, diff)
-	case cd.Action == ActionNone:
-		b.report.StopAlerting = append(b.report.StopAlerting, diff)
-	default:
-		b.report.Changed = append(b.report.Changed, diff)
+	for _, l := range cd.Late {
+		if o := b.outcomes[l.Payment.AccountID+"\x00"+l.Payment.ID]; o != nil {
+			o.cand = l.Decision
+		}
 	}
 }
 
-func (b *Backtest) outcome(side, account string, d Decision) string {
+func (b *Backtest) outcome(r *BacktestReport, accounts map[string]map[string]struct{}, side, account string, d Decision) string {
 	names := make([]string, 0, len(d.Fired))
 	for _, f := range d.Fired {
 		names = append(names, f.Name)
 		if d.Action == ActionNone {
 			continue
 		}
-		st := b.stats(f.Name)
+		st := stats(r, f.Name)
 		key := side + "/" + f.Name
-		if b.accounts[key] == nil {
-			b.accounts[key] = map[string]struct{}{}
+		if accounts[key] == nil {
+			accounts[key] = map[string]struct{}{}
 		}
-		b.accounts[key][account] = struct{}{}
+		accounts[key][account] = struct{}{}
 		if side == "live" {
 			st.LiveAlerts++
-			st.LiveAccounts = len(b.accounts[key])
+			st.LiveAccounts = len(accounts[key])
 		} else {
 			st.CandidateAlerts++
-			st.CandidateAccounts = len(b.accounts[key])
+			st.CandidateAccounts = len(accounts[key])
 		}
 	}
 	return describe(d.Action, names)
 }
 
-func (b *Backtest) stats(rule string) *RuleStats {
-	for i := range b.report.Rules {
-		if b.report.Rules[i].Rule == rule {
-			return &b.report.Rules[i]
+func (b *Backtest) stats(rule string) *RuleStats { return stats(&b.report, rule) }
+
+func stats(r *BacktestReport, rule string) *RuleStats {
+	for i := range r.Rules {
+		if r.Rules[i].Rule == rule {
+			return &r.Rules[i]
 		}
 	}
-	b.report.Rules = append(b.report.Rules, RuleStats{Rule: rule})
-	return &b.report.Rules[len(b.report.Rules)-1]
+	r.Rules = append(r.Rules, RuleStats{Rule: rule})
+	return &r.Rules[len(r.Rules)-1]
 }
 
 // Report returns the outcome so far, rules sorted by name and every rule of either ruleset listed.
 func (b *Backtest) Report() BacktestReport {
-	for _, rs := range []*Ruleset{b.liveRS, b.candRS} {
-		for _, r := range rs.Rules {
-			b.stats(r.Name)
-		}
-	}
 	r := b.report
 	r.Rules = slices.Clone(r.Rules)
+	for _, rs := range []*Ruleset{b.liveRS, b.candRS} {
+		for _, rule := range rs.Rules {
+			stats(&r, rule.Name)
+		}
+	}
+	accounts := map[string]map[string]struct{}{}
+	for _, o := range b.order {
+		l, c := b.outcome(&r, accounts, "live", o.account, o.live), b.outcome(&r, accounts, "candidate", o.account, o.cand)
+		diff := AlertDiff{PaymentID: o.payment, AccountID: o.account, Live: l, Candidate: c}
+		if o.live.Action != ActionNone {
+			r.LiveAlerts++
+		}
+		if o.cand.Action != ActionNone {
+			r.CandidateAlerts++
+			r.Candidate = append(r.Candidate, diff)
+		}
+		switch {
+		case l == c:
+		case o.live.Action == ActionNone:
+			r.NewlyAlerting = append(r.NewlyAlerting, diff)
+		case o.cand.Action == ActionNone:
+			r.StopAlerting = append(r.StopAlerting, diff)
+		default:
+			r.Changed = append(r.Changed, diff)
+		}
+	}
 	slices.SortFunc(r.Rules, func(a, b RuleStats) int { return strings.Compare(a.Rule, b.Rule) })
 	return r
 }

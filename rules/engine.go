@@ -14,7 +14,8 @@ func NewEngine(rs *Ruleset, env Env) *Engine {
 	return &Engine{rs: rs, env: env, states: map[string]*State{}}
 }
 
-// Score scores one payment; dup reports a retried payment id, which is not scored.
+// Score scores one payment; dup reports a retried payment id, which is not scored. The decision's Late lists the
+// earlier-scored payments of the account that this one re-scored.
 func (e *Engine) Score(p *Payment) (d Decision, dup bool) {
 	st := e.states[p.AccountID]
 	if st == nil {

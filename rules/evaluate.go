@@ -38,6 +38,22 @@ type Decision struct {
 	Allowed string
 	// Errors names the expression rules whose evaluation failed (e.g. over the cost limit); they did not fire.
 	Errors []string
+	// Late lists the payments of the account stamped at or after this one, but arrived before it, that its
+	// arrival re-scored into an alert or into a stronger one (review to block, or more rules).
+	Late []LateDecision
+	// BeyondLateness reports a payment that arrived more than the ruleset's lateness behind its account's newest
+	// payment: it was scored over what the state still held and re-scored nothing.
+	BeyondLateness bool
+}
+
+// LateDecision is a payment's new outcome after a later arrival re-scored it.
+type LateDecision struct {
+	// Payment is the re-scored payment as the state keeps it: every field but the timestamp's sub-millisecond
+	// digits and zone (it is in UTC).
+	Payment  Payment
+	Decision Decision
+	// Changed names the rules that fire now and did not when the payment was last decided.
+	Changed []string
 }
 
 // Env is what an evaluation needs from outside the account's state.
@@ -67,14 +83,16 @@ func (rs *Ruleset) onList(env Env, list, value string) bool {
 // Evaluate is EvaluateWith without outside lists.
 func (rs *Ruleset) Evaluate(st *State, p *Payment) Decision { return rs.EvaluateWith(st, p, Env{}) }
 
-// EvaluateWith adds the payment to the account's state and scores it against the rules. The window of a rule for
-// a payment with timestamp t is (t − window, t] over the account's payments seen so far, the payment included; a
-// payment that arrives late sees only the earlier-stamped payments of its window, never later ones. Expression,
-// deviation and travel rules compare the payment with what came before it.
+// EvaluateWith adds the payment to the account's state and scores it against the rules, by event time: the window
+// of a rule for a payment stamped t is (t − window, t] over every payment of the account stamped in it, whichever
+// arrived first. A payment that arrives after payments of its account stamped at or after its own time re-scores
+// those whose windows it enters (Decision.Late), as long as it is no later than the ruleset's lateness.
 //
 // The caller is responsible for duplicates (State.Lookup) before calling it: it adds unconditionally.
 func (rs *Ruleset) EvaluateWith(st *State, p *Payment, env Env) Decision {
 	var d Decision
+	t := p.Timestamp.UnixMilli()
+	d.BeyondLateness = (len(st.events) > 0 || len(st.buckets) > 0) && t <= st.newest-rs.Lateness.Milliseconds()
 	// Expressions read the account's aggregates before this payment, so they run before it is added.
 	var exprFired []bool
 	if rs.hasExpr {
@@ -89,13 +107,38 @@ func (rs *Ruleset) EvaluateWith(st *State, p *Payment, env Env) Decision {
 			}
 		}
 	}
-	st.add(p, rs)
-	t := p.Timestamp.UnixMilli()
+	i := st.add(p, rs)
+	sticky := rs.decide(st, p, t, env, exprFired, nil, &d)
+	rs.startCooldowns(st, &d, t)
+	if i >= 0 {
+		st.setRecord(i, p, &d, sticky)
+	}
+	rs.updateProfile(st, p)
+	if i >= 0 && !d.BeyondLateness {
+		d.Late = rs.rescoreAround(st, i, p.AccountID, env)
+	}
+	return d
+}
+
+// decide scores payment p, stamped t and already in st, into d. Live (stored == nil), it evaluates every rule
+// and returns the outcomes that a re-score cannot compute again (see stickyRule). Re-scoring (stored != nil), it
+// takes those outcomes from stored, skips shadow rules, and reports no metrics' material.
+func (rs *Ruleset) decide(st *State, p *Payment, t int64, env Env, exprFired []bool, stored []Fired, d *Decision) (sticky []Fired) {
+	rescore := stored != nil
 	for i := range rs.Rules {
 		r := &rs.Rules[i]
+		if rescore && r.Mode == ModeShadow {
+			continue
+		}
 		from := t - r.Window.Milliseconds()
 		var reason string
 		switch {
+		case rescore && stickyRule(r):
+			for _, f := range stored {
+				if f.Name == r.Name {
+					reason = f.Reason
+				}
+			}
 		case r.Grouped:
 			reason = env.Grouped[r.Name]
 		case r.Type == TypeAmount:
@@ -126,13 +169,16 @@ func (rs *Ruleset) EvaluateWith(st *State, p *Payment, env Env) Decision {
 				reason = fmt.Sprintf("%s %s is on list %s", r.Field, v, r.List)
 			}
 		case r.Type == TypeDeviation:
-			reason = rs.deviation(st, p, r, &d)
+			reason = rs.deviation(st, p, r, d)
 		case r.Type == TypeTravel:
 			reason = travel(st, p, r)
 		case r.Type == TypeExpression:
 			if exprFired[i] {
 				reason = "expression true: " + r.Expr
 			}
+		}
+		if !rescore && reason != "" && r.Mode != ModeShadow && stickyRule(r) {
+			sticky = append(sticky, Fired{Name: r.Name, Score: r.Score, Reason: reason})
 		}
 		switch {
 		case reason == "":
@@ -144,6 +190,9 @@ func (rs *Ruleset) EvaluateWith(st *State, p *Payment, env Env) Decision {
 			d.Fired = append(d.Fired, Fired{Name: r.Name, Score: r.Score, Reason: reason})
 			d.Score += r.Score
 		}
+	}
+	if rescore {
+		d.Unconverted = nil
 	}
 	d.Score = min(d.Score, 100)
 	switch {
@@ -162,15 +211,19 @@ func (rs *Ruleset) EvaluateWith(st *State, p *Payment, env Env) Decision {
 			}
 		}
 	}
-	if d.Action != ActionNone {
-		for _, f := range d.Fired {
-			if r := rs.rule(f.Name); r != nil && r.Cooldown > 0 {
-				st.startCooldown(r.Name, t+r.Cooldown.Milliseconds())
-			}
+	return sticky
+}
+
+// startCooldowns quiets the fired rules that have a cooldown for the payments stamped after t, once d alerts.
+func (rs *Ruleset) startCooldowns(st *State, d *Decision, t int64) {
+	if d.Action == ActionNone {
+		return
+	}
+	for _, f := range d.Fired {
+		if r := rs.rule(f.Name); r != nil && r.Cooldown > 0 {
+			st.startCooldown(r.Name, t, t+r.Cooldown.Milliseconds())
 		}
 	}
-	rs.updateProfile(st, p)
-	return d
 }
 
 func (rs *Ruleset) rule(name string) *Rule {

@@ -119,6 +119,14 @@ func runCase(rs *Ruleset, c FixtureCase) []string {
 				}
 				got[p.ID] = describe(d.Action, names)
 				order = append(order, p.ID)
+				// A payment may re-score earlier ones of its account: their outcome is the newest.
+				for _, l := range d.Late {
+					names := make([]string, 0, len(l.Decision.Fired))
+					for _, f := range l.Decision.Fired {
+						names = append(names, f.Name)
+					}
+					got[l.Payment.ID] = describe(l.Decision.Action, names)
+				}
 				continue
 			}
 		}

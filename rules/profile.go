@@ -31,7 +31,9 @@ func (rs *Ruleset) updateProfile(st *State, p *Payment) {
 		// later payment with a stale position.
 		st.last = location{ts: t, country: p.Country}
 	}
-	st.cooldowns = slices.DeleteFunc(st.cooldowns, func(c cooldown) bool { return c.until <= st.newest })
+	// A cooldown matters while a payment stamped before its end can still arrive.
+	horizon := st.newest - rs.Lateness.Milliseconds()
+	st.cooldowns = slices.DeleteFunc(st.cooldowns, func(c cooldown) bool { return c.until <= horizon })
 }
 
 // minRelStddev keeps an account that always pays the same amount from alerting on one cent more: its standard
@@ -62,18 +64,23 @@ func (rs *Ruleset) deviation(st *State, p *Payment, r *Rule, d *Decision) string
 // travel checks whether the account could have got from its previous payment's place to this one's in time.
 func travel(st *State, p *Payment, r *Rule) string {
 	lat, lon, ok, exact := locateExact(p)
-	if !ok || !st.last.ok {
+	if !ok {
 		return ""
 	}
-	km := distanceKm(st.last.lat, st.last.lon, lat, lon)
+	t := p.Timestamp.UnixMilli()
+	last, known := st.previousLocation(t)
+	if !known {
+		return ""
+	}
+	km := distanceKm(last.lat, last.lon, lat, lon)
 	minKm := r.MinDistance
-	if !exact || !st.last.exact {
+	if !exact || !last.exact {
 		minKm = max(minKm, centroidSlack)
 	}
 	if km <= minKm {
 		return ""
 	}
-	dt := time.Duration(p.Timestamp.UnixMilli()-st.last.ts) * time.Millisecond
+	dt := time.Duration(t-last.ts) * time.Millisecond
 	dt = max(dt, -dt)
 	speed := math.Inf(1)
 	if dt > 0 {
@@ -82,7 +89,7 @@ func travel(st *State, p *Payment, r *Rule) string {
 	if speed <= r.MaxSpeed {
 		return ""
 	}
-	from, to := st.last.country, p.Country
+	from, to := last.country, p.Country
 	return fmt.Sprintf("%s → %s: %.0f km in %s (%.0f km/h > %g km/h)", orUnknown(from), orUnknown(to), km, dt.Round(time.Second), math.Min(speed, 1e9), r.MaxSpeed)
 }
 
@@ -93,23 +100,31 @@ func orUnknown(s string) string {
 	return s
 }
 
+// cooling reports whether a rule stays quiet for a payment stamped t: the rule alerted the account for a payment
+// stamped in [t − cooldown, t). By event time, so a late payment is cooled by the alerts stamped before it, not by
+// those that merely arrived before it.
 func (s *State) cooling(rule string, t int64) bool {
 	h := hash32(rule)
 	for _, c := range s.cooldowns {
-		if c.rule == h && t < c.until {
+		if c.rule == h && c.from < t && t < c.until {
 			return true
 		}
 	}
 	return false
 }
 
-func (s *State) startCooldown(rule string, until int64) {
+// maxCooldowns bounds the cooldowns an account keeps; the oldest go first.
+const maxCooldowns = 32
+
+func (s *State) startCooldown(rule string, from, until int64) {
 	h := hash32(rule)
-	for i := range s.cooldowns {
-		if s.cooldowns[i].rule == h {
-			s.cooldowns[i].until = until
+	for _, c := range s.cooldowns {
+		if c.rule == h && c.from == from {
 			return
 		}
 	}
-	s.cooldowns = append(s.cooldowns, cooldown{rule: h, until: until})
+	if len(s.cooldowns) >= maxCooldowns {
+		s.cooldowns = slices.Delete(s.cooldowns, 0, 1)
+	}
+	s.cooldowns = append(s.cooldowns, cooldown{rule: h, from: from, until: until})
 }

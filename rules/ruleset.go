@@ -100,6 +100,9 @@ const (
 	MaxDistinctLimit = 63
 	// MaxRetention bounds how far back state reaches.
 	MaxRetention = 31 * 24 * time.Hour
+	// DefaultLateness is how late a payment may arrive and still count fully (state.lateness): offline terminals
+	// and batch gateways deliver within the hour; later ones are counted as beyond it.
+	DefaultLateness = time.Hour
 )
 
 // Rule is one validated rule.
@@ -148,7 +151,10 @@ type Ruleset struct {
 	Thresholds Thresholds
 	Base       string             // the base currency of Rates
 	Rates      map[string]float64 // value of one unit of a currency in units of Base
-	Retention  time.Duration      // how far back per-account state reaches: at least the longest window
+	Retention  time.Duration      // how far back per-account state reaches: at least the longest window plus Lateness
+	// Lateness is how far behind its account's newest payment a payment may arrive and still be scored over a
+	// complete window and re-score the payments it affects (see State.rescore).
+	Lateness  time.Duration
 	MaxEvents  int                // exact payments kept per account before older ones are aggregated
 	Rules      []Rule
 	// Lists are the file-backed lists the rules use, by name; the detector adds the lists topic's entries.
@@ -162,6 +168,9 @@ type Ruleset struct {
 	// distinctCap is how many distinct values an aggregated bucket keeps per field: one more than the largest
 	// limit of any distinct rule is all a decision ever needs.
 	distinctCap int
+	// rescoreSpan is the longest window of the rules a late payment re-scores: only payments stamped less than
+	// that after it can change.
+	rescoreSpan time.Duration
 	hasExpr     bool
 	groupFields []Field
 }
@@ -405,10 +414,18 @@ func (p *parser) parse(data []byte) *Ruleset {
 	}
 
 	var retention time.Duration
+	rs.Lateness = DefaultLateness
 	if n := top["state"]; n != nil {
-		st := p.fields(n, "", "state", "retention", "max_events")
+		st := p.fields(n, "", "state", "retention", "max_events", "lateness")
 		if st["retention"] != nil {
 			retention, _ = p.duration(st["retention"], "", "state.retention")
+		}
+		if st["lateness"] != nil {
+			if st["lateness"].Value == "0" || st["lateness"].Value == "0s" {
+				rs.Lateness = 0
+			} else {
+				rs.Lateness, _ = p.duration(st["lateness"], "", "state.lateness")
+			}
 		}
 		if st["max_events"] != nil {
 			v, _ := p.int(st["max_events"], "", "state.max_events", MinMaxEvents, MaxMaxEvents)
@@ -468,7 +485,17 @@ func (p *parser) parse(data []byte) *Ruleset {
 	if retention != 0 && retention < longest {
 		p.errorf(top["state"], "", "state.retention", "%s is shorter than the longest window %s", FormatDuration(retention), FormatDuration(longest))
 	}
-	rs.Retention = max(retention, longest, time.Minute)
+	// A late payment must find every payment of the windows it affects: those reach back one window from the
+	// oldest payment it can affect, which is at most Lateness behind the newest.
+	rs.Retention = max(retention, longest+rs.Lateness, time.Minute)
+	if rs.Retention > MaxRetention {
+		p.errorf(top["state"], "", "state.lateness", "the longest window %s plus lateness %s exceeds %s", FormatDuration(longest), FormatDuration(rs.Lateness), FormatDuration(MaxRetention))
+	}
+	for _, r := range rs.Rules {
+		if !r.Grouped && (r.Type == TypeCount || r.Type == TypeSum || r.Type == TypeDistinct) {
+			rs.rescoreSpan = max(rs.rescoreSpan, r.Window)
+		}
+	}
 	rs.groupFields = groupFields(rs.Rules)
 	return rs
 }

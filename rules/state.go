@@ -26,6 +26,10 @@ type State struct {
 	buckets []bucket // sorted by first
 	seen    []seen   // recent payment ids, oldest first
 	newest  int64    // the largest event timestamp seen, which drives pruning
+	// snaps holds the exact events' records (see record): their events point into it. Replaced records stay
+	// until the state is encoded, which writes only the live ones.
+	snaps     []byte
+	compactAt int // the size of snaps at which setRecord drops dead records
 
 	// The account's profile, which outlives the windows: deviation, travel and expression rules read it.
 	base      baseline
@@ -68,9 +72,10 @@ type location struct {
 	exact    bool // they came with the payment, not from the country's centre
 }
 
+// cooldown is one alert of a rule with a cooldown: the rule stays quiet for payments stamped in (from, until).
 type cooldown struct {
-	rule  uint32 // hash of the rule's name
-	until int64  // unix ms of payment time
+	rule        uint32 // hash of the rule's name
+	from, until int64  // unix ms of payment time
 }
 
 type event struct {
@@ -78,6 +83,9 @@ type event struct {
 	amount int64
 	cur    uint16
 	attrs  [numFields]uint32 // hash of each countable field; 0 = empty
+	// rec locates the payment's record in State.snaps: what re-scoring it after a late arrival needs. Empty for
+	// the events of grouping values' states, which are never re-scored.
+	recOff, recLen uint32
 }
 
 type curSum struct {
@@ -146,14 +154,16 @@ func (s *State) Idle(now time.Time, ttl time.Duration) bool {
 }
 
 // add inserts a payment, aggregates the oldest events beyond maxEvents and drops what is older than retention.
-func (s *State) add(p *Payment, rs *Ruleset) {
+// It returns the payment's index among the exact events, or -1 when it was at once aggregated or dropped.
+func (s *State) add(p *Payment, rs *Ruleset) int {
 	e := event{ts: p.Timestamp.UnixMilli(), amount: p.Amount, cur: packCurrency(p.Currency)}
 	for f := range numFields {
 		if v := p.field(f); v != "" {
 			e.attrs[f] = hash32(v)
 		}
 	}
-	// Payments mostly arrive in order, so the insert is almost always an append.
+	// Payments mostly arrive in order, so the insert is almost always an append. A payment goes after those
+	// stamped with the same time, so that the ones it may affect are found on both sides (rescoreAfter).
 	i := len(s.events)
 	for i > 0 && s.events[i-1].ts > e.ts {
 		i--
@@ -167,8 +177,10 @@ func (s *State) add(p *Payment, rs *Ruleset) {
 			s.fold(old, width, rs.distinctCap)
 		}
 		s.events = slices.Delete(s.events, 0, over)
+		i -= over
 	}
-	s.prune(rs.Retention)
+	i -= s.prune(rs.Retention)
+	return max(i, -1)
 }
 
 func (s *State) fold(e event, width int64, distinctCap int) {
@@ -193,7 +205,8 @@ func (s *State) fold(e event, width int64, distinctCap int) {
 	}
 }
 
-func (s *State) prune(retention time.Duration) {
+// prune drops what is older than retention and returns how many exact events it dropped.
+func (s *State) prune(retention time.Duration) int {
 	horizon := s.newest - retention.Milliseconds()
 	n := 0
 	for n < len(s.events) && s.events[n].ts <= horizon {
@@ -201,6 +214,7 @@ func (s *State) prune(retention time.Duration) {
 	}
 	s.events = slices.Delete(s.events, 0, n)
 	s.buckets = slices.DeleteFunc(s.buckets, func(b bucket) bool { return b.last <= horizon })
+	return n
 }
 
 // span returns the events with timestamps in (from, to].
@@ -282,8 +296,9 @@ func unpackCurrency(v uint16) string {
 // Version 2 added the profile (baseline, home country, last location, cooldowns). Version 3 codes every
 // timestamp as a difference from the newest event's (a byte or two instead of six), leaves out the coordinates of
 // a last location that is its country's centre (the decoder looks them up again), and keeps the country and time
-// of a last location without coordinates, which version 2 dropped. Versions 1 and 2 still decode.
-const stateVersion = 3
+// of a last location without coordinates, which version 2 dropped. Version 4 adds each exact event's record
+// (for re-scoring after a late arrival) and the start of each cooldown. Earlier versions still decode.
+const stateVersion = 4
 
 // Tags of the last location in version 3.
 const (
@@ -309,6 +324,7 @@ func (s *State) MarshalBinary() ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(e.amount))
 		b = binary.LittleEndian.AppendUint16(b, e.cur)
 		b = appendAttrs(b, e.attrs)
+		b = appendBytes(b, s.record(e))
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.buckets)))
 	for _, k := range s.buckets {
@@ -357,7 +373,8 @@ func (s *State) MarshalBinary() ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(s.cooldowns)))
 	for _, c := range s.cooldowns {
 		b = binary.LittleEndian.AppendUint32(b, c.rule)
-		b = binary.AppendVarint(b, c.until-s.newest)
+		b = binary.AppendVarint(b, c.from-s.newest)
+		b = binary.AppendVarint(b, c.until-c.from)
 	}
 	return b, nil
 }
@@ -368,7 +385,10 @@ func (s *State) MarshalBinary() ([]byte, error) {
 func (s *State) encodedBound() int {
 	const v = binary.MaxVarintLen64
 	n := 1 + 3*v // version, Touched, newest, events
-	n += len(s.events) * (2*v + 2 + 1 + 4*int(numFields))
+	n += len(s.events) * (2*v + 2 + 1 + 4*int(numFields) + v)
+	for i := range s.events {
+		n += int(s.events[i].recLen)
+	}
 	n += v
 	for _, k := range s.buckets {
 		n += 4*v + len(k.sums)*(2+v)
@@ -382,13 +402,18 @@ func (s *State) encodedBound() int {
 	}
 	n += 2 + v + 16 + v + len(s.home)         // baseline, home
 	n += 1 + v + 16 + v + len(s.last.country) // last location
-	n += v + len(s.cooldowns)*(4+v)
+	n += v + len(s.cooldowns)*(4+2*v)
 	return n
 }
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
+}
+
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
 }
 
 func (d *decoder) string() string {
@@ -514,9 +539,9 @@ func (d *decoder) location(base int64) location {
 // Reset empties s for another account's state, keeping the memory of its event and payment id lists: a detector
 // recycles states once they are encoded, so that decoding an ordinary account's state allocates nothing.
 func (s *State) Reset() {
-	events, seen := s.events[:0], s.seen[:0]
+	events, seen, snaps := s.events[:0], s.seen[:0], s.snaps[:0]
 	clear(seen[:cap(seen)]) // let go of the alerts the previous account kept
-	*s = State{events: events, seen: seen}
+	*s = State{events: events, seen: seen, snaps: snaps}
 }
 
 // UnmarshalBinary decodes a state written by MarshalBinary into s, reusing its lists' memory.
@@ -525,7 +550,7 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("%w: unknown version", errCorrupt)
 	}
 	version := data[0]
-	events, seenIDs := s.events[:0], s.seen[:0]
+	events, seenIDs, snaps := s.events[:0], s.seen[:0], s.snaps[:0]
 	d := decoder{b: data[1:]}
 	// base is what version 3 codes timestamps against; earlier versions wrote them whole.
 	var base int64
@@ -536,6 +561,7 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	} else {
 		*s = State{Touched: d.varint(), newest: d.varint()}
 	}
+	s.snaps = snaps
 	// Room for one more event and one more seen id: a state is decoded to take the next payment, and growing a
 	// slice by one copies it into a new one twice its size.
 	n := d.count(5)
@@ -551,6 +577,12 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		for f := range numFields {
 			if mask != nil && mask[0]&(1<<f) != 0 {
 				e.attrs[f] = d.u32()
+			}
+		}
+		if version >= 4 {
+			if n := d.count(1); n > 0 {
+				e.recOff, e.recLen = uint32(len(s.snaps)), uint32(n)
+				s.snaps = append(s.snaps, d.bytes(n)...)
 			}
 		}
 	}
@@ -593,7 +625,16 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		if n := d.count(5); n > 0 {
 			s.cooldowns = make([]cooldown, n)
 			for i := range s.cooldowns {
-				s.cooldowns[i] = cooldown{rule: d.u32(), until: base + d.varint()}
+				c := &s.cooldowns[i]
+				c.rule = d.u32()
+				if version >= 4 {
+					c.from = base + d.varint()
+					c.until = c.from + d.varint()
+				} else {
+					// Earlier versions kept only the end: the rule stayed quiet for every payment before it.
+					c.until = base + d.varint()
+					c.from = c.until - 2*MaxRetention.Milliseconds()
+				}
 			}
 		}
 	}

@@ -1,0 +1,204 @@
+package rules
+
+import (
+	"encoding/binary"
+	"math"
+	"slices"
+	"time"
+)
+
+// Late arrivals. Payments of one account reach the detector in an order Kafka does not fix (different keys,
+// different partitions, offline terminals, retries), yet a payment's outcome must depend only on the payments
+// stamped in its windows. A payment that arrives after payments stamped at or after its own time is therefore
+// added where its timestamp puts it, and every exact event whose windows it enters is scored again. What
+// re-scoring needs of such an event beyond its amount, time and field hashes is its record: the payment's
+// fields (for the alert), its last outcome (to tell whether the new one is stronger), and the outcomes of the
+// rules that cannot be computed again after the fact (stickyRule).
+
+// stickyRule reports whether a rule's outcome for a payment is kept as first decided rather than computed again
+// when a late arrival re-scores the payment: expressions, deviation and travel read the account's profile as it
+// was when the payment arrived, which later payments have since changed, and grouped rules live in another key's
+// state. Amount and list rules are computed again from the record; window rules over the now complete window.
+func stickyRule(r *Rule) bool {
+	return r.Grouped || r.Type == TypeExpression || r.Type == TypeDeviation || r.Type == TypeTravel
+}
+
+// record is an exact event's record, decoded.
+type record struct {
+	score  int
+	action Action
+	p      Payment // without account, amount, currency and timestamp, which the event and the state hold
+	fired  []uint32
+	sticky []Fired
+}
+
+var actions = [...]Action{ActionNone, ActionReview, ActionBlock}
+
+func rank(a Action) int { return slices.Index(actions[:], a) }
+
+func (s *State) record(e event) []byte {
+	return s.snaps[e.recOff : e.recOff+e.recLen]
+}
+
+// setRecord writes the record of exact event i: the payment's fields, its decision and the sticky outcomes.
+func (s *State) setRecord(i int, p *Payment, d *Decision, sticky []Fired) {
+	if len(s.snaps) > max(s.compactAt, 8<<10) {
+		s.compactSnaps()
+	}
+	off := len(s.snaps)
+	b := append(s.snaps, byte(d.Score), byte(rank(d.Action)))
+	for _, v := range [...]string{p.ID, p.MerchantID, p.MerchantCategory, p.Country, p.CardID, p.DeviceID, p.IP} {
+		b = appendString(b, v)
+	}
+	if p.Lat != nil && p.Lon != nil {
+		b = append(b, 1)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(*p.Lat))
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(*p.Lon))
+	} else {
+		b = append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(d.Fired)))
+	for _, f := range d.Fired {
+		b = binary.LittleEndian.AppendUint32(b, hash32(f.Name))
+	}
+	b = binary.AppendUvarint(b, uint64(len(sticky)))
+	for _, f := range sticky {
+		b = appendString(b, f.Name)
+		b = binary.AppendUvarint(b, uint64(f.Score))
+		b = appendString(b, f.Reason)
+	}
+	s.snaps = b
+	s.events[i].recOff, s.events[i].recLen = uint32(off), uint32(len(b)-off)
+}
+
+// compactSnaps drops the records no event points to any more (replaced, aggregated or pruned). A state that is
+// encoded after every payment never needs it; one that lives long in memory (backtests) does.
+func (s *State) compactSnaps() {
+	var live []byte
+	for i := range s.events {
+		e := &s.events[i]
+		if e.recLen == 0 {
+			continue
+		}
+		off := len(live)
+		live = append(live, s.record(*e)...)
+		e.recOff = uint32(off)
+	}
+	s.snaps = append(s.snaps[:0], live...)
+	s.compactAt = 2 * len(s.snaps)
+}
+
+func parseRecord(b []byte) (record, bool) {
+	if len(b) < 2 {
+		return record{}, false
+	}
+	r := record{score: int(b[0])}
+	if int(b[1]) < len(actions) {
+		r.action = actions[b[1]]
+	}
+	d := decoder{b: b[2:]}
+	for _, v := range [...]*string{&r.p.ID, &r.p.MerchantID, &r.p.MerchantCategory, &r.p.Country, &r.p.CardID, &r.p.DeviceID, &r.p.IP} {
+		*v = d.string()
+	}
+	if loc := d.bytes(1); loc != nil && loc[0] == 1 {
+		lat, lon := math.Float64frombits(d.u64()), math.Float64frombits(d.u64())
+		r.p.Lat, r.p.Lon = &lat, &lon
+	}
+	r.fired = make([]uint32, d.count(4))
+	for i := range r.fired {
+		r.fired[i] = d.u32()
+	}
+	r.sticky = make([]Fired, d.count(3))
+	for i := range r.sticky {
+		r.sticky[i] = Fired{Name: d.string(), Score: int(d.uvarint()), Reason: d.string()}
+	}
+	return r, d.err == nil && len(d.b) == 0
+}
+
+// rescoreAround scores again the exact events that the payment at index i (of account) enters the windows of:
+// those stamped at its time that arrived before it, and those stamped after it within the longest window of
+// a rule a re-score computes again. It returns those whose outcome grew.
+func (rs *Ruleset) rescoreAround(st *State, i int, account string, env Env) []LateDecision {
+	span := rs.rescoreSpan.Milliseconds()
+	if span == 0 {
+		return nil
+	}
+	t := st.events[i].ts
+	var out []LateDecision
+	for j := i - 1; j >= 0 && st.events[j].ts == t; j-- {
+		if ld, ok := rs.rescore(st, j, account, env); ok {
+			out = append(out, ld)
+		}
+	}
+	for j := i + 1; j < len(st.events) && st.events[j].ts < t+span; j++ {
+		if ld, ok := rs.rescore(st, j, account, env); ok {
+			out = append(out, ld)
+		}
+	}
+	// Oldest first, as the payments happened.
+	slices.SortStableFunc(out, func(a, b LateDecision) int { return a.Payment.Timestamp.Compare(b.Payment.Timestamp) })
+	return out
+}
+
+// rescore scores exact event j again over the state as it is now. It reports the new decision when it alerts
+// where the last one did not, blocks where the last one reviewed, or fires more rules; the record then keeps the
+// new decision, so a later re-score compares with it. Alerts are never taken back: an outcome that shrank (a
+// cooldown that now covers the payment) is ignored.
+func (rs *Ruleset) rescore(st *State, j int, account string, env Env) (LateDecision, bool) {
+	e := st.events[j]
+	if e.recLen == 0 {
+		return LateDecision{}, false
+	}
+	rec, ok := parseRecord(st.record(e))
+	if !ok {
+		return LateDecision{}, false
+	}
+	p := rec.p
+	p.AccountID, p.Amount, p.Currency = account, e.amount, unpackCurrency(e.cur)
+	p.Timestamp = time.UnixMilli(e.ts).UTC()
+	var d Decision
+	stored := rec.sticky
+	if stored == nil {
+		stored = []Fired{} // non-nil: decide re-scores
+	}
+	rs.decide(st, &p, e.ts, env, nil, stored, &d)
+	if d.Action == ActionNone || rank(d.Action) < rank(rec.action) {
+		return LateDecision{}, false
+	}
+	var changed []string
+	for _, f := range d.Fired {
+		if !slices.Contains(rec.fired, hash32(f.Name)) {
+			changed = append(changed, f.Name)
+		}
+	}
+	if rank(d.Action) == rank(rec.action) && len(changed) == 0 {
+		return LateDecision{}, false
+	}
+	rs.startCooldowns(st, &d, e.ts)
+	st.setRecord(j, &p, &d, rec.sticky)
+	return LateDecision{Payment: p, Decision: d, Changed: changed}, true
+}
+
+// previousLocation is where the account's payment stamped last before t was made, by event time: the profile's
+// last location when that is older than t (payments in order), else the newest exact event before t that has a
+// place. ok is false when none is known.
+func (s *State) previousLocation(t int64) (location, bool) {
+	if s.last.ts < t || len(s.events) == 0 {
+		return s.last, s.last.ok && s.last.ts < t
+	}
+	for j := len(s.events) - 1; j >= 0; j-- {
+		e := s.events[j]
+		if e.ts >= t || e.recLen == 0 {
+			continue
+		}
+		rec, ok := parseRecord(s.record(e))
+		if !ok {
+			continue
+		}
+		lat, lon, located, exact := locateExact(&rec.p)
+		if located {
+			return location{ts: e.ts, lat: lat, lon: lon, country: rec.p.Country, ok: true, exact: exact}, true
+		}
+	}
+	return location{}, false
+}

@@ -227,7 +227,9 @@ func TestOutcomesDoNotDependOnArrivalOrder(t *testing.T) {
 		"reversed": func(ps []Payment, _ *rand.Rand) {
 			slices.SortStableFunc(ps, func(a, b Payment) int { return b.Timestamp.Compare(a.Timestamp) })
 		},
-		"shuffled": func(ps []Payment, rng *rand.Rand) { rng.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] }) },
+		"shuffled": func(ps []Payment, rng *rand.Rand) {
+			rng.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
+		},
 		// Mostly in order, some payments delayed by up to an hour (offline terminals, batch gateways).
 		"some late": func(ps []Payment, rng *rand.Rand) {
 			key := make(map[*Payment]time.Time, len(ps))

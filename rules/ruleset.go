@@ -155,8 +155,8 @@ type Ruleset struct {
 	// Lateness is how far behind its account's newest payment a payment may arrive and still be scored over a
 	// complete window and re-score the payments it affects (see State.rescore).
 	Lateness  time.Duration
-	MaxEvents  int                // exact payments kept per account before older ones are aggregated
-	Rules      []Rule
+	MaxEvents int // exact payments kept per account before older ones are aggregated
+	Rules     []Rule
 	// Lists are the file-backed lists the rules use, by name; the detector adds the lists topic's entries.
 	Lists map[string]map[string]struct{}
 	// Allow suppresses an alert for a payment whose field value is on one of these lists.

@@ -107,7 +107,7 @@ func (d *Dispatcher) Handle(ctx context.Context, a *topics.Alert) error {
 func (d *Dispatcher) plan(a *topics.Alert, c *topics.Customer) []job {
 	now := d.now().UTC()
 	mk := func(ch, to string) job {
-		return job{AlertID: a.ID, AccountID: a.AccountID, Channel: ch, Recipient: to, First: now}
+		return job{AlertID: a.DeliveryID(), AccountID: a.AccountID, Channel: ch, Recipient: to, First: now}
 	}
 	jobs := []job{mk(ChannelLog, "-")}
 	var routed []string

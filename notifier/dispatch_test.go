@@ -240,6 +240,41 @@ func TestDeliversOnEveryRoutedChannelExactlyOnce(t *testing.T) {
 	}
 }
 
+// A late alert (raised after the payment went through) that escalates a payment already alerted under the same
+// alert id is delivered once more, and says that nothing was blocked.
+func TestLateEscalationIsDeliveredOnceAndSaysThePaymentWentThrough(t *testing.T) {
+	e := newEnv(t, "routes: { review: [email], block: [email, sms] }")
+	e.ana(t, nil)
+	ctx := context.Background()
+	first := alert("pay_1", rules.ActionReview)
+	if err := e.d.Handle(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	late := alert("pay_1", rules.ActionBlock)
+	late.Late, late.RaisedBy, late.ChangedRules = true, "pay_0", []string{"rapid-fire"}
+	for range 2 { // re-emitted after a crash: delivered once
+		if err := e.d.Handle(ctx, late); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mails := e.smtp.Mails()
+	if len(mails) != 2 {
+		t.Fatalf("%d emails, want the review's and the late block's", len(mails))
+	}
+	subject := mails[1].Msg.Header.Get("Subject")
+	if !strings.Contains(subject, "has gone through") || strings.Contains(subject, "blocked") ||
+		mails[1].Msg.Header.Get("Message-Id") == mails[0].Msg.Header.Get("Message-Id") {
+		t.Fatalf("late email: subject %q, Message-Id %q (first %q)", subject, mails[1].Msg.Header.Get("Message-Id"), mails[0].Msg.Header.Get("Message-Id"))
+	}
+	if text := mails[1].Text["text/plain"]; !strings.Contains(text, "could not be stopped") || strings.Contains(text, "we blocked") {
+		t.Fatalf("late email text:\n%s", text)
+	}
+	sms := e.sms.Requests()
+	if len(sms) != 1 || !strings.Contains(sms[0].Form["Body"], "has gone through") || strings.Contains(sms[0].Form["Body"], "We blocked") {
+		t.Fatalf("late SMS %+v", sms)
+	}
+}
+
 func TestRoutingFollowsActionAndPreferences(t *testing.T) {
 	e := newEnv(t, "")
 	e.ana(t, func(c *topics.Customer) { c.Channels = map[string]bool{"email": false} })

@@ -37,8 +37,11 @@ type Templates struct {
 // TemplateData is what templates see. Personal data is reduced to what the channel needs: the card appears as
 // its last four characters only.
 type TemplateData struct {
-	AlertID  string
-	Action   string
+	AlertID string
+	Action  string
+	// Late: the alert was raised after the payment had gone through (a payment stamped earlier arrived later);
+	// nothing was blocked, whatever the action says.
+	Late     bool
 	Name     string
 	Amount   string // formatted in the payment's currency: 1,250.50 EUR
 	Merchant string
@@ -92,7 +95,7 @@ func LoadTemplates(dir string) (*Templates, error) {
 
 func templateData(a *topics.Alert, c *topics.Customer) TemplateData {
 	d := TemplateData{
-		AlertID: a.ID, Action: string(a.Action), Amount: rules.FormatAmount(a.Payment.Amount, a.Payment.Currency),
+		AlertID: a.ID, Action: string(a.Action), Late: a.Late, Amount: rules.FormatAmount(a.Payment.Amount, a.Payment.Currency),
 		Merchant: a.Payment.MerchantID, Country: a.Payment.Country, Card: maskCard(a.Payment.CardID), Alert: a,
 		Lang: "en",
 	}
@@ -136,8 +139,8 @@ func (t *Templates) exec(name string, d TemplateData) (string, error) {
 // Render builds the message of an alert for one channel and recipient.
 func (t *Templates) Render(channel, to string, a *topics.Alert, c *topics.Customer) (*Message, error) {
 	d := templateData(a, c)
-	m := &Message{Channel: channel, To: to, MessageID: messageID(a.ID, to), Urgent: a.Action == rules.ActionBlock,
-		Topic: a.ID}
+	m := &Message{Channel: channel, To: to, MessageID: messageID(a.DeliveryID(), to), Urgent: a.Action == rules.ActionBlock,
+		Topic: a.DeliveryID()}
 	var err error
 	switch channel {
 	case ChannelEmail:

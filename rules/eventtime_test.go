@@ -1,4 +1,4 @@
-package rules
+package rules_test
 
 import (
 	"fmt"
@@ -7,149 +7,26 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fraudpipe/fraudpipe/internal/reference"
+	. "github.com/fraudpipe/fraudpipe/rules"
 )
+
+var t0 = reference.Start
+
+func mustParse(t *testing.T, src string) *Ruleset {
+	t.Helper()
+	rs, err := Parse("test.yaml", []byte(src))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return rs
+}
 
 // The event-time contract: a payment's outcome depends on the payments of its account stamped in its windows,
 // never on the order they arrived in. These tests score one stream in many arrival orders and compare every
 // payment's newest outcome (its own decision, or the latest re-score a late arrival raised) with a reference
 // written from the definition.
-
-const eventTimeRules = `
-thresholds: { review: 50, block: 80 }
-currencies: { base: EUR }
-state: { lateness: 24h }
-lists:
-  blocked-merchants: {}
-  trusted-devices: {}
-allow:
-  - { list: trusted-devices, field: device_id }
-rules:
-  - { name: big-ticket, type: amount, limit: 500000, score: 60 }
-  - { name: rapid-fire, type: count, window: 5m, limit: 4, score: 50 }
-  - { name: spend-surge, type: sum, window: 1h, limit: 1000000, score: 50 }
-  - { name: globetrotter, type: distinct, field: country, window: 30m, limit: 2, score: 80 }
-  - { name: blocked-merchant, type: list, field: merchant_id, list: blocked-merchants, score: 90 }
-`
-
-// eventTimeStream is a few thousand payments of many accounts over three hours: bursts that trip the count
-// and sum rules, country hops, blocked merchants, trusted devices, payments stamped at the same millisecond,
-// and producer retries (the same payment twice).
-func eventTimeStream(seed uint64) []Payment {
-	rng := rand.New(rand.NewPCG(seed, 7))
-	var out []Payment
-	for a := range 60 {
-		acct := fmt.Sprintf("acct_%d", a)
-		ts := t0
-		for i := range 20 + rng.IntN(60) {
-			switch rng.IntN(12) {
-			case 0, 1:
-				ts = ts.Add(time.Duration(rng.IntN(20)) * time.Second) // a burst
-			case 2:
-				// same millisecond as the previous payment
-			default:
-				ts = ts.Add(time.Duration(rng.IntN(30)) * time.Minute)
-			}
-			p := Payment{ID: fmt.Sprintf("pay_%d_%d", a, i), AccountID: acct, Currency: "EUR", Timestamp: ts,
-				Amount:     int64(1000 + rng.IntN(50000)),
-				MerchantID: fmt.Sprintf("m_%d", rng.IntN(20)), Country: "DE",
-				DeviceID: fmt.Sprintf("dev_%d", rng.IntN(3))}
-			if rng.IntN(12) == 0 {
-				p.Amount = 300000
-			}
-			if rng.IntN(40) == 0 {
-				p.Amount = 600000
-			}
-			if rng.IntN(40) == 0 {
-				p.MerchantID = "m_bad"
-			}
-			if rng.IntN(30) == 0 {
-				p.DeviceID = "dev_trusted"
-			}
-			switch rng.IntN(16) {
-			case 0:
-				p.Country = ""
-			case 1, 2:
-				p.Country = []string{"FR", "US", "PL"}[rng.IntN(3)]
-			}
-			out = append(out, p)
-			if rng.IntN(50) == 0 {
-				out = append(out, p) // a producer's retry
-			}
-		}
-	}
-	return out
-}
-
-// referenceOutcomes computes each payment's outcome straight from the definition: every window over all the
-// account's payments stamped in (t − window, t].
-func referenceOutcomes(payments []Payment) map[string]string {
-	uniq := map[string]Payment{}
-	for _, p := range payments {
-		uniq[p.AccountID+"/"+p.ID] = p
-	}
-	byAccount := map[string][]Payment{}
-	for _, p := range uniq {
-		byAccount[p.AccountID] = append(byAccount[p.AccountID], p)
-	}
-	out := map[string]string{}
-	for _, p := range uniq {
-		t := p.Timestamp
-		in := func(q Payment, w time.Duration) bool { return q.Timestamp.After(t.Add(-w)) && !q.Timestamp.After(t) }
-		var count, sum int
-		countries := map[string]bool{}
-		for _, q := range byAccount[p.AccountID] {
-			if in(q, 5*time.Minute) {
-				count++
-			}
-			if in(q, time.Hour) {
-				sum += int(q.Amount)
-			}
-			if in(q, 30*time.Minute) && q.Country != "" {
-				countries[q.Country] = true
-			}
-		}
-		score, fired := 0, []string{}
-		fire := func(name string, s int, ok bool) {
-			if ok {
-				fired = append(fired, name)
-				score += s
-			}
-		}
-		fire("big-ticket", 60, p.Amount > 500000)
-		fire("rapid-fire", 50, count > 4)
-		fire("spend-surge", 50, sum > 1000000)
-		fire("globetrotter", 80, len(countries) > 2)
-		fire("blocked-merchant", 90, p.MerchantID == "m_bad")
-		score = min(score, 100)
-		action := ActionNone
-		switch {
-		case score >= 80:
-			action = ActionBlock
-		case score >= 50:
-			action = ActionReview
-		}
-		if p.DeviceID == "dev_trusted" {
-			action = ActionNone
-		}
-		out[p.AccountID+"/"+p.ID] = describe(action, fired)
-	}
-	return out
-}
-
-// eventTimeLists are the lists the rules above name, as the lists topic would fill them.
-type eventTimeLists struct{}
-
-func (eventTimeLists) Contains(list, value string) bool {
-	return list == "blocked-merchants" && value == "m_bad" || list == "trusted-devices" && value == "dev_trusted"
-}
-
-func outcomeOf(d Decision) string {
-	names := make([]string, 0, len(d.Fired))
-	for _, f := range d.Fired {
-		names = append(names, f.Name)
-	}
-	return describe(d.Action, names)
-}
 
 // scoreInOrder scores payments in the given order the way the detector does (one state per account, retries
 // dropped) and returns every payment's newest alerting outcome ("no alert" if it never alerted).
@@ -178,38 +55,27 @@ func scoreInOrder(t *testing.T, rs *Ruleset, payments []Payment) (map[string]str
 		}
 		states[p.AccountID] = st
 		p := p
-		d := rs.EvaluateWith(st, &p, Env{Lists: eventTimeLists{}})
+		d := rs.EvaluateWith(st, &p, Env{Lists: reference.Lists{}})
 		st.Remember(p.ID, 0, nil)
-		key := p.AccountID + "/" + p.ID
+		key := reference.Key(p.AccountID, p.ID)
 		if newest[key] == "" || d.Action != ActionNone {
-			newest[key] = outcomeOf(d)
+			newest[key] = reference.DescribeDecision(d)
 		}
 		for _, l := range d.Late {
 			late++
 			if len(l.Changed) == 0 {
 				t.Fatalf("late decision for %s names no changed rule", l.Payment.ID)
 			}
-			newest[l.Payment.AccountID+"/"+l.Payment.ID] = outcomeOf(l.Decision)
+			newest[reference.Key(l.Payment.AccountID, l.Payment.ID)] = reference.DescribeDecision(l.Decision)
 		}
 	}
 	return newest, late
 }
 
-func diffOutcomes(want, got map[string]string) []string {
-	var diffs []string
-	for k, w := range want {
-		if g := got[k]; g != w {
-			diffs = append(diffs, fmt.Sprintf("%s: want %s, got %s", k, w, g))
-		}
-	}
-	slices.Sort(diffs)
-	return diffs
-}
-
 func TestOutcomesDoNotDependOnArrivalOrder(t *testing.T) {
-	rs := mustParse(t, eventTimeRules)
-	stream := eventTimeStream(1)
-	want := referenceOutcomes(stream)
+	rs := mustParse(t, reference.Rules)
+	stream := reference.Stream(1, 60)
+	want := reference.Outcomes(stream)
 	alerts := 0
 	for _, w := range want {
 		if w != "no alert" {
@@ -260,7 +126,7 @@ func TestOutcomesDoNotDependOnArrivalOrder(t *testing.T) {
 			ps := slices.Clone(stream)
 			order(ps, rand.New(rand.NewPCG(seed, 99)))
 			got, late := scoreInOrder(t, rs, ps)
-			if d := diffOutcomes(want, got); len(d) > 0 {
+			if d := reference.Diff(want, got); len(d) > 0 {
 				t.Fatalf("%s (seed %d): %d of %d payments differ from the reference, e.g.\n%s", name, seed, len(d), len(want), strings.Join(d[:min(len(d), 10)], "\n"))
 			}
 			if name == "shuffled" && late == 0 {
@@ -276,7 +142,7 @@ func TestOutcomesDoNotDependOnArrivalOrder(t *testing.T) {
 
 // A late alert carries the payment as it was submitted, so that the notifier can tell the customer which one.
 func TestLateDecisionCarriesThePayment(t *testing.T) {
-	rs := mustParse(t, eventTimeRules)
+	rs := mustParse(t, reference.Rules)
 	st := &State{}
 	lat, lon := 48.1, 11.6
 	first := Payment{ID: "p1", AccountID: "a", Amount: 100, Currency: "EUR", Timestamp: t0.Add(4 * time.Minute),
@@ -311,7 +177,7 @@ func TestLateDecisionCarriesThePayment(t *testing.T) {
 // A payment later than the allowed lateness is scored over what the state still holds and re-scores nothing;
 // the caller counts it.
 func TestPaymentBeyondLatenessIsFlagged(t *testing.T) {
-	rs := mustParse(t, strings.Replace(eventTimeRules, "lateness: 24h", "lateness: 30m", 1))
+	rs := mustParse(t, strings.Replace(reference.Rules, "lateness: 24h", "lateness: 30m", 1))
 	if rs.Lateness != 30*time.Minute || rs.Retention != 90*time.Minute {
 		t.Fatalf("lateness %s, retention %s; want 30m and the longest window plus it, 1h30m", rs.Lateness, rs.Retention)
 	}

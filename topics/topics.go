@@ -80,6 +80,22 @@ type Alert struct {
 	RulesetVersion int       `json:"ruleset_version"`
 	RulesetDigest  string    `json:"ruleset_digest"`
 	DetectedAt     time.Time `json:"detected_at"`
+	// Late marks an alert raised after the fact: a payment stamped earlier but arrived later (RaisedBy) entered
+	// this payment's windows, which now fire ChangedRules. The payment was processed long before: a late block
+	// can no longer stop it. The id stays the payment's, so the newest alert per id is the payment's outcome.
+	Late         bool     `json:"late,omitempty"`
+	RaisedBy     string   `json:"raised_by,omitempty"`
+	ChangedRules []string `json:"changed_rules,omitempty"`
+}
+
+// DeliveryID identifies what a customer is told about an alert: its id, and for an alert raised after the fact
+// its action too. A late escalation is then delivered once, although the first alert for the same payment was
+// delivered under the same id.
+func (a *Alert) DeliveryID() string {
+	if !a.Late {
+		return a.ID
+	}
+	return a.ID + "-late-" + string(a.Action)
 }
 
 // AlertID is the stable id of the alert for a payment.
@@ -97,6 +113,13 @@ func NewAlert(p rules.Payment, d rules.Decision, rs *rules.Ruleset, now time.Tim
 	}
 }
 
+// NewLateAlert builds the alert for a payment that a later arrival (raisedBy) re-scored.
+func NewLateAlert(l rules.LateDecision, raisedBy string, rs *rules.Ruleset, now time.Time) Alert {
+	a := NewAlert(l.Payment, l.Decision, rs, now)
+	a.Late, a.RaisedBy, a.ChangedRules = true, raisedBy, l.Changed
+	return a
+}
+
 // StoredAlert is an alert as the detector keeps it for re-emission: without its payment, which the redelivered
 // record carries anyway, so that an account's state can hold many.
 func StoredAlert(a Alert) ([]byte, error) {
@@ -104,6 +127,51 @@ func StoredAlert(a Alert) ([]byte, error) {
 		Alert
 		Payment *struct{} `json:"payment,omitempty"`
 	}{Alert: a})
+}
+
+// StoredAlerts is what the detector keeps for re-emission of a payment that raised late alerts: its own alert
+// (nil if none) as StoredAlert keeps it, and the late alerts whole, since the redelivered record carries only
+// the payment that raised them.
+func StoredAlerts(own []byte, late [][]byte) ([]byte, error) {
+	if len(late) == 0 {
+		return own, nil
+	}
+	all := make([]json.RawMessage, 0, 1+len(late))
+	if own == nil {
+		own = []byte("null")
+	}
+	all = append(all, own)
+	for _, l := range late {
+		all = append(all, l)
+	}
+	return json.Marshal(all)
+}
+
+// RestoreAlerts turns what StoredAlerts (or StoredAlert) kept back into the alerts first emitted, encoded.
+func RestoreAlerts(stored []byte, p rules.Payment) ([][]byte, error) {
+	if len(stored) == 0 || stored[0] != '[' {
+		a, err := RestoreAlert(stored, p)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{a}, nil
+	}
+	var all []json.RawMessage
+	if err := json.Unmarshal(stored, &all); err != nil || len(all) == 0 {
+		return nil, fmt.Errorf("decode stored alerts: %w", err)
+	}
+	var out [][]byte
+	if string(all[0]) != "null" {
+		a, err := RestoreAlert(all[0], p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	for _, l := range all[1:] {
+		out = append(out, l)
+	}
+	return out, nil
 }
 
 // RestoreAlert turns a stored alert back into the alert that was first emitted, payment included.

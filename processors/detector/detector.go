@@ -184,11 +184,13 @@ func (d *detector) process(ctx goka.Context, msg any) {
 			// alert again is safe (same id, consumers deduplicate); writing the state again puts it in the
 			// changelog if only local storage had it.
 			if alert != nil {
-				full, err := topics.RestoreAlert(alert, p)
+				all, err := topics.RestoreAlerts(alert, p)
 				if err != nil {
 					processors.Fail(ctx, err)
 				}
-				ctx.Emit(topics.Alerts, p.AccountID, full)
+				for _, a := range all {
+					ctx.Emit(topics.Alerts, p.AccountID, a)
+				}
 			}
 			ctx.SetValue(st)
 			d.Metrics.Redelivered.Inc()
@@ -218,6 +220,12 @@ func (d *detector) process(ctx goka.Context, msg any) {
 		ctx.Emit(topics.Alerts, p.AccountID, alert)
 		d.Metrics.observeAlert(dec, now.Sub(p.Timestamp))
 	}
+	if len(dec.Late) > 0 {
+		stored = d.emitLate(ctx, rs, &p, dec.Late, stored, now)
+	}
+	if dec.BeyondLateness {
+		d.Metrics.BeyondLateness.Inc()
+	}
 	st.Remember(p.ID, src, stored)
 	st.Touched = now.UnixMilli()
 	ctx.SetValue(st)
@@ -225,6 +233,27 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	// Counted once its alert and state are handed to the producer: a payment counted here has every write it causes
 	// buffered or acknowledged, so with every payment counted and nothing buffered, all of them are on the broker.
 	d.Metrics.Processed.Inc()
+}
+
+// emitLate emits the alerts that payment p's late arrival raised for earlier-scored payments of its account, and
+// returns what to keep for re-emitting them with p's own stored alert (own) if p is delivered again.
+func (d *detector) emitLate(ctx goka.Context, rs *rules.Ruleset, p *rules.Payment, late []rules.LateDecision, own []byte, now time.Time) []byte {
+	encoded := make([][]byte, 0, len(late))
+	for _, l := range late {
+		a := topics.NewLateAlert(l, p.ID, rs, now)
+		b, err := topics.AlertCodec{}.Encode(a)
+		if err != nil {
+			processors.Fail(ctx, fmt.Errorf("encode late alert: %w", err))
+		}
+		ctx.Emit(topics.Alerts, p.AccountID, b)
+		encoded = append(encoded, b)
+		d.Metrics.LateAlerts.WithLabelValues(string(a.Action)).Inc()
+	}
+	stored, err := topics.StoredAlerts(own, encoded)
+	if err != nil {
+		processors.Fail(ctx, fmt.Errorf("store late alerts: %w", err))
+	}
+	return stored
 }
 
 // count is a payment's whole processing with CountOnly: one state read, one table write. The count goes in Touched,

@@ -199,9 +199,10 @@ func TestMisroutedPaymentLandsInTheAccountsState(t *testing.T) {
 func TestIdleAccountsExpire(t *testing.T) {
 	f := start(t)
 	f.send("acct_1", payment("p1", "acct_1", 100, 0))
-	*f.clock = now.Add(time.Hour)
-	f.send("acct_2", payment("p2", "acct_2", 100, time.Hour))
-	// The retention is 5m, so acct_1, untouched for an hour, is idle; acct_2 was just touched.
+	*f.clock = now.Add(2 * time.Hour)
+	f.send("acct_2", payment("p2", "acct_2", 100, 2*time.Hour))
+	// The state reaches back 5m (the window) plus 1h (the default lateness), so acct_1, untouched for two hours, is
+	// idle; acct_2 was just touched.
 	if _, err := detector.Expire(context.Background(), f.proc, *f.clock); err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,10 @@ type Metrics struct {
 	Cooled      *prometheus.CounterVec // rules that fired within their cooldown, by rule
 	Allowed     *prometheus.CounterVec // alerts an allow list suppressed, by list
 	ExprErrors  *prometheus.CounterVec // expression evaluations that failed, by rule
+	// LateAlerts counts alerts raised after the fact, by action; BeyondLateness the payments that arrived
+	// later than the rules' lateness and re-scored nothing.
+	LateAlerts     *prometheus.CounterVec
+	BeyondLateness prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered, for tests).
@@ -78,10 +82,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ExprErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fraudpipe_expression_errors_total", Help: "Expression rule evaluations that failed (and did not fire), by rule.",
 		}, []string{"rule"}),
+		LateAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraudpipe_late_alerts_total", Help: "Alerts raised after the fact: a payment that arrived after later-stamped ones re-scored them, by action.",
+		}, []string{"action"}),
+		BeyondLateness: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "fraudpipe_payments_beyond_lateness_total", Help: "Payments that arrived later than state.lateness behind their account's newest: scored over what state still held, they re-scored nothing.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Processed, m.Rejected, m.Duplicates, m.Redelivered, m.Rerouted, m.Alerts, m.RuleFired,
-			m.Latency, m.Unconverted, m.Expired, m.Switches, m.Shadow, m.Cooled, m.Allowed, m.ExprErrors)
+			m.Latency, m.Unconverted, m.Expired, m.Switches, m.Shadow, m.Cooled, m.Allowed, m.ExprErrors, m.LateAlerts,
+			m.BeyondLateness)
 	}
 	return m
 }

@@ -43,10 +43,15 @@ func copyRules(t *testing.T, dir string) string {
 
 func startPipeline(t *testing.T) *pipeline {
 	t.Helper()
+	return startPipelineWith(t, func(dir string) string { return copyRules(t, dir) })
+}
+
+// startPipelineWith starts a pipeline whose detector scores with the rules file that writeRules writes into dir.
+func startPipelineWith(t *testing.T, writeRules func(dir string) string) *pipeline {
+	t.Helper()
 	dir := t.TempDir()
 	c := startBroker(t, filepath.Join(dir, "broker"))
-	p := &pipeline{cluster: c, rulesPath: filepath.Join(dir, "rules.yaml"), detStateDir: filepath.Join(dir, "detector-state")}
-	copyRules(t, dir)
+	p := &pipeline{cluster: c, rulesPath: writeRules(dir), detStateDir: filepath.Join(dir, "detector-state")}
 	p.startDetector(t)
 	p.notifier = start(t, "notifier", "notifier", "--brokers", c.brokers, "--metrics-addr", "127.0.0.1:0")
 	p.notifier.waitStderr(30*time.Second, "notifier started")

@@ -173,7 +173,15 @@ func (rs *Ruleset) decide(st *State, p *Payment, t int64, env Env, exprFired []b
 		case r.Type == TypeTravel:
 			reason = travel(st, p, r)
 		case r.Type == TypeExpression:
-			if exprFired[i] {
+			fired := false
+			if exprFired != nil {
+				fired = exprFired[i]
+			} else {
+				// Re-scoring: the aggregates exclude payments stamped at t or later, so p being in st already
+				// changes nothing.
+				fired, _ = r.prog.eval(rs, st, p)
+			}
+			if fired {
 				reason = "expression true: " + r.Expr
 			}
 		}

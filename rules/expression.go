@@ -76,7 +76,15 @@ const exprCostLimit = 100_000
 type expression struct {
 	prg  cel.Program
 	span time.Duration // how far back its aggregates reach
+	// windowed: it reads only the payment and the account's window aggregates, so its outcome is a function of
+	// the payments stamped in its windows, and a late arrival re-scores it. One that reads the profile (baseline,
+	// home, previous payment) is kept as first decided: the profile summarises the account as it arrived.
+	windowed bool
 }
+
+// profileVariables are the account.* variables that read the profile rather than a window.
+var profileVariables = []string{"account.payments", "account.mean_amount", "account.stddev_amount", "account.home_country",
+	"account.last_country", "account.seconds_since_last", "account.km_from_last"}
 
 func compileExpression(src string) (*expression, error) {
 	ast, iss := celEnv.Compile(src)
@@ -90,7 +98,12 @@ func compileExpression(src string) (*expression, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &expression{prg: prg}
+	e := &expression{prg: prg, windowed: true}
+	for _, name := range profileVariables {
+		if strings.Contains(src, name) {
+			e.windowed = false
+		}
+	}
 	// The aggregates reach back 1h or 24h: the state must retain that much.
 	switch {
 	case strings.Contains(src, "_24h"):

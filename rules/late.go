@@ -16,11 +16,12 @@ import (
 // rules that cannot be computed again after the fact (stickyRule).
 
 // stickyRule reports whether a rule's outcome for a payment is kept as first decided rather than computed again
-// when a late arrival re-scores the payment: expressions, deviation and travel read the account's profile as it
-// was when the payment arrived, which later payments have since changed, and grouped rules live in another key's
-// state. Amount and list rules are computed again from the record; window rules over the now complete window.
+// when a late arrival re-scores the payment: deviation, travel and expressions that read the profile see the
+// account as it was when the payment arrived, which later payments have since changed, and grouped rules live in
+// another key's state. Amount and list rules are computed again from the record; window rules and expressions
+// over window aggregates over the now complete windows.
 func stickyRule(r *Rule) bool {
-	return r.Grouped || r.Type == TypeExpression || r.Type == TypeDeviation || r.Type == TypeTravel
+	return r.Grouped || r.Type == TypeDeviation || r.Type == TypeTravel || (r.Type == TypeExpression && !r.prog.windowed)
 }
 
 // record is an exact event's record, decoded.

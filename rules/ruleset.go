@@ -495,6 +495,9 @@ func (p *parser) parse(data []byte) *Ruleset {
 		if !r.Grouped && (r.Type == TypeCount || r.Type == TypeSum || r.Type == TypeDistinct) {
 			rs.rescoreSpan = max(rs.rescoreSpan, r.Window)
 		}
+		if r.Type == TypeExpression && r.prog.windowed {
+			rs.rescoreSpan = max(rs.rescoreSpan, r.prog.span)
+		}
 	}
 	rs.groupFields = groupFields(rs.Rules)
 	return rs

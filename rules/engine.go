@@ -26,6 +26,7 @@ func (e *Engine) Score(p *Payment) (d Decision, dup bool) {
 		return Decision{}, true
 	}
 	env := e.env
+	var rescores []GroupedRescore
 	for _, f := range e.rs.GroupFields() {
 		key := GroupKey(f, p)
 		if key == "" {
@@ -39,11 +40,20 @@ func (e *Engine) Score(p *Payment) (d Decision, dup bool) {
 		if env.Grouped == nil {
 			env.Grouped = map[string]string{}
 		}
-		for name, reason := range e.rs.EvaluateGroup(gs, p, f) {
+		out, late := e.rs.EvaluateGroup(gs, p, f)
+		for name, reason := range out {
 			env.Grouped[name] = reason
 		}
+		rescores = append(rescores, late...)
 	}
 	d = e.rs.EvaluateWith(st, p, env)
+	for _, g := range rescores {
+		if as := e.states[g.AccountID]; as != nil {
+			if l, ok := e.rs.RescoreGrouped(as, g, e.env); ok {
+				d.Late = append(d.Late, l)
+			}
+		}
+	}
 	st.Remember(p.ID, 0, nil)
 	return d, false
 }

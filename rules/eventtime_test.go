@@ -28,39 +28,19 @@ func mustParse(t *testing.T, src string) *Ruleset {
 // payment's newest outcome (its own decision, or the latest re-score a late arrival raised) with a reference
 // written from the definition.
 
-// scoreInOrder scores payments in the given order the way the detector does (one state per account, retries
-// dropped) and returns every payment's newest alerting outcome ("no alert" if it never alerted).
+// scoreInOrder scores payments in the given order the way the detector does (one state per account and per
+// grouping value, retries dropped) and returns every payment's newest outcome.
 func scoreInOrder(t *testing.T, rs *Ruleset, payments []Payment) (map[string]string, int) {
 	t.Helper()
-	states := map[string]*State{}
+	e := NewEngine(rs, Env{Lists: reference.Lists{}})
 	newest := map[string]string{}
 	late := 0
 	for _, p := range payments {
-		st := states[p.AccountID]
-		if st == nil {
-			st = &State{}
-			states[p.AccountID] = st
-		}
-		if _, _, seen := st.Lookup(p.ID); seen {
+		d, dup := e.Score(&p)
+		if dup {
 			continue
 		}
-		// Through the codec, as the detector's table stores every state.
-		b, err := st.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		st = &State{}
-		if err := st.UnmarshalBinary(b); err != nil {
-			t.Fatal(err)
-		}
-		states[p.AccountID] = st
-		p := p
-		d := rs.EvaluateWith(st, &p, Env{Lists: reference.Lists{}})
-		st.Remember(p.ID, 0, nil)
-		key := reference.Key(p.AccountID, p.ID)
-		if newest[key] == "" || d.Action != ActionNone {
-			newest[key] = reference.DescribeDecision(d)
-		}
+		newest[reference.Key(p.AccountID, p.ID)] = reference.DescribeDecision(d)
 		for _, l := range d.Late {
 			late++
 			if len(l.Changed) == 0 {

@@ -41,14 +41,38 @@ func (s *State) record(e event) []byte {
 	return s.snaps[e.recOff : e.recOff+e.recLen]
 }
 
+// holds reports whether an exact event of the state is payment id's. Records start with the payment id.
+func (s *State) holds(id string) bool {
+	for i := len(s.events) - 1; i >= 0; i-- {
+		if e := s.events[i]; e.recLen > 0 {
+			rec := s.record(e)
+			n, k := binary.Uvarint(rec)
+			if k > 0 && n == uint64(len(id)) && uint64(len(rec)-k) >= n && string(rec[k:k+int(n)]) == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // setRecord writes the record of exact event i: the payment's fields, its decision and the sticky outcomes.
 func (s *State) setRecord(i int, p *Payment, d *Decision, sticky []Fired) {
+	var buf [8]uint32
+	fired := buf[:0]
+	for _, f := range d.Fired {
+		fired = append(fired, hash32(f.Name))
+	}
+	s.writeRecord(i, d.Score, d.Action, p, fired, sticky)
+}
+
+func (s *State) writeRecord(i int, score int, action Action, p *Payment, fired []uint32, sticky []Fired) {
 	if len(s.snaps) > max(s.compactAt, 8<<10) {
 		s.compactSnaps()
 	}
 	off := len(s.snaps)
-	b := append(s.snaps, byte(d.Score), byte(rank(d.Action)))
-	for _, v := range [...]string{p.ID, p.MerchantID, p.MerchantCategory, p.Country, p.CardID, p.DeviceID, p.IP} {
+	b := appendString(s.snaps, p.ID) // first, as in a grouping value's record: see holds
+	b = append(b, byte(score), byte(rank(action)))
+	for _, v := range [...]string{p.MerchantID, p.MerchantCategory, p.Country, p.CardID, p.DeviceID, p.IP} {
 		b = appendString(b, v)
 	}
 	if p.Lat != nil && p.Lon != nil {
@@ -58,9 +82,9 @@ func (s *State) setRecord(i int, p *Payment, d *Decision, sticky []Fired) {
 	} else {
 		b = append(b, 0)
 	}
-	b = binary.AppendUvarint(b, uint64(len(d.Fired)))
-	for _, f := range d.Fired {
-		b = binary.LittleEndian.AppendUint32(b, hash32(f.Name))
+	b = binary.AppendUvarint(b, uint64(len(fired)))
+	for _, h := range fired {
+		b = binary.LittleEndian.AppendUint32(b, h)
 	}
 	b = binary.AppendUvarint(b, uint64(len(sticky)))
 	for _, f := range sticky {
@@ -90,15 +114,16 @@ func (s *State) compactSnaps() {
 }
 
 func parseRecord(b []byte) (record, bool) {
-	if len(b) < 2 {
-		return record{}, false
+	d := decoder{b: b}
+	var r record
+	r.p.ID = d.string()
+	if sa := d.bytes(2); sa != nil {
+		r.score = int(sa[0])
+		if int(sa[1]) < len(actions) {
+			r.action = actions[sa[1]]
+		}
 	}
-	r := record{score: int(b[0])}
-	if int(b[1]) < len(actions) {
-		r.action = actions[b[1]]
-	}
-	d := decoder{b: b[2:]}
-	for _, v := range [...]*string{&r.p.ID, &r.p.MerchantID, &r.p.MerchantCategory, &r.p.Country, &r.p.CardID, &r.p.DeviceID, &r.p.IP} {
+	for _, v := range [...]*string{&r.p.MerchantID, &r.p.MerchantCategory, &r.p.Country, &r.p.CardID, &r.p.DeviceID, &r.p.IP} {
 		*v = d.string()
 	}
 	if loc := d.bytes(1); loc != nil && loc[0] == 1 {

@@ -118,8 +118,9 @@ const (
 	numBuckets     = 64
 )
 
-// Lookup reports whether the account has seen this payment id recently, from which record, and what alert it
-// produced (nil if none).
+// Lookup reports whether the account has seen this payment id, from which record, and what alert it produced
+// (nil if none). The recent ids remember the record and the alert; older payments still held exactly are found
+// too (src 0), so that a retry that arrives long after the payment, out of order, is not counted twice.
 func (s *State) Lookup(paymentID string) (src uint64, alert []byte, ok bool) {
 	id := hash64(paymentID)
 	for i := len(s.seen) - 1; i >= 0; i-- {
@@ -127,7 +128,7 @@ func (s *State) Lookup(paymentID string) (src uint64, alert []byte, ok bool) {
 			return s.seen[i].src, s.seen[i].alert, true
 		}
 	}
-	return 0, nil, false
+	return 0, nil, s.holds(paymentID)
 }
 
 // Remember records a processed payment id with the record that delivered it and the alert it produced.

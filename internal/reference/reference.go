@@ -15,7 +15,8 @@ import (
 )
 
 // Rules is the ruleset the reference implements: one rule of each kind whose outcome is a function of the
-// data (amount, count, sum, distinct, list) and an allow list, with lateness enough for any test stream.
+// data (amount, count, sum, distinct, list, and a count grouped by device across accounts) and an allow list,
+// with lateness enough for any test stream.
 const Rules = `
 thresholds: { review: 50, block: 80 }
 currencies: { base: EUR }
@@ -31,6 +32,7 @@ rules:
   - { name: spend-surge, type: sum, window: 1h, limit: 1000000, score: 50 }
   - { name: globetrotter, type: distinct, field: country, window: 30m, limit: 2, score: 80 }
   - { name: blocked-merchant, type: list, field: merchant_id, list: blocked-merchants, score: 90 }
+  - { name: shared-device, type: count, by: device_id, window: 10m, limit: 3, score: 50 }
 `
 
 // Lists holds the entries of the lists Rules names, as the lists topic would: m_bad is a blocked merchant,
@@ -68,7 +70,10 @@ func Stream(seed uint64, accounts int) []rules.Payment {
 			}
 			p := rules.Payment{ID: fmt.Sprintf("pay_%d_%d_%d", seed, a, i), AccountID: acct, Currency: "EUR", Timestamp: ts,
 				Amount: int64(1000 + rng.IntN(50000)), MerchantID: fmt.Sprintf("m_%d", rng.IntN(20)), Country: "DE",
-				DeviceID: fmt.Sprintf("dev_%d", rng.IntN(3))}
+				DeviceID: fmt.Sprintf("dev_%d_%d_%d", seed, a, rng.IntN(3))}
+			if rng.IntN(15) == 0 {
+				p.DeviceID = fmt.Sprintf("dev_shared_%d", rng.IntN(accounts/4+1)) // one device, several accounts
+			}
 			if rng.IntN(12) == 0 {
 				p.Amount = 300000
 			}
@@ -127,9 +132,12 @@ func Outcomes(payments []rules.Payment) map[string]string {
 			uniq[Key(p.AccountID, p.ID)] = p
 		}
 	}
-	byAccount := map[string][]rules.Payment{}
+	byAccount, byDevice := map[string][]rules.Payment{}, map[string][]rules.Payment{}
 	for _, p := range uniq {
 		byAccount[p.AccountID] = append(byAccount[p.AccountID], p)
+		if p.DeviceID != "" {
+			byDevice[p.DeviceID] = append(byDevice[p.DeviceID], p)
+		}
 	}
 	out := map[string]string{}
 	for k, p := range uniq {
@@ -150,6 +158,12 @@ func Outcomes(payments []rules.Payment) map[string]string {
 				countries[q.Country] = true
 			}
 		}
+		onDevice := 0
+		for _, q := range byDevice[p.DeviceID] {
+			if in(q, 10*time.Minute) {
+				onDevice++
+			}
+		}
 		score, fired := 0, []string{}
 		fire := func(name string, s int, ok bool) {
 			if ok {
@@ -162,6 +176,7 @@ func Outcomes(payments []rules.Payment) map[string]string {
 		fire("spend-surge", 50, sum > 1000000)
 		fire("globetrotter", 80, len(countries) > 2)
 		fire("blocked-merchant", 90, p.MerchantID == "m_bad")
+		fire("shared-device", 50, onDevice > 3)
 		score = min(score, 100)
 		action := rules.ActionNone
 		switch {

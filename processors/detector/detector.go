@@ -113,6 +113,10 @@ func New(brokers []string, cfg Config, opts ...goka.ProcessorOption) (*goka.Proc
 
 func (d *detector) process(ctx goka.Context, msg any) {
 	raw, _ := msg.([]byte)
+	if ctx.Topic() != topics.Payments && ctx.Headers()[topics.HeaderRescore] != nil {
+		d.rescoreGrouped(ctx, raw)
+		return
+	}
 	// Only keyless records can be control records: goka builds a map of a record's headers when asked for them,
 	// an allocation per payment otherwise.
 	if ctx.Key() == "" && ctx.Topic() == topics.Payments && string(ctx.Headers()[topics.HeaderControl]) == topics.ControlRuleset {
@@ -221,7 +225,7 @@ func (d *detector) process(ctx goka.Context, msg any) {
 		d.Metrics.observeAlert(dec, now.Sub(p.Timestamp))
 	}
 	if len(dec.Late) > 0 {
-		stored = d.emitLate(ctx, rs, &p, dec.Late, stored, now)
+		stored = d.emitLate(ctx, rs, p.ID, dec.Late, stored, now)
 	}
 	if dec.BeyondLateness {
 		d.Metrics.BeyondLateness.Inc()
@@ -235,17 +239,17 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	d.Metrics.Processed.Inc()
 }
 
-// emitLate emits the alerts that payment p's late arrival raised for earlier-scored payments of its account, and
-// returns what to keep for re-emitting them with p's own stored alert (own) if p is delivered again.
-func (d *detector) emitLate(ctx goka.Context, rs *rules.Ruleset, p *rules.Payment, late []rules.LateDecision, own []byte, now time.Time) []byte {
+// emitLate emits the alerts that the late arrival of payment raisedBy raised for earlier-scored payments, and
+// returns what to keep for re-emitting them with the payment's own stored alert (own) if it is delivered again.
+func (d *detector) emitLate(ctx goka.Context, rs *rules.Ruleset, raisedBy string, late []rules.LateDecision, own []byte, now time.Time) []byte {
 	encoded := make([][]byte, 0, len(late))
 	for _, l := range late {
-		a := topics.NewLateAlert(l, p.ID, rs, now)
+		a := topics.NewLateAlert(l, raisedBy, rs, now)
 		b, err := topics.AlertCodec{}.Encode(a)
 		if err != nil {
 			processors.Fail(ctx, fmt.Errorf("encode late alert: %w", err))
 		}
-		ctx.Emit(topics.Alerts, p.AccountID, b)
+		ctx.Emit(topics.Alerts, l.Payment.AccountID, b)
 		encoded = append(encoded, b)
 		d.Metrics.LateAlerts.WithLabelValues(string(a.Action)).Inc()
 	}
@@ -307,24 +311,46 @@ func (d *detector) groupStage(ctx goka.Context, rs *rules.Ruleset, p *rules.Paym
 		st = topics.NewState()
 	}
 	defer topics.RecycleState(st)
-	var outcome map[string]string
-	if _, stored, seen := st.Lookup(p.ID); seen {
-		if err := json.Unmarshal(stored, &outcome); err != nil {
+	f := rs.GroupFields()[0]
+	for _, g := range rs.GroupFields() {
+		if rules.GroupKey(g, p) == keys[stage] {
+			f = g
+		}
+	}
+	src := rules.SourceID(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	var gs groupStored
+	if prevSrc, stored, seen := st.Lookup(p.ID); seen && stored != nil {
+		if err := gs.decode(stored); err != nil {
 			processors.Fail(ctx, fmt.Errorf("stored grouped outcome: %w", err))
 		}
-	} else {
-		f := rs.GroupFields()[0]
-		for _, g := range rs.GroupFields() {
-			if rules.GroupKey(g, p) == keys[stage] {
-				f = g
-			}
+		if prevSrc != src {
+			gs.Rescores = nil // a producer's retry: the first delivery took the re-scores to their accounts
 		}
-		outcome = rs.EvaluateGroup(st, p, f)
-		b, _ := json.Marshal(outcome)
-		st.Remember(p.ID, rules.SourceID(string(ctx.Topic()), ctx.Partition(), ctx.Offset()), b)
+	} else if seen {
+		// Held long enough to have left the recent ids: the outcome is computed again, nothing is added.
+		gs.Outcome = rs.GroupOutcome(st, p, f)
+	} else {
+		gs.Outcome, gs.Rescores = rs.EvaluateGroup(st, p, f)
+		b, err := json.Marshal(gs)
+		if err != nil {
+			processors.Fail(ctx, fmt.Errorf("store grouped outcome: %w", err))
+		}
+		st.Remember(p.ID, src, b)
 	}
+	outcome := gs.Outcome
 	st.Touched = d.Now().UnixMilli()
 	ctx.SetValue(st)
+	// Earlier-scored payments of this value that the payment's arrival re-scored go to their accounts.
+	for _, g := range gs.Rescores {
+		b, err := json.Marshal(g)
+		if err != nil {
+			processors.Fail(ctx, fmt.Errorf("encode grouped re-score: %w", err))
+		}
+		ctx.Loopback(g.AccountID, b, goka.WithCtxEmitHeaders(goka.Headers{
+			topics.HeaderRulesetVersion: []byte(strconv.Itoa(rs.Number)),
+			topics.HeaderRescore:        []byte("1"),
+		}))
+	}
 	for k, v := range outcome {
 		grouped[k] = v
 	}
@@ -333,6 +359,63 @@ func (d *detector) groupStage(ctx goka.Context, rs *rules.Ruleset, p *rules.Paym
 		next = keys[stage+1]
 	}
 	d.forward(ctx, rs, next, raw, stage+1, grouped)
+	stopping(ctx)
+}
+
+// groupStored is what a grouping value's state keeps per recent payment: the grouped rules' outcomes it passed on,
+// and the re-scores its arrival sent to other payments' accounts, both sent again if the record is redelivered.
+type groupStored struct {
+	Outcome  map[string]string      `json:"outcome"`
+	Rescores []rules.GroupedRescore `json:"rescores,omitempty"`
+}
+
+// decode reads a stored groupStored, or the bare outcome map that earlier releases stored.
+func (g *groupStored) decode(b []byte) error {
+	if err := json.Unmarshal(b, g); err == nil && g.Outcome != nil {
+		return nil
+	}
+	*g = groupStored{}
+	return json.Unmarshal(b, &g.Outcome)
+}
+
+// rescoreGrouped applies, at a payment's account, the grouped outcomes that a late payment of one of its grouping
+// values raised (see groupStage), and emits the late alert if the payment's decision grew. Like a payment, the
+// record is remembered, so that a redelivery emits the same alert and nothing else.
+func (d *detector) rescoreGrouped(ctx goka.Context, raw []byte) {
+	var g rules.GroupedRescore
+	if err := json.Unmarshal(raw, &g); err != nil || g.AccountID != ctx.Key() {
+		d.Log.Error("ignoring a malformed grouped re-score on the loop topic", "err", err, "key", ctx.Key(),
+			"partition", ctx.Partition(), "offset", ctx.Offset())
+		return
+	}
+	rs := d.rulesFor(ctx)
+	st, _ := ctx.Value().(*rules.State)
+	stopping(ctx)
+	if st == nil {
+		return // the account's state expired: nothing left to re-score
+	}
+	defer topics.RecycleState(st)
+	id := "\x00rescore\x00" + g.PaymentID + "\x00" + g.RaisedBy
+	src := rules.SourceID(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
+	if prevSrc, stored, seen := st.Lookup(id); seen {
+		if prevSrc == src && stored != nil {
+			all, err := topics.RestoreAlerts(stored, rules.Payment{})
+			if err != nil {
+				processors.Fail(ctx, err)
+			}
+			for _, a := range all {
+				ctx.Emit(topics.Alerts, g.AccountID, a)
+			}
+			ctx.SetValue(st)
+		}
+		return
+	}
+	var stored []byte
+	if l, ok := rs.RescoreGrouped(st, g, rules.Env{Lists: d.Lists}); ok {
+		stored = d.emitLate(ctx, rs, g.RaisedBy, []rules.LateDecision{l}, nil, d.Now())
+	}
+	st.Remember(id, src, stored)
+	ctx.SetValue(st)
 	stopping(ctx)
 }
 

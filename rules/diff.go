@@ -80,6 +80,7 @@ func Diff(old, cur *Ruleset) Changes {
 	setting("currencies.rates", old.Rates, cur.Rates)
 	setting("state.retention", FormatDuration(old.Retention), FormatDuration(cur.Retention))
 	setting("state.max_events", old.MaxEvents, cur.MaxEvents)
+	setting("state.lateness", FormatDuration(old.Lateness), FormatDuration(cur.Lateness))
 	for _, name := range slices.Sorted(func(yield func(string) bool) {
 		seen := map[string]bool{}
 		for _, m := range []map[string]map[string]struct{}{old.Lists, cur.Lists} {

@@ -98,7 +98,7 @@ func rulesCheck() *ffcli.Command {
 					}
 					continue
 				}
-				fmt.Printf("%s: ok, %d rules, retention %s, digest %s\n", f, len(rs.Rules), rules.FormatDuration(rs.Retention), rs.Digest)
+				fmt.Printf("%s: ok, %d rules, lateness %s, retention %s, digest %s\n", f, len(rs.Rules), rules.FormatDuration(rs.Lateness), rules.FormatDuration(rs.Retention), rs.Digest)
 			}
 			if failed {
 				return errors.New("invalid rules")

@@ -63,11 +63,7 @@ func newestOutcomes(t *testing.T, brokers string) (map[string]string, int) {
 	t.Helper()
 	got, late := map[string]string{}, 0
 	for _, a := range decodeAlerts(t, kcatConsume(t, brokers, "alerts")) {
-		names := make([]string, 0, len(a.Rules))
-		for _, r := range a.Rules {
-			names = append(names, r.Name)
-		}
-		got[reference.Key(a.AccountID, a.PaymentID)] = reference.Describe(a.Action, names)
+		got[reference.Key(a.AccountID, a.PaymentID)] = reference.DescribeFired(a.Action, a.Rules)
 		if a.Late {
 			late++
 		}

@@ -115,12 +115,15 @@ func Describe(a rules.Action, fired []string) string {
 }
 
 // DescribeDecision renders a decision as Describe does.
-func DescribeDecision(d rules.Decision) string {
-	names := make([]string, 0, len(d.Fired))
-	for _, f := range d.Fired {
+func DescribeDecision(d rules.Decision) string { return DescribeFired(d.Action, d.Fired) }
+
+// DescribeFired renders an action and the rules that fired (a decision's, an alert's) as Describe does.
+func DescribeFired(a rules.Action, fired []rules.Fired) string {
+	names := make([]string, 0, len(fired))
+	for _, f := range fired {
 		names = append(names, f.Name)
 	}
-	return Describe(d.Action, names)
+	return Describe(a, names)
 }
 
 // Outcomes computes every payment's outcome under Rules from the definition, by Key. A payment id repeated

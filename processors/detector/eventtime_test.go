@@ -59,11 +59,7 @@ func TestAlertsDoNotDependOnKeysOrArrivalOrder(t *testing.T) {
 					break
 				}
 				a := v.(*topics.Alert)
-				names := make([]string, 0, len(a.Rules))
-				for _, r := range a.Rules {
-					names = append(names, r.Name)
-				}
-				got[reference.Key(a.AccountID, a.PaymentID)] = reference.Describe(a.Action, names)
+				got[reference.Key(a.AccountID, a.PaymentID)] = reference.DescribeFired(a.Action, a.Rules)
 				if a.Late {
 					late++
 					if a.RaisedBy == "" || len(a.ChangedRules) == 0 || a.Payment.ID != a.PaymentID || a.ID != topics.AlertID(a.AccountID, a.PaymentID) {

@@ -108,7 +108,7 @@ func (rs *Ruleset) EvaluateWith(st *State, p *Payment, env Env) Decision {
 		}
 	}
 	i := st.add(p, rs)
-	sticky := rs.decide(st, p, t, env, exprFired, nil, &d)
+	sticky := rs.decide(st, p, t, env, exprFired, false, nil, &d)
 	rs.startCooldowns(st, &d, t)
 	if i >= 0 {
 		st.setRecord(i, p, &d, sticky)
@@ -120,11 +120,10 @@ func (rs *Ruleset) EvaluateWith(st *State, p *Payment, env Env) Decision {
 	return d
 }
 
-// decide scores payment p, stamped t and already in st, into d. Live (stored == nil), it evaluates every rule
-// and returns the outcomes that a re-score cannot compute again (see stickyRule). Re-scoring (stored != nil), it
-// takes those outcomes from stored, skips shadow rules, and reports no metrics' material.
-func (rs *Ruleset) decide(st *State, p *Payment, t int64, env Env, exprFired []bool, stored []Fired, d *Decision) (sticky []Fired) {
-	rescore := stored != nil
+// decide scores payment p, stamped t and already in st, into d. Live, it evaluates every rule and returns the
+// outcomes that a re-score cannot compute again (see stickyRule). Re-scoring, it takes those outcomes from
+// stored, skips shadow rules, and reports no metrics' material.
+func (rs *Ruleset) decide(st *State, p *Payment, t int64, env Env, exprFired []bool, rescore bool, stored []Fired, d *Decision) (sticky []Fired) {
 	for i := range rs.Rules {
 		r := &rs.Rules[i]
 		if rescore && r.Mode == ModeShadow {

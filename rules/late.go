@@ -183,11 +183,7 @@ func (rs *Ruleset) rescore(st *State, j int, account string, env Env) (LateDecis
 	p.AccountID, p.Amount, p.Currency = account, e.amount, unpackCurrency(e.cur)
 	p.Timestamp = time.UnixMilli(e.ts).UTC()
 	var d Decision
-	stored := rec.sticky
-	if stored == nil {
-		stored = []Fired{} // non-nil: decide re-scores
-	}
-	rs.decide(st, &p, e.ts, env, nil, stored, &d)
+	rs.decide(st, &p, e.ts, env, nil, true, rec.sticky, &d)
 	if d.Action == ActionNone || rank(d.Action) < rank(rec.action) {
 		return LateDecision{}, false
 	}

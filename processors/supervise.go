@@ -150,9 +150,9 @@ func (s *Supervisor) stable() time.Duration {
 	return s.Stable
 }
 
-// Status says whether the processor is live and ready, and why not. Ready: running, its tables recovered, and no
-// failure since it last ran for Stable without one. Live: not stopped by the policy and not in a restart loop
-// (LiveFailures failures in a row).
+// Status says whether the processor is live and ready, and why not. Live: not stopped by the policy and not in a
+// restart loop (LiveFailures failures in a row, none of the runs between them lasting Stable). Ready: live, running,
+// and its tables recovered.
 func (s *Supervisor) Status() metrics.Status {
 	s.mu.Lock()
 	state, failures, lastErr, since := s.state, s.failures, s.lastErr, s.since
@@ -179,11 +179,10 @@ func (s *Supervisor) Status() metrics.Status {
 	if p := s.Current(); p == nil || !p.Recovered() {
 		return metrics.Status{Live: failures < liveFailures, Detail: withFailures("recovering its tables", failures, last)}
 	}
-	if failures > 0 {
-		return metrics.Status{Live: failures < liveFailures,
-			Detail: withFailures(fmt.Sprintf("running, ready once it has run %s without failing", s.stable()), failures, last)}
+	if failures >= liveFailures {
+		return metrics.Status{Detail: withFailures(fmt.Sprintf("running again; in a restart loop until it runs %s without failing", s.stable()), failures, last)}
 	}
-	return metrics.Status{Live: true, Ready: true, Detail: "running"}
+	return metrics.Status{Live: true, Ready: true, Detail: withFailures("running", failures, last)}
 }
 
 func withFailures(state string, failures int, last string) string {

@@ -125,13 +125,13 @@ func (g *Guard) Wrap(cb goka.ProcessCallback) goka.ProcessCallback {
 				return
 			}
 		}
-		defer g.recover(ctx, raw, id)
+		defer g.settle(ctx, raw, id)
 		cb(ctx, msg)
 	}
 }
 
-// recover runs deferred around a callback: it turns rejections and panics into dead letters and counts failures.
-func (g *Guard) recover(ctx goka.Context, raw []byte, id recordID) {
+// settle runs deferred around a callback: it turns rejections and panics into dead letters and counts failures.
+func (g *Guard) settle(ctx goka.Context, raw []byte, id recordID) {
 	r := recover()
 	if r == nil {
 		if g.pending.Load() > 0 {

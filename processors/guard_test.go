@@ -326,3 +326,10 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestHealthDetailIsGokasErrorOnOneLine(t *testing.T) {
+	err := "1 error occurred:\n\t* error consuming from group consumer: 1 error occurred:\n\t* error processing message (partition=1): panic in callback: boom\ngoroutine 7\n\tmain.go:12\n\n"
+	if got := firstLine(err); got != "error consuming from group consumer: error processing message (partition=1): panic in callback: boom" {
+		t.Fatalf("firstLine = %q", got)
+	}
+}

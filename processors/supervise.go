@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -192,13 +193,17 @@ func withFailures(state string, failures int, last string) string {
 	return fmt.Sprintf("%s after %d failure(s) in a row; last: %s", state, failures, last)
 }
 
-// firstLine keeps a goka error readable in a health answer: its panics carry a stack trace after the first line.
+// firstLine keeps a goka error readable in a health answer: goka nests errors in lists ("1 error occurred:\n\t* …")
+// and its panics carry a stack trace after the message.
 func firstLine(s string) string {
+	s = errorList.ReplaceAllString(s, "")
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
 	return cut(s, 512)
 }
+
+var errorList = regexp.MustCompile(`\d+ errors? occurred:\s*\* `)
 
 // StorageDir returns where a group keeps its local storage: below base, per cluster id. Storage of other
 // cluster ids under base belongs to a broker whose data no longer backs this directory (a wiped embedded data

@@ -28,15 +28,22 @@ func (r *recordFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.policy, "record-failure-policy", string(processors.PolicySkip), "what to do with a record that failed on every attempt: skip (dead-letter it, reason retries_exhausted, and go on) or stop (stop the processor; /readyz and /healthz say why)")
 }
 
-// guard returns the poison-record guard of one processor, shared by every processor its supervisor builds.
-func (r recordFlags) guard(d deps, name string, deadLetters goka.Stream) (*processors.Guard, error) {
-	policy, err := processors.ParsePolicy(r.policy)
-	if err != nil {
-		return nil, fmt.Errorf("--record-failure-policy: %w", err)
+func (r recordFlags) validate() error {
+	if _, err := processors.ParsePolicy(r.policy); err != nil {
+		return fmt.Errorf("--record-failure-policy: %w", err)
 	}
 	if r.attempts < 1 {
-		return nil, fmt.Errorf("--record-attempts %d: want at least 1", r.attempts)
+		return fmt.Errorf("--record-attempts %d: want at least 1", r.attempts)
 	}
+	return nil
+}
+
+// guard returns the poison-record guard of one processor, shared by every processor its supervisor builds.
+func (r recordFlags) guard(d deps, name string, deadLetters goka.Stream) (*processors.Guard, error) {
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	policy, _ := processors.ParsePolicy(r.policy)
 	return &processors.Guard{Name: name, DeadLetters: deadLetters, MaxAttempts: r.attempts, Policy: policy,
 		Metrics: d.procMetrics, Log: d.log}, nil
 }
@@ -92,6 +99,9 @@ func newDeps(k kafka.Config, stateDir string, stateCacheMiB int, records recordF
 // /readyz says what start-up waits for; then it prepares the cluster (deps.prepare). The parts run in the
 // returned group; stop cancels it. Until the caller removes it, the check "startup" keeps /readyz at 503.
 func (d deps) serveAndPrepare(ctx context.Context, ln metrics.Listener, kafkaPart string, embedded bool) (*errgroup.Group, context.Context, string, func(), error) {
+	if err := d.records.validate(); err != nil {
+		return nil, nil, "", func() {}, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(ctx)
 	d.health.Add("startup", starting("waiting for kafka and creating the topics"))

@@ -62,6 +62,8 @@ type Config struct {
 	// Guard keeps poison records from stopping the detector (processors.Guard); the Supervisor shares it across
 	// restarts. nil: a guard of its own, dead-lettering to payments.dlq.
 	Guard *processors.Guard
+	// VersionWait bounds how long a record waits for the ruleset version it names (waitVersion). 0: a minute.
+	VersionWait time.Duration
 }
 
 // Versions is what the detector needs from the ruleset registry.
@@ -328,11 +330,7 @@ func (d *detector) rulesFor(ctx goka.Context) *rules.Ruleset {
 		if err != nil {
 			processors.Reject(topics.ReasonBadLoopRecord, fmt.Errorf("loop record without a ruleset version: %w", err))
 		}
-		rs, err := d.Versions.Wait(ctx.Context(), n)
-		if err != nil {
-			processors.Fail(ctx, err)
-		}
-		return rs
+		return d.waitVersion(ctx, n)
 	}
 	d.mu.Lock()
 	pos := d.current[ctx.Partition()]
@@ -368,11 +366,7 @@ func (d *detector) switchVersion(ctx goka.Context, raw []byte) {
 		d.Log.Error("ignoring a malformed ruleset switch marker", "partition", ctx.Partition(), "offset", ctx.Offset(), "err", err)
 		return
 	}
-	rs, err := d.Versions.Wait(ctx.Context(), m.RulesetVersion)
-	if err != nil {
-		processors.Fail(ctx, err)
-	}
-	d.setCurrent(ctx.Partition(), ctx.Offset(), rs)
+	d.setCurrent(ctx.Partition(), ctx.Offset(), d.waitVersion(ctx, m.RulesetVersion))
 	d.Metrics.Switches.Inc()
 }
 

@@ -80,11 +80,12 @@ func TestRunReportsEveryPart(t *testing.T) {
 	r := start(t, "run", "run", "--data-dir", filepath.Join(dir, "data"), "--broker-listen", freeAddr(t),
 		"--rules", filepath.Join(dir, "rules.yaml"), "--metrics-addr", "127.0.0.1:0")
 	addr := r.metricsAddr()
-	body := waitProbe(t, addr, "/readyz", http.StatusOK, "broker: ready", "detector: ready: running", "notifier: ready: running")
+	body := waitProbe(t, addr, "/readyz", http.StatusOK, "broker: ready", "detector: ready: running", "notifier: ready: running",
+		"redis: ready: answers at embedded")
 	if strings.Contains(body, "startup") {
 		t.Errorf("/readyz still reports start-up:\n%s", body)
 	}
-	waitProbe(t, addr, "/healthz", http.StatusOK, "broker: live", "detector: live", "notifier: live")
+	waitProbe(t, addr, "/healthz", http.StatusOK, "broker: live", "detector: live", "notifier: live", "redis: live")
 }
 
 // A record that fails on every attempt, for a reason no restart fixes (Redis refuses writes: out of memory), is

@@ -51,6 +51,7 @@ type Supervisor struct {
 	mu       sync.Mutex
 	state    string // starting, running, restarting, stopped
 	failures int    // in a row, since the last stable run
+	restarts int    // since Run started
 	lastErr  error
 	since    time.Time // when the current run started
 }
@@ -95,8 +96,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		if s.Metrics != nil {
 			s.Metrics.Restarts.WithLabelValues(s.Name).Inc()
 		}
+		restarts, inARow := s.counts()
 		s.Log.Error("processor stopped; restarting", "processor", s.Name, "err", err, "in", wait.Round(time.Millisecond),
-			"failures_in_a_row", s.failuresInARow())
+			"restart", restarts, "failures_in_a_row", inARow)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -129,6 +131,9 @@ func (s *Supervisor) set(state string, err error, stable bool) {
 		s.since = time.Now()
 	}
 	s.state = state
+	if state == "restarting" {
+		s.restarts++
+	}
 	if err != nil {
 		if stable {
 			s.failures = 0
@@ -138,10 +143,11 @@ func (s *Supervisor) set(state string, err error, stable bool) {
 	}
 }
 
-func (s *Supervisor) failuresInARow() int {
+// counts returns how often the processor was restarted and how many failures in a row it has had.
+func (s *Supervisor) counts() (restarts, failures int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.failures
+	return s.restarts, s.failures
 }
 
 func (s *Supervisor) stable() time.Duration {

@@ -249,6 +249,10 @@ func startNotifier(ctx context.Context, g *errgroup.Group, d deps, nf notifierFl
 	if err := checkRedis(ctx, rdb); err != nil {
 		return err
 	}
+	// While Redis does not answer the notifier pauses (Store): not ready, but live, since it resumes by itself.
+	g.Go(func() error {
+		return probeLoop(ctx, d.health, "redis", checkEvery, 0, where, func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	})
 	store := notifier.NewStore(rdb, d.log, func(up bool) { m.RedisUp.Set(map[bool]float64{true: 1}[up]) })
 	tmpl, err := notifier.LoadTemplates(cfg.Templates)
 	if err != nil {

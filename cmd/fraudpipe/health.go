@@ -53,11 +53,22 @@ func starting(what string) func() metrics.Status {
 	return func() metrics.Status { return metrics.Status{Live: true, Detail: "starting: " + what} }
 }
 
-// watchKafka asks the cluster for its id every interval and reports the answer as the part name in h: ready
-// while it answers. The embedded broker of `fraudpipe run` is part of the process, so it also stops counting as
-// live once it has not answered three times in a row; an external cluster that is down is not this process's
-// fault, and restarting it would not help.
+// watchKafka reports, as the part name in h, whether the cluster answers (it is asked for its id). The embedded
+// broker of `fraudpipe run` is part of the process, so it also stops counting as live once it has not answered
+// three times in a row; an external cluster that is down is not this process's fault, and restarting it would not
+// help.
 func watchKafka(ctx context.Context, k kafka.Config, name string, embedded bool, h *metrics.Health, every time.Duration) error {
+	where := strings.Join(k.Brokers, ",")
+	notLiveAfter := 0
+	if embedded {
+		notLiveAfter = 3
+	}
+	return probeLoop(ctx, h, name, every, notLiveAfter, where, func(context.Context) error { _, err := k.ClusterID(); return err })
+}
+
+// probeLoop asks probe every interval and reports the answer as the part name in h: ready while it answers; live
+// unless it has not answered notLiveAfter times in a row (0: always live).
+func probeLoop(ctx context.Context, h *metrics.Health, name string, every time.Duration, notLiveAfter int, where string, probe func(context.Context) error) error {
 	var (
 		mu     sync.Mutex
 		status = metrics.Status{Live: true, Detail: "not asked yet"}
@@ -67,15 +78,17 @@ func watchKafka(ctx context.Context, k kafka.Config, name string, embedded bool,
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		_, err := k.ClusterID()
+		pctx, cancel := context.WithTimeout(ctx, every+5*time.Second)
+		err := probe(pctx)
+		cancel()
 		mu.Lock()
 		if err == nil {
 			missed = 0
-			status = metrics.Status{Live: true, Ready: true, Detail: "answers at " + strings.Join(k.Brokers, ",")}
+			status = metrics.Status{Live: true, Ready: true, Detail: "answers at " + where}
 		} else {
 			missed++
-			status = metrics.Status{Live: !embedded || missed < 3,
-				Detail: fmt.Sprintf("no answer from %s (%d time(s) in a row): %v", strings.Join(k.Brokers, ","), missed, err)}
+			status = metrics.Status{Live: notLiveAfter == 0 || missed < notLiveAfter,
+				Detail: fmt.Sprintf("no answer from %s (%d time(s) in a row): %v", where, missed, err)}
 		}
 		mu.Unlock()
 		select {
@@ -86,8 +99,8 @@ func watchKafka(ctx context.Context, k kafka.Config, name string, embedded bool,
 	}
 }
 
-// kafkaCheckEvery is how often a process asks the cluster whether it answers, for its health.
-const kafkaCheckEvery = 2 * time.Second
+// checkEvery is how often a process asks Kafka (and the notifier Redis) whether it answers, for its health.
+const checkEvery = 2 * time.Second
 
 func newDeps(k kafka.Config, stateDir string, stateCacheMiB int, records recordFlags, log *slog.Logger) deps {
 	reg := metrics.NewRegistry()
@@ -111,7 +124,7 @@ func (d deps) serveAndPrepare(ctx context.Context, ln metrics.Listener, kafkaPar
 		g.Wait()
 		return nil, nil, "", func() {}, err
 	}
-	g.Go(func() error { return watchKafka(gctx, d.kafka, kafkaPart, embedded, d.health, kafkaCheckEvery) })
+	g.Go(func() error { return watchKafka(gctx, d.kafka, kafkaPart, embedded, d.health, checkEvery) })
 	storage, err := d.prepare(gctx)
 	if err != nil {
 		cancel()

@@ -14,8 +14,8 @@ import (
 	"github.com/fraudpipe/fraudpipe/topics"
 )
 
-// A payment of about 1 MB (what Java's default producer sends at most), a null record and garbage between valid
-// payments: each is dead-lettered once, in a form payments.dlq accepts, the valid payments after them alert exactly
+// A payment of about 1 MB (what Java's default producer sends at most), a null record, garbage and a header bomb
+// between valid payments: each is dead-lettered once, in a form payments.dlq accepts, the valid payments after them alert exactly
 // once, and nothing restarts. Poison on the alerts topic goes to alerts.dlq and the notifier goes on.
 func TestPoisonRecordsAreDeadLetteredOnceWithoutARestartLoop(t *testing.T) {
 	p := startPipeline(t)
@@ -31,10 +31,15 @@ func TestPoisonRecordsAreDeadLetteredOnceWithoutARestartLoop(t *testing.T) {
 	kcatProduceWith(t, p.brokers, "payments", []string{"-X", "message.max.bytes=2000000", "-X", "batch.size=2000000"}, huge)
 	kcatProduceWith(t, p.brokers, "payments", []string{"-K", "|", "-Z"}, "acct_null|") // -Z: the empty value is sent as null
 	kcatProduce(t, p.brokers, "payments", false, "\x01garbage, not a payment")
+	var bomb []string // a valid payment under more headers than any producer of ours sends
+	for i := range processors.MaxHeaders + 1 {
+		bomb = append(bomb, "-H", fmt.Sprintf("h%d=%d", i, i))
+	}
+	kcatProduceWith(t, p.brokers, "payments", bomb, valid("bomb"))
 	kcatProduce(t, p.brokers, "payments", false, valid("v3"), valid("v4"))
 
 	waitScored(t, p.detMetrics, 4, 2*time.Minute)
-	waitFor(t, time.Minute, "three dead letters on payments.dlq", func() bool { return len(kcatConsume(t, p.brokers, "payments.dlq")) >= 3 })
+	waitFor(t, time.Minute, "four dead letters on payments.dlq", func() bool { return len(kcatConsume(t, p.brokers, "payments.dlq")) >= 4 })
 
 	// Poison on the notifier's input: garbage and a null value.
 	kcatProduce(t, p.brokers, "alerts", false, "not an alert")
@@ -56,8 +61,8 @@ func TestPoisonRecordsAreDeadLetteredOnceWithoutARestartLoop(t *testing.T) {
 		}
 		byReason[reason] = r
 	}
-	if len(dlq) != 3 {
-		t.Fatalf("%d dead letters, want 3: %v", len(dlq), reasonsOf(dlq))
+	if len(dlq) != 4 {
+		t.Fatalf("%d dead letters, want 4: %v", len(dlq), reasonsOf(dlq))
 	}
 	big, ok := byReason["too_large"]
 	if !ok {
@@ -74,6 +79,9 @@ func TestPoisonRecordsAreDeadLetteredOnceWithoutARestartLoop(t *testing.T) {
 	}
 	if r, ok := byReason["not_json"]; !ok || r.Value != "\x01garbage, not a payment" {
 		t.Errorf("not_json dead letter: %+v (dead letters: %v)", r, reasonsOf(dlq))
+	}
+	if r, ok := byReason[topics.ReasonHeaderBomb]; !ok || r.Value != valid("bomb") || r.Headers["h0"] != "" {
+		t.Errorf("header_bomb dead letter: %+v (dead letters: %v)", r, reasonsOf(dlq))
 	}
 
 	alertsDLQ := kcatConsume(t, p.brokers, string(topics.AlertsDLQ))
@@ -104,10 +112,10 @@ func TestPoisonRecordsAreDeadLetteredOnceWithoutARestartLoop(t *testing.T) {
 			t.Errorf("%s: %v failed attempts", name, n)
 		}
 	}
-	if n := metric(p.detMetrics, "fraudpipe_dead_letters_total"); n != 1 { // null_value; the others are rejected payments
-		t.Errorf("detector dead_letters_total = %v, want 1", n)
+	if n := metric(p.detMetrics, "fraudpipe_dead_letters_total"); n != 2 { // null_value, header_bomb; the others are rejected payments
+		t.Errorf("detector dead_letters_total = %v, want 2", n)
 	}
-	if n := len(kcatConsume(t, p.brokers, "payments.dlq")); n != 3 {
+	if n := len(kcatConsume(t, p.brokers, "payments.dlq")); n != 4 {
 		t.Errorf("payments.dlq grew to %d on a later poll", n)
 	}
 }

@@ -136,8 +136,8 @@ func (f *guardFixture) call(ctx *fakeCtx, msg any, failing ...int64) (failed any
 	cb := f.g.Wrap(func(ctx goka.Context, _ any) {
 		f.calls[ctx.Offset()]++
 		if ctx.Offset() == 99 {
-			var m map[string]int
-			m["boom"]++ // a decoder's nil-map bug
+			var fields []byte
+			_ = fields[ctx.Offset()] // a decoder's bounds bug: a runtime error
 		}
 		for _, o := range failing {
 			if o == ctx.Offset() {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -50,9 +51,10 @@ func (l Listener) Close() {
 	}
 }
 
-// Serve serves /metrics, /healthz and /debug/pprof/ on l until ctx is done. The zero Listener serves nothing but
-// still returns only when ctx is done, so callers can treat its return as shutdown.
-func Serve(ctx context.Context, l Listener, reg *prometheus.Registry, log *slog.Logger) error {
+// Serve serves /metrics, /healthz, /readyz and /debug/pprof/ on l until ctx is done; the health endpoints report
+// h's parts (nil: always ok). The zero Listener serves nothing but still returns only when ctx is done, so callers
+// can treat its return as shutdown.
+func Serve(ctx context.Context, l Listener, reg *prometheus.Registry, h *Health, log *slog.Logger) error {
 	ln := l.ln
 	if ln == nil {
 		<-ctx.Done()
@@ -60,7 +62,8 @@ func Serve(ctx context.Context, l Listener, reg *prometheus.Registry, log *slog.
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/healthz", h.handler(false))
+	mux.HandleFunc("/readyz", h.handler(true))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -82,8 +85,13 @@ func Serve(ctx context.Context, l Listener, reg *prometheus.Registry, log *slog.
 
 // lagCollector reports, per input topic and partition this instance owns, how many records it is behind, and
 // per output topic what it wrote since it started.
+//
+// Between a processor's runs (a restart) there is no processor to ask: the collector reports what it last saw, so
+// that a restarting processor's lag stays on the dashboard instead of vanishing as if there were none.
 type lagCollector struct {
 	processor  func() *goka.Processor
+	mu         sync.Mutex
+	last       []prometheus.Metric
 	desc       *prometheus.Desc
 	outRecords *prometheus.Desc
 	outBytes   *prometheus.Desc
@@ -110,26 +118,40 @@ func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	p := c.processor()
 	if p == nil {
+		for _, m := range c.last {
+			ch <- m
+		}
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	stats := p.StatsWithContext(ctx)
+	var out []prometheus.Metric
 	records, bytes := map[string]float64{}, map[string]float64{}
 	for part, ps := range stats.Group {
 		for topic, in := range ps.Input {
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(max(in.OffsetLag, 0)),
-				topic, strconv.Itoa(int(part)))
+			out = append(out, prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(max(in.OffsetLag, 0)),
+				topic, strconv.Itoa(int(part))))
 		}
-		for topic, out := range ps.Output {
-			records[topic] += float64(out.Count)
-			bytes[topic] += float64(out.Bytes)
+		for topic, o := range ps.Output {
+			records[topic] += float64(o.Count)
+			bytes[topic] += float64(o.Bytes)
 		}
 	}
 	for topic := range records {
-		ch <- prometheus.MustNewConstMetric(c.outRecords, prometheus.GaugeValue, records[topic], topic)
-		ch <- prometheus.MustNewConstMetric(c.outBytes, prometheus.GaugeValue, bytes[topic], topic)
+		out = append(out, prometheus.MustNewConstMetric(c.outRecords, prometheus.GaugeValue, records[topic], topic),
+			prometheus.MustNewConstMetric(c.outBytes, prometheus.GaugeValue, bytes[topic], topic))
+	}
+	// A processor still recovering after a restart has no partitions to report yet: keep the last view. One that
+	// runs with none (more instances than partitions) reports none.
+	if len(stats.Group) > 0 || p.Recovered() {
+		c.last = out
+	}
+	for _, m := range c.last {
+		ch <- m
 	}
 }

@@ -30,6 +30,9 @@ type Deps struct {
 	Dispatcher *Dispatcher
 	Metrics    *Metrics
 	Log        *slog.Logger
+	// Guard keeps poison records from stopping the notifier (processors.Guard); the Supervisor shares it across
+	// restarts. nil: a guard of its own, dead-lettering to alerts.dlq.
+	Guard *processors.Guard
 }
 
 type processor struct{ Deps }
@@ -39,9 +42,14 @@ func New(brokers []string, deps Deps, opts ...goka.ProcessorOption) (*goka.Proce
 	if deps.Metrics == nil {
 		deps.Metrics = NewMetrics(nil)
 	}
+	if deps.Guard == nil {
+		deps.Guard = &processors.Guard{Name: string(Group), DeadLetters: topics.AlertsDLQ, Log: deps.Log}
+	}
 	n := &processor{deps}
-	g := goka.DefineGroup(Group, goka.Input(topics.Alerts, topics.Raw{}, n.process))
-	p, err := goka.NewProcessor(brokers, g, opts...)
+	g := goka.DefineGroup(Group, goka.Input(topics.Alerts, topics.Raw{}, deps.Guard.Wrap(n.process)),
+		goka.Output(topics.AlertsDLQ, topics.Raw{}))
+	// Null values reach the guard, which dead-letters them, instead of being dropped without a trace.
+	p, err := goka.NewProcessor(brokers, g, append([]goka.ProcessorOption{goka.WithNilHandling(goka.NilProcess)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
@@ -54,8 +62,7 @@ func (n *processor) process(ctx goka.Context, msg any) {
 	if err != nil {
 		// Only a broken producer writes such a record; it must not stall the partition.
 		n.Metrics.Malformed.Inc()
-		n.Log.Error("skipping malformed alert", "err", err, "partition", ctx.Partition(), "offset", ctx.Offset())
-		return
+		processors.Reject(topics.ReasonNotAlert, err)
 	}
 	a := v.(*topics.Alert)
 	n.Metrics.Alerts.WithLabelValues(string(a.Action)).Inc()
@@ -120,7 +127,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "fraudpipe_notifier_no_customer_total", Help: "Alerts for accounts without a customer record (logged only).",
 		}),
 		Malformed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fraudpipe_notifier_malformed_total", Help: "Records on the alerts topic that are not alerts.",
+			Name: "fraudpipe_notifier_malformed_total", Help: "Records on the alerts topic that are not alerts (dead-lettered to alerts.dlq).",
 		}),
 	}
 	if reg != nil {

@@ -18,6 +18,7 @@ func Specs(groupTables, loops []string) []Spec {
 		{Name: string(Payments), Retention: 7 * 24 * time.Hour},
 		{Name: string(PaymentsDLQ), Retention: 30 * 24 * time.Hour},
 		{Name: string(Alerts), Retention: 7 * 24 * time.Hour},
+		{Name: string(AlertsDLQ), Retention: 30 * 24 * time.Hour},
 		{Name: string(Customers), Compacted: true, Retention: -1},
 		{Name: string(NotificationsDLQ), Retention: 30 * 24 * time.Hour},
 		// One partition each: every detector reads all of them, and their order is the order of versions.

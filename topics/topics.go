@@ -25,6 +25,9 @@ const (
 	PaymentsDLQ goka.Stream = "payments.dlq"
 	// Alerts carries Alert as JSON, keyed by account id.
 	Alerts goka.Stream = "alerts"
+	// AlertsDLQ carries records of the alerts topic the notifier could not process (not an alert, a null value,
+	// a failure that outlasted its retries), in the same form as PaymentsDLQ.
+	AlertsDLQ goka.Stream = "alerts.dlq"
 )
 
 // The control topics, compacted, one partition each.
@@ -58,13 +61,32 @@ const (
 // ListKey is the key of a list entry on the lists topic.
 func ListKey(list, value string) string { return list + "/" + value }
 
-// Headers of dead-lettered records. The value and key are the original record's, untouched.
+// Headers of dead-lettered records. The value and key are the original record's, untouched unless they are too
+// large for the dead-letter topic: then they are cut short and the original size and digest travel in headers.
+// The original record's own headers are not copied (they may be what made it poison).
 const (
-	HeaderReason          = "fraudpipe-reason" // a short code, e.g. bad_amount (rules.Reason*)
-	HeaderError           = "fraudpipe-error"  // the full message, naming the field
+	HeaderReason          = "fraudpipe-reason" // a short code, e.g. bad_amount (rules.Reason*, Reason* below)
+	HeaderError           = "fraudpipe-error"  // the full message, naming the field (cut at 1 KiB)
 	HeaderSourceTopic     = "fraudpipe-source-topic"
 	HeaderSourcePartition = "fraudpipe-source-partition"
 	HeaderSourceOffset    = "fraudpipe-source-offset"
+	// HeaderOriginalSize and HeaderOriginalSHA256 (hex) describe the original value when the dead letter carries
+	// only its beginning; HeaderOriginalKeySize likewise for a key cut short. Absent when nothing was cut.
+	HeaderOriginalSize    = "fraudpipe-original-size"
+	HeaderOriginalSHA256  = "fraudpipe-original-sha256"
+	HeaderOriginalKeySize = "fraudpipe-original-key-size"
+	// HeaderAttempts says how often the record was tried before it was dead-lettered (reason retries_exhausted).
+	HeaderAttempts = "fraudpipe-attempts"
+)
+
+// Reasons any processor dead-letters a record for, besides the payment reasons of the rules package.
+const (
+	ReasonNullValue        = "null_value"        // a record without a value (a tombstone on a stream)
+	ReasonHeaderBomb       = "header_bomb"       // more headers, or more header bytes, than any producer of ours sends
+	ReasonPanic            = "panic"             // processing the record panicked (a decoder's bug the record triggers)
+	ReasonBadLoopRecord    = "bad_loop_record"   // a record on a loop topic whose routing headers do not parse
+	ReasonNotAlert         = "not_alert"         // a record on the alerts topic that is not an alert
+	ReasonRetriesExhausted = "retries_exhausted" // failed on every attempt (policy skip); the error header says why
 )
 
 // Alert is a payment the detector found suspicious.

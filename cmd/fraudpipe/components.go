@@ -40,6 +40,11 @@ type deps struct {
 	stateCacheMiB int
 	reg           *prometheus.Registry
 	log           *slog.Logger
+	// health answers /healthz and /readyz; every part adds its check. procMetrics count restarts and dead
+	// letters of every processor; records is the policy for records that keep failing.
+	health      *metrics.Health
+	procMetrics *processors.Metrics
+	records     recordFlags
 }
 
 // defaultStateCacheMiB caches tables of up to about 1,300,000 accounts (about 300 bytes each, mapped outside the
@@ -88,6 +93,11 @@ type detectorOptions struct {
 // on every valid save. A file whose content matches any published version is not pushed at start-up, so a
 // restart never undoes a `fraudpipe rules rollback`.
 func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage string, o detectorOptions) error {
+	d.health.Add("detector", starting("reading the rules and lists topics"))
+	guard, err := d.records.guard(d, string(detector.Group), topics.PaymentsDLQ)
+	if err != nil {
+		return err
+	}
 	reg := registry.New(d.kafka, d.log)
 	lists := registry.NewLists(d.kafka, d.log)
 	g.Go(func() error { return reg.Run(ctx) })
@@ -127,14 +137,15 @@ func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage strin
 	m := detector.NewMetrics(d.reg)
 	dir := filepath.Join(storage, string(detector.Group))
 	pm := kafka.NewProducerMetrics(d.reg, "fraudpipe-detector")
-	sup := &processors.Supervisor{Name: "detector", Storage: dir, Log: d.log, Build: func() (*goka.Processor, error) {
+	sup := &processors.Supervisor{Name: "detector", Storage: dir, Log: d.log, Guard: guard, Metrics: d.procMetrics, Build: func() (*goka.Processor, error) {
 		opts := append(d.kafka.ProcessorOptions("fraudpipe-detector", d.log, pm), processors.Storage(dir, int64(d.stateCacheMiB)<<20))
 		return detector.New(d.kafka.Brokers, detector.Config{
 			Rules: reg.LatestRuleset, Versions: reg, Lists: lists, Partitions: partitions, Metrics: m, Log: d.log,
-			CountOnly: o.countOnly,
+			CountOnly: o.countOnly, Guard: guard,
 		}, opts...)
 	}}
 	metrics.RegisterLag(d.reg, string(detector.Group), sup.Current)
+	d.health.Add("detector", sup.Status)
 	g.Go(func() error { return sup.Run(ctx) })
 	g.Go(func() error { return expireLoop(ctx, sup, o.expireEvery, d.log) })
 	if o.countOnly {
@@ -220,6 +231,11 @@ func (n *notifierFlags) register(fs *flag.FlagSet) {
 
 // startNotifier runs the notifier group, the customer replica and the parked-delivery scheduler in g.
 func startNotifier(ctx context.Context, g *errgroup.Group, d deps, nf notifierFlags, alerts *slog.Logger) error {
+	d.health.Add("notifier", starting("connecting to redis"))
+	guard, err := d.records.guard(d, string(notifier.Group), topics.AlertsDLQ)
+	if err != nil {
+		return err
+	}
 	cfg, err := notifier.LoadConfig(nf.config)
 	if err != nil {
 		return err
@@ -233,6 +249,10 @@ func startNotifier(ctx context.Context, g *errgroup.Group, d deps, nf notifierFl
 	if err := checkRedis(ctx, rdb); err != nil {
 		return err
 	}
+	// While Redis does not answer the notifier pauses (Store): not ready, but live, since it resumes by itself.
+	g.Go(func() error {
+		return probeLoop(ctx, d.health, "redis", checkEvery, 0, where, func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	})
 	store := notifier.NewStore(rdb, d.log, func(up bool) { m.RedisUp.Set(map[bool]float64{true: 1}[up]) })
 	tmpl, err := notifier.LoadTemplates(cfg.Templates)
 	if err != nil {
@@ -263,11 +283,12 @@ func startNotifier(ctx context.Context, g *errgroup.Group, d deps, nf notifierFl
 		Store: store, Senders: senders, Templates: tmpl, DLQ: dlq, Ready: repl.Ready, Metrics: m, Log: d.log, AlertLog: alerts,
 	})
 	pm := kafka.NewProducerMetrics(d.reg, "fraudpipe-notifier")
-	sup := &processors.Supervisor{Name: "notifier", Log: d.log, Build: func() (*goka.Processor, error) {
-		return notifier.New(d.kafka.Brokers, notifier.Deps{Dispatcher: disp, Metrics: m, Log: d.log},
+	sup := &processors.Supervisor{Name: "notifier", Log: d.log, Guard: guard, Metrics: d.procMetrics, Build: func() (*goka.Processor, error) {
+		return notifier.New(d.kafka.Brokers, notifier.Deps{Dispatcher: disp, Metrics: m, Log: d.log, Guard: guard},
 			d.kafka.ProcessorOptions("fraudpipe-notifier", d.log, pm)...)
 	}}
 	metrics.RegisterLag(d.reg, string(notifier.Group), sup.Current)
+	d.health.Add("notifier", sup.Status)
 	g.Go(func() error { defer dlq.Close(); return sup.Run(ctx) })
 	g.Go(func() error { return repl.Run(ctx) })
 	g.Go(func() error { return disp.RunDeferred(ctx, 500*time.Millisecond) })

@@ -30,6 +30,8 @@ type partConfig struct {
 	// broker
 	dataDir string
 	listen  string
+	// detector and notifier
+	records recordFlags
 }
 
 func (c *partConfig) common(name, metricsDefault string) *flag.FlagSet {
@@ -49,6 +51,7 @@ func detectorCommand() *ffcli.Command {
 	fs.DurationVar(&c.expireEvery, "expire-interval", 10*time.Minute, "how often idle accounts' state is deleted")
 	fs.IntVar(&c.stateCache, "state-cache", defaultStateCacheMiB, stateCacheHelp)
 	fs.BoolVar(&c.countOnly, "count-only", false, "for benchmarks only: score nothing, just count each payment in its account's state (fraudpipe bench --count-only)")
+	c.records.register(fs)
 	return &ffcli.Command{
 		Name: "detector", ShortUsage: "fraudpipe detector [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Score payments and emit alerts; run several for more throughput (one consumer group).",
@@ -64,6 +67,7 @@ func notifierCommand() *ffcli.Command {
 	var c partConfig
 	fs := c.common("notifier", "127.0.0.1:9102")
 	c.notifier.register(fs)
+	c.records.register(fs)
 	return &ffcli.Command{
 		Name: "notifier", ShortUsage: "fraudpipe notifier [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Deliver alerts; run several for more throughput (one consumer group).",
@@ -91,16 +95,16 @@ func (c *partConfig) runPart(ctx context.Context, start func(context.Context, *e
 		return err
 	}
 	defer ln.Close()
-	d := deps{kafka: c.kafka.config(), stateDir: c.stateDir, stateCacheMiB: c.stateCache, reg: metrics.NewRegistry(), log: log}
-	storage, err := d.prepare(ctx)
+	d := newDeps(c.kafka.config(), c.stateDir, c.stateCache, c.records, log)
+	g, gctx, storage, stop, err := d.serveAndPrepare(ctx, ln, "kafka", false)
+	defer stop()
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return metrics.Serve(gctx, ln, d.reg, log) })
 	if err := start(gctx, g, d, storage); err != nil {
 		return err
 	}
+	d.health.Remove("startup")
 	return g.Wait()
 }
 
@@ -135,7 +139,7 @@ func brokerCommand() *ffcli.Command {
 				return err
 			}
 			log.Info("embedded broker listening", "addr", b.Addr())
-			return metrics.Serve(ctx, ln, metrics.NewRegistry(), log)
+			return metrics.Serve(ctx, ln, metrics.NewRegistry(), nil, log)
 		},
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/fraudpipe/fraudpipe/embedded"
 	"github.com/fraudpipe/fraudpipe/metrics"
@@ -25,6 +24,7 @@ type runConfig struct {
 	notifier     notifierFlags
 	expireEvery  time.Duration
 	stateCache   int
+	records      recordFlags
 }
 
 func runCommand() *ffcli.Command {
@@ -39,6 +39,7 @@ func runCommand() *ffcli.Command {
 	c.notifier.register(fs)
 	fs.DurationVar(&c.expireEvery, "expire-interval", 10*time.Minute, "how often idle accounts' state is deleted")
 	fs.IntVar(&c.stateCache, "state-cache", defaultStateCacheMiB, stateCacheHelp)
+	c.records.register(fs)
 	return &ffcli.Command{
 		Name: "run", ShortUsage: "fraudpipe run [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Run the whole pipeline: embedded broker (unless --brokers), detector and notifier.",
@@ -61,7 +62,8 @@ func (c *runConfig) run(ctx context.Context) error {
 		return err
 	}
 	defer closeAlerts()
-	if c.kafka.brokers == "" {
+	embeddedBroker := c.kafka.brokers == ""
+	if embeddedBroker {
 		b, err := embedded.StartBroker(filepath.Join(c.dataDir, "kafka"), c.brokerListen, log)
 		if err != nil {
 			return err
@@ -71,19 +73,23 @@ func (c *runConfig) run(ctx context.Context) error {
 		c.kafka.brokers = b.Addr()
 		log.Info("embedded broker listening", "addr", b.Addr(), "data", filepath.Join(c.dataDir, "kafka"))
 	}
-	d := deps{kafka: c.kafka.config(), stateDir: filepath.Join(c.dataDir, "state"), stateCacheMiB: c.stateCache, reg: metrics.NewRegistry(), log: log}
-	storage, err := d.prepare(ctx)
+	d := newDeps(c.kafka.config(), filepath.Join(c.dataDir, "state"), c.stateCache, c.records, log)
+	kafkaPart := "kafka"
+	if embeddedBroker {
+		kafkaPart = "broker"
+	}
+	g, gctx, storage, stop, err := d.serveAndPrepare(ctx, ln, kafkaPart, embeddedBroker)
+	defer stop()
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return metrics.Serve(gctx, ln, d.reg, log) })
 	if err := startDetector(gctx, g, d, storage, detectorOptions{rulesPath: c.rules, pushOnSave: true, expireEvery: c.expireEvery}); err != nil {
 		return err
 	}
 	if err := startNotifier(gctx, g, d, c.notifier, alerts); err != nil {
 		return err
 	}
+	d.health.Remove("startup")
 	log.Info("pipeline running; submit payments with: fraudpipe produce --file examples/payments.jsonl", "brokers", c.kafka.brokers)
 	err = g.Wait()
 	log.Info("pipeline stopped")

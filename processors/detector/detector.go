@@ -59,6 +59,11 @@ type Config struct {
 	// reads its account's state and writes it back with a count, so a run measures what goka, the Kafka clients
 	// and the store cost without the rules.
 	CountOnly bool
+	// Guard keeps poison records from stopping the detector (processors.Guard); the Supervisor shares it across
+	// restarts. nil: a guard of its own, dead-lettering to payments.dlq.
+	Guard *processors.Guard
+	// VersionWait bounds how long a record waits for the ruleset version it names (waitVersion). 0: a minute.
+	VersionWait time.Duration
 }
 
 // Versions is what the detector needs from the ruleset registry.
@@ -95,16 +100,20 @@ func New(brokers []string, cfg Config, opts ...goka.ProcessorOption) (*goka.Proc
 	if cfg.Partitions < 1 {
 		return nil, fmt.Errorf("detector: partitions %d", cfg.Partitions)
 	}
+	if cfg.Guard == nil {
+		cfg.Guard = &processors.Guard{Name: string(Group), DeadLetters: topics.PaymentsDLQ, Log: cfg.Log}
+	}
 	d := &detector{Config: cfg, current: map[int32]position{}}
 	g := goka.DefineGroup(Group,
-		goka.Input(topics.Payments, topics.Raw{}, d.process),
-		goka.Loop(topics.Raw{}, d.process),
+		goka.Input(topics.Payments, topics.Raw{}, cfg.Guard.Wrap(d.process)),
+		goka.Loop(topics.Raw{}, cfg.Guard.Wrap(d.process)),
 		goka.Output(topics.Alerts, topics.AlertCodec{}),
 		goka.Output(topics.PaymentsDLQ, topics.Raw{}),
 		goka.Visitor(expireVisitor, d.expire),
 		goka.Persist(topics.StateCodec{}),
 	)
-	p, err := goka.NewProcessor(brokers, g, opts...)
+	// Null values reach the guard, which dead-letters them, instead of being dropped without a trace.
+	p, err := goka.NewProcessor(brokers, g, append([]goka.ProcessorOption{goka.WithNilHandling(goka.NilProcess)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("detector: %w", err)
 	}
@@ -147,7 +156,7 @@ func (d *detector) process(ctx goka.Context, msg any) {
 			// Decoded into a variable of its own: &grouped would move grouped to the heap on every payment.
 			g := grouped
 			if err := json.Unmarshal(h, &g); err != nil {
-				processors.Fail(ctx, fmt.Errorf("loop record with unreadable grouped outcomes: %w", err))
+				processors.Reject(topics.ReasonBadLoopRecord, fmt.Errorf("loop record with unreadable grouped outcomes: %w", err))
 			}
 			grouped = g
 		}
@@ -431,13 +440,9 @@ func (d *detector) rulesFor(ctx goka.Context) *rules.Ruleset {
 			return d.Rules() // forwarded by an unversioned detector
 		}
 		if err != nil {
-			processors.Fail(ctx, fmt.Errorf("loop record without a ruleset version: %w", err))
+			processors.Reject(topics.ReasonBadLoopRecord, fmt.Errorf("loop record without a ruleset version: %w", err))
 		}
-		rs, err := d.Versions.Wait(ctx.Context(), n)
-		if err != nil {
-			processors.Fail(ctx, err)
-		}
-		return rs
+		return d.waitVersion(ctx, n)
 	}
 	d.mu.Lock()
 	pos := d.current[ctx.Partition()]
@@ -473,11 +478,7 @@ func (d *detector) switchVersion(ctx goka.Context, raw []byte) {
 		d.Log.Error("ignoring a malformed ruleset switch marker", "partition", ctx.Partition(), "offset", ctx.Offset(), "err", err)
 		return
 	}
-	rs, err := d.Versions.Wait(ctx.Context(), m.RulesetVersion)
-	if err != nil {
-		processors.Fail(ctx, err)
-	}
-	d.setCurrent(ctx.Partition(), ctx.Offset(), rs)
+	d.setCurrent(ctx.Partition(), ctx.Offset(), d.waitVersion(ctx, m.RulesetVersion))
 	d.Metrics.Switches.Inc()
 }
 
@@ -489,17 +490,12 @@ func stopping(ctx goka.Context) {
 	}
 }
 
-// deadLetter sends a malformed payment to the dead-letter topic, bytes untouched, with the reason in headers. It
-// never counts toward a window and never stops the pipeline.
+// deadLetter sends a malformed payment to the dead-letter topic, with the reason in headers (bytes untouched
+// unless too large for the topic: processors.BuildDeadLetter). It never counts toward a window and never stops
+// the pipeline.
 func (d *detector) deadLetter(ctx goka.Context, raw []byte, err error) {
 	reason := rules.RejectReason(err)
-	ctx.Emit(topics.PaymentsDLQ, ctx.Key(), raw, goka.WithCtxEmitHeaders(goka.Headers{
-		topics.HeaderReason:          []byte(reason),
-		topics.HeaderError:           []byte(err.Error()),
-		topics.HeaderSourceTopic:     []byte(ctx.Topic()),
-		topics.HeaderSourcePartition: []byte(strconv.Itoa(int(ctx.Partition()))),
-		topics.HeaderSourceOffset:    []byte(strconv.FormatInt(ctx.Offset(), 10)),
-	}))
+	processors.EmitDeadLetter(ctx, topics.PaymentsDLQ, raw, reason, err)
 	d.Metrics.Rejected.WithLabelValues(reason).Inc()
 	d.Log.Warn("payment rejected to dead-letter topic", "reason", reason, "err", err,
 		"topic", ctx.Topic(), "partition", ctx.Partition(), "offset", ctx.Offset())

@@ -392,10 +392,11 @@ func (g *groupStored) decode(b []byte) error {
 // record is remembered, so that a redelivery emits the same alert and nothing else.
 func (d *detector) rescoreGrouped(ctx goka.Context, raw []byte) {
 	var g rules.GroupedRescore
-	if err := json.Unmarshal(raw, &g); err != nil || g.AccountID != ctx.Key() {
-		d.Log.Error("ignoring a malformed grouped re-score on the loop topic", "err", err, "key", ctx.Key(),
-			"partition", ctx.Partition(), "offset", ctx.Offset())
-		return
+	if err := json.Unmarshal(raw, &g); err != nil {
+		processors.Reject(topics.ReasonBadLoopRecord, fmt.Errorf("grouped re-score: %w", err))
+	}
+	if g.AccountID != ctx.Key() {
+		processors.Reject(topics.ReasonBadLoopRecord, fmt.Errorf("grouped re-score for account %q keyed %q", g.AccountID, ctx.Key()))
 	}
 	rs := d.rulesFor(ctx)
 	st, _ := ctx.Value().(*rules.State)

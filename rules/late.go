@@ -72,8 +72,8 @@ func (s *State) writeRecord(i int, score int, action Action, p *Payment, fired [
 	off := len(s.snaps)
 	b := appendString(s.snaps, p.ID) // first, as in a grouping value's record: see holds
 	b = append(b, byte(score), byte(rank(action)))
-	for _, v := range [...]string{p.MerchantID, p.MerchantCategory, p.Country, p.CardID, p.DeviceID, p.IP} {
-		b = appendString(b, v)
+	for _, f := range recordFields {
+		b = appendString(b, p.field(f))
 	}
 	if p.Lat != nil && p.Lon != nil {
 		b = append(b, 1)
@@ -93,7 +93,26 @@ func (s *State) writeRecord(i int, score int, action Action, p *Payment, fired [
 		b = appendString(b, f.Reason)
 	}
 	s.snaps = b
-	s.events[i].recOff, s.events[i].recLen = uint32(off), uint32(len(b)-off)
+	e := &s.events[i]
+	e.recOff, e.recLen, e.derived = uint32(off), uint32(len(b)-off), true
+}
+
+// recordFields are the fields a record holds, in its order, by the attribute they hash into.
+var recordFields = [...]Field{FieldMerchantID, FieldMerchantCategory, FieldCountry, FieldCardID, FieldDeviceID, FieldIP}
+
+// deriveAttrs sets the hashes of the fields a record holds, as add computed them from the payment.
+func deriveAttrs(attrs *[numFields]uint32, rec []byte) bool {
+	d := decoder{b: rec}
+	d.bytes(int(d.uvarint())) // the payment id
+	d.bytes(2)                // score, action
+	for _, f := range recordFields {
+		v := d.bytes(int(d.uvarint()))
+		attrs[f] = 0
+		if len(v) > 0 {
+			attrs[f] = hash32Bytes(v)
+		}
+	}
+	return d.err == nil
 }
 
 // compactSnaps drops the records no event points to any more (replaced, aggregated or pruned). A state that is

@@ -83,9 +83,11 @@ type event struct {
 	amount int64
 	cur    uint16
 	attrs  [numFields]uint32 // hash of each countable field; 0 = empty
-	// rec locates the payment's record in State.snaps: what re-scoring it after a late arrival needs. Empty for
-	// the events of grouping values' states, which are never re-scored.
+	// rec locates the payment's record in State.snaps: what re-scoring it after a late arrival needs.
 	recOff, recLen uint32
+	// derived: the record holds the payment's fields, so the encoding leaves out their hashes and the decoder
+	// computes them again (all but the account's, which the record does not hold).
+	derived bool
 }
 
 type curSum struct {
@@ -262,6 +264,18 @@ func hash32(s string) uint32 {
 	return h
 }
 
+func hash32Bytes(s []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range s {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
+
 func hash64(s string) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
@@ -324,7 +338,11 @@ func (s *State) MarshalBinary() ([]byte, error) {
 		prev = e.ts
 		b = binary.AppendUvarint(b, uint64(e.amount))
 		b = binary.LittleEndian.AppendUint16(b, e.cur)
-		b = appendAttrs(b, e.attrs)
+		if e.derived {
+			b = appendDerivedAttrs(b, e.attrs)
+		} else {
+			b = appendAttrs(b, e.attrs)
+		}
 		b = appendBytes(b, s.record(e))
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.buckets)))
@@ -419,6 +437,17 @@ func appendBytes(b, v []byte) []byte {
 
 func (d *decoder) string() string {
 	return string(d.bytes(d.count(1)))
+}
+
+// derivedAttrs, in an event's attribute mask, says that the hashes of the payment's fields are not encoded but
+// computed from its record; only the account's hash follows, if its bit is set.
+const derivedAttrs = 0x80
+
+func appendDerivedAttrs(b []byte, attrs [numFields]uint32) []byte {
+	if h := attrs[FieldAccountID]; h != 0 {
+		return binary.LittleEndian.AppendUint32(append(b, derivedAttrs|1<<FieldAccountID), h)
+	}
+	return append(b, derivedAttrs)
 }
 
 func appendAttrs(b []byte, attrs [numFields]uint32) []byte {
@@ -584,6 +613,12 @@ func (s *State) UnmarshalBinary(data []byte) error {
 			if n := d.count(1); n > 0 {
 				e.recOff, e.recLen = uint32(len(s.snaps)), uint32(n)
 				s.snaps = append(s.snaps, d.bytes(n)...)
+			}
+			if mask != nil && mask[0]&derivedAttrs != 0 {
+				e.derived = true
+				if !deriveAttrs(&e.attrs, s.record(*e)) {
+					d.fail()
+				}
 			}
 		}
 	}

@@ -69,7 +69,7 @@ func canon(st *State) *State {
 func withoutRecords(st *State) *State {
 	c := canon(st)
 	for i := range c.events {
-		c.events[i].recOff, c.events[i].recLen = 0, 0
+		c.events[i].recOff, c.events[i].recLen, c.events[i].derived = 0, 0, false
 	}
 	c.snaps = nil
 	c.cooldowns = slices.Clone(c.cooldowns)

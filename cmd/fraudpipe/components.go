@@ -47,11 +47,11 @@ type deps struct {
 	records     recordFlags
 }
 
-// defaultStateCacheMiB caches tables of up to about 1,300,000 accounts (about 300 bytes each, mapped outside the
-// Go heap, so a MiB of cache is a MiB of RSS), with room left for the rest of the detector within 1 GiB at a
-// million accounts: 721-742 MiB peak in make bench with 1,093,000 accounts (README, Performance).
+// defaultStateCacheMiB caches tables of up to about 1,300,000 accounts (about 400 bytes each with the records
+// that re-scoring after a late payment needs, mapped outside the Go heap, so a MiB of cache is a MiB of RSS), with
+// room left for the rest of the detector within 1 GiB at a million accounts (docs/performance.md).
 const (
-	defaultStateCacheMiB = 384
+	defaultStateCacheMiB = 512
 	stateCacheHelp       = "MiB of memory that caches whole state tables (reads never reach LevelDB); tables beyond it are read from LevelDB"
 )
 

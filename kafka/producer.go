@@ -18,9 +18,8 @@ import (
 // The processors write through franz-go's client instead of goka's default producer, sarama's AsyncProducer.
 // sarama hands every record through four goroutines and their channels (the producer's input, its topic's,
 // its partition's and its broker's) and back through a fifth to resolve the promise; franz-go appends the record
-// to its partition's batch under a lock and resolves promises a batch at a time from one goroutine. Alternating in
-// `fraudpipe bench`, that took the detector from 14.5-16.3 to 10.6-12.0 CPU seconds per million payments (README,
-// "What each change bought"). What goka relies on is kept: acknowledged writes of a partition land once and in
+// to its partition's batch under a lock and resolves promises a batch at a time from one goroutine, which costs the
+// detector about a quarter less CPU (docs/performance.md). What goka relies on is kept: acknowledged writes of a partition land once and in
 // order (idempotent, all replicas' acks; restart_test.go restarts the broker under it), a failed write rejects
 // its promise so the input record is never committed (ordered.go), and every key lands on the partition goka's
 // hasher picks, the one sarama's hash partitioner picks, so tables, loop topics and the inputs written by sarama

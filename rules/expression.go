@@ -26,7 +26,8 @@ type exprVar struct {
 	doc  string
 }
 
-// ExpressionVariables documents what an expression can use (the README's table is generated from the same list).
+// ExpressionVariables documents what an expression can use; docs/rules.md lists every one of them (a test in
+// internal/doccheck holds the two together).
 var ExpressionVariables = []exprVar{
 	{"payment.id", cel.StringType, "payment id"},
 	{"payment.account_id", cel.StringType, "account id"},
@@ -56,6 +57,15 @@ var ExpressionVariables = []exprVar{
 	{"account.last_country", cel.StringType, "country of the previous payment"},
 	{"account.seconds_since_last", cel.IntType, "since the previous payment's timestamp; -1 if none"},
 	{"account.km_from_last", cel.DoubleType, "distance from the previous payment's location; -1 if unknown"},
+}
+
+// ExpressionVariableNames lists the names of ExpressionVariables.
+func ExpressionVariableNames() []string {
+	names := make([]string, len(ExpressionVariables))
+	for i, v := range ExpressionVariables {
+		names[i] = v.name
+	}
+	return names
 }
 
 var celEnv = func() *cel.Env {

@@ -7,8 +7,8 @@ import (
 )
 
 // arena holds a cached table in a form the garbage collector does not scan. A map from account id to []byte
-// holds two pointers per account; with a million accounts cached, each collection marked them for 100-250 ms,
-// holding one of two cores, and the alerts of those moments arrived late (README, "The latency tail"). Here the
+// holds two pointers per account; with a million accounts cached, each collection would mark them all, holding
+// a core for a noticeable time while the alerts of those moments wait. Here the
 // entries live in large byte chunks and the index maps a 64-bit hash of the key to the entry's position: neither
 // holds a pointer per account.
 //

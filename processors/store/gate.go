@@ -16,7 +16,7 @@ import (
 // the same load: their memtables fill, flush and compact within the same second. A compaction of a table of a
 // few hundred thousand accounts rewrites tens of MiB and keeps a core busy for 300-700 ms; four of them at
 // once held both cores of the bench machine, and the payments of that second waited behind them for the
-// scheduler (alerts 100-200 ms late, matched to LevelDB's LOG; README, "The latency tail"). Building tables
+// scheduler. Building tables
 // one at a time leaves the other core to the payments. Compactions take as much CPU as before, only spread
 // out; a store whose memtables fill while others compact slows its writes, which the write-behind absorbs.
 //

@@ -16,7 +16,7 @@ import (
 
 // A cached table is persisted in a journal instead of LevelDB. The arena holds the whole table in memory, so its
 // local storage is only read when the partition opens; LevelDB's sorted memtable and compactions bought nothing
-// for it and cost 14% of the detector's CPU (README, "What each change bought"). The journal is a file of
+// for it and cost a noticeable share of the detector's CPU (docs/performance.md). The journal is a file of
 // records appended in the order the batches were taken; opening replays it into the arena.
 //
 // Each record is an atomic batch: a header (payload length, CRC-32C of the payload), then the payload: a flags

@@ -269,16 +269,25 @@ func TestRedisRestartLosesNothingAndRepeatsNothing(t *testing.T) {
 	e := startNotifierEnv(t, 200)
 	// Redis dies when the first SMS arrives and comes back four seconds later.
 	var once sync.Once
+	restarted := make(chan error, 1)
 	e.sms.SetHook(func(int) {
 		once.Do(func() {
 			e.redis.Kill()
-			go func() { time.Sleep(4 * time.Second); e.redis.Start() }() // longer than go-redis retries for itself
+			time.AfterFunc(4*time.Second, func() { restarted <- e.redis.TryStart() }) // longer than go-redis retries for itself
 		})
 	})
 	e.sms.Respond(func(int, http.ResponseWriter) bool { return false })
 	e.generate(t, 200, 2000)
 	want := e.expected(t)
 	got := e.waitDelivered(t, want)
+	select {
+	case err := <-restarted:
+		if err != nil {
+			t.Fatalf("restart redis: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("redis was never restarted: the first SMS never arrived")
+	}
 	for d, n := range got {
 		if n != 1 {
 			t.Errorf("%+v delivered %d times", d, n)

@@ -109,6 +109,7 @@ func TestRulesVersionsSwitchAtTheirMarkersAndRollBack(t *testing.T) {
 	pushed := make(chan struct{})
 	var wg sync.WaitGroup
 	var sent int
+	var produceErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -119,7 +120,10 @@ func TestRulesVersionsSwitchAtTheirMarkersAndRollBack(t *testing.T) {
 				after++
 			default:
 			}
-			kcatProduce(t, p.brokers, "payments", true, batch(fmt.Sprintf("a%d_", i), 40)...)
+			// Not kcatProduce: only the test's own goroutine may fail it.
+			if produceErr = kcatProduceErr(p.brokers, "payments", true, batch(fmt.Sprintf("a%d_", i), 40)...); produceErr != nil {
+				return
+			}
 			sent += 40
 		}
 	}()
@@ -130,6 +134,9 @@ func TestRulesVersionsSwitchAtTheirMarkersAndRollBack(t *testing.T) {
 	}
 	v2 := markers(t, out)
 	wg.Wait()
+	if produceErr != nil {
+		t.Fatal(produceErr)
+	}
 	total := float64(40 + sent)
 	waitFor(t, 60*time.Second, "the stream to be scored", func() bool {
 		return metric(p.detMetrics, "fraudpipe_payments_processed_total") >= total

@@ -31,6 +31,9 @@ type Config struct {
 	// The empty string means lz4.
 	Compression string
 	Security    Security
+	// DeliveryTimeout bounds how long a processor's write may wait for a broker that is away before its promise
+	// fails and the processor stops with the error; 0 means DefaultDeliveryTimeout.
+	DeliveryTimeout time.Duration
 }
 
 // Validate reports what is missing.

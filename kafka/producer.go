@@ -25,10 +25,16 @@ import (
 // hasher picks, the one sarama's hash partitioner picks, so tables, loop topics and the inputs written by sarama
 // clients stay copartitioned.
 
-// deliveryTimeout bounds how long a write may wait for a broker that is away before its promise fails and the
-// processor stops with the error: Kafka's own producers default to two minutes (delivery.timeout.ms). Shorter
-// outages, such as a broker restart, only delay the writes.
-var deliveryTimeout = 2 * time.Minute
+// DefaultDeliveryTimeout is Config.DeliveryTimeout's default, the two minutes of Kafka's own producers
+// (delivery.timeout.ms). Shorter outages, such as a broker restart, only delay the writes.
+const DefaultDeliveryTimeout = 2 * time.Minute
+
+func (c Config) deliveryTimeout() time.Duration {
+	if c.DeliveryTimeout > 0 {
+		return c.DeliveryTimeout
+	}
+	return DefaultDeliveryTimeout
+}
 
 // ProducerMetrics shows what a component's processor producer is waiting on: while a broker is away, its writes
 // wait in memory (up to the delivery timeout) and the processor stops taking payments once 50,000 are waiting.
@@ -96,7 +102,7 @@ func (c Config) producerOptions(clientID string, log *slog.Logger, hasher func()
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(c.Flush),
 		kgo.ProducerBatchCompression(codec),
-		kgo.RecordDeliveryTimeout(deliveryTimeout),
+		kgo.RecordDeliveryTimeout(c.deliveryTimeout()),
 		// franz-go otherwise never fails a write it may have sent, however long the broker stays away, and the
 		// processor would hang instead of stopping with the error. A write failed that way may still have landed;
 		// its input record is then processed again, which the pipeline tolerates (a changelog's last write wins,

@@ -27,7 +27,12 @@ type emitted struct {
 
 func newProducer(t *testing.T, brokers []string, hasher func() hash.Hash32, m *ProducerMetrics) goka.Producer {
 	t.Helper()
-	c := Config{Brokers: brokers, Partitions: 1, Replication: 1, Flush: time.Millisecond}
+	return newProducerWith(t, Config{Brokers: brokers, Partitions: 1, Replication: 1, Flush: time.Millisecond}, hasher, m)
+}
+
+func newProducerWith(t *testing.T, c Config, hasher func() hash.Hash32, m *ProducerMetrics) goka.Producer {
+	t.Helper()
+	brokers := c.Brokers
 	p, err := c.producerBuilder("producer-test", slog.New(slog.DiscardHandler), m)(brokers, "producer-test", hasher)
 	if err != nil {
 		t.Fatal(err)
@@ -156,10 +161,8 @@ func TestProducerRejectsWritesItCannotDeliver(t *testing.T) {
 		t.Fatalf("failed writes %v, want 1", got)
 	}
 
-	old := deliveryTimeout
-	deliveryTimeout = 5 * time.Second
-	defer func() { deliveryTimeout = old }()
-	p2 := newProducer(t, c.ListenAddrs(), fnv.New32a, m)
+	p2 := newProducerWith(t, Config{Brokers: c.ListenAddrs(), Partitions: 1, Replication: 1, Flush: time.Millisecond,
+		DeliveryTimeout: 5 * time.Second}, fnv.New32a, m)
 	defer p2.Close()
 	if e := await(t, p2.Emit("t", "k", []byte("v"))); e.err != nil {
 		t.Fatal(e.err)

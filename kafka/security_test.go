@@ -86,9 +86,7 @@ func TestSCRAMOverTLS(t *testing.T) {
 	}
 	gp.Close()
 
-	old := deliveryTimeout
-	deliveryTimeout = 2 * time.Second
-	defer func() { deliveryTimeout = old }()
+	good.DeliveryTimeout = 2 * time.Second
 	for name, bad := range map[string]Security{
 		"wrong password": {SASLMechanism: sarama.SASLTypeSCRAMSHA256, User: "fraudpipe", Password: "nope", TLS: true, CAFile: ca},
 		"no TLS":         {SASLMechanism: sarama.SASLTypeSCRAMSHA256, User: "fraudpipe", Password: "s3cret"},

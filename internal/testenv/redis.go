@@ -10,6 +10,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -84,6 +86,14 @@ func StartRedisWith(t testing.TB, opts RedisOptions) *Redis {
 // survives a Kill, as it would a crash of a production Redis with AOF.
 func (r *Redis) Start() {
 	r.t.Helper()
+	if err := r.TryStart(); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// TryStart starts the server and waits until it answers, reporting what went wrong instead of failing the test:
+// a goroutine may call it (a test may only be failed from its own goroutine).
+func (r *Redis) TryStart() error {
 	_, port, _ := net.SplitHostPort(r.Addr)
 	args := []string{"--bind", "127.0.0.1", "--dir", r.dir, "--appendonly", "yes", "--appendfsync", "always",
 		"--save", "", "--protected-mode", "no"}
@@ -98,13 +108,13 @@ func (r *Redis) Start() {
 	}
 	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
 	r.done = make(chan struct{})
 	go func() { r.cmd.Wait(); close(r.done) }()
 	o, err := redis.ParseURL(r.URL())
 	if err != nil {
-		r.t.Fatal(err)
+		return err
 	}
 	if o.TLSConfig != nil {
 		pool := x509.NewCertPool()
@@ -117,10 +127,11 @@ func (r *Redis) Start() {
 	deadline := time.Now().Add(10 * time.Second)
 	for c.Ping(context.Background()).Err() != nil {
 		if time.Now().After(deadline) {
-			r.t.Fatal("redis-server did not answer within 10s")
+			return errors.New("redis-server did not answer within 10s")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return nil
 }
 
 // Kill stops the server with SIGKILL.

@@ -32,22 +32,23 @@ func tables(t *testing.T, dir string) int {
 func TestTableBuildsWaitForTheToken(t *testing.T) {
 	dir := t.TempDir()
 	o := &opt.Options{WriteBuffer: 64 << 10}
+	gate := NewGate(2)
 	// Hold every token, as other stores' compactions would.
-	for range cap(tableBuilds) {
-		tableBuilds <- struct{}{}
+	for range cap(gate) {
+		gate.take()
 	}
 	released := false
 	release := func() {
 		if !released {
 			released = true
-			for range cap(tableBuilds) {
-				<-tableBuilds
+			for range cap(gate) {
+				gate.release()
 			}
 		}
 	}
 	defer release()
 
-	db, files, err := openLevelDB(dir, o)
+	db, files, err := openLevelDB(dir, o, gate)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestTableBuildsWaitForTheToken(t *testing.T) {
 				names = append(names, e.Name())
 			}
 			log, _ := os.ReadFile(dir + "/LOG")
-			t.Fatalf("no table written after the token was released; %d tokens held; files %v; LOG:\n%s", len(tableBuilds), names, log)
+			t.Fatalf("no table written after the token was released; %d tokens held; files %v; LOG:\n%s", len(gate), names, log)
 		}
 	}
 	if err := db.Close(); err != nil {
@@ -100,12 +101,13 @@ func TestTableBuildsWaitForTheToken(t *testing.T) {
 
 // Many stores flushing and compacting at once all finish, and give every token back.
 func TestManyStoresShareTheTokens(t *testing.T) {
+	gate := NewGate(1)
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*8)
 	for p := range 8 {
 		wg.Go(func() {
 			dir := t.TempDir()
-			db, files, err := openLevelDB(dir, &opt.Options{WriteBuffer: 32 << 10, CompactionTableSize: 16 << 10})
+			db, files, err := openLevelDB(dir, &opt.Options{WriteBuffer: 32 << 10, CompactionTableSize: 16 << 10}, gate)
 			if err != nil {
 				errs <- err
 				return
@@ -134,7 +136,7 @@ func TestManyStoresShareTheTokens(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(tableBuilds); n != 0 {
+	if n := len(gate); n != 0 {
 		t.Fatalf("%d tokens still held after every store closed", n)
 	}
 }

@@ -54,6 +54,8 @@ const entryOverhead = 96
 type Options struct {
 	// LevelDB is passed to LevelDB as is.
 	LevelDB *opt.Options
+	// Builds gates the table builds of the builder's stores; nil: DefaultGate, shared by the process.
+	Builds Gate
 	// CacheBytes is the memory for whole tables over all partitions of the builder (about 300 bytes per
 	// account with the shipped rules, up to a third of it superseded values the arena has not reclaimed
 	// yet). 0 keeps only the values not yet written.
@@ -138,6 +140,13 @@ type Store struct {
 	done    chan struct{}
 }
 
+func (o Options) gate() Gate {
+	if o.Builds == nil {
+		return DefaultGate
+	}
+	return o.Builds
+}
+
 func newStore(path string, o Options, b *budget) *Store {
 	s := &Store{path: path, opts: o, budget: b, mem: map[string]item{}, dirty: map[string]struct{}{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
@@ -150,7 +159,7 @@ func newStore(path string, o Options, b *budget) *Store {
 func (s *Store) journalDir() string { return s.path + journalSuffix }
 
 func (s *Store) openLevelDB() error {
-	db, files, err := openLevelDB(s.path, s.opts.LevelDB)
+	db, files, err := openLevelDB(s.path, s.opts.LevelDB, s.opts.gate())
 	if err != nil {
 		return err
 	}
@@ -597,8 +606,9 @@ func (s *Store) noteWrite(err error, keys map[string]struct{}) (compact bool, _ 
 // updates than live ones. Must hold flushMu, not mu.
 func (s *Store) compactJournal() error {
 	// Writing a snapshot is a table build: with LevelDB's, one at a time per two cores (gate.go).
-	tableBuilds <- struct{}{}
-	defer func() { <-tableBuilds }()
+	gate := s.opts.gate()
+	gate.take()
+	defer gate.release()
 	jn, err := s.writeSnapshot(s.jn.seq + 1)
 	if err == nil {
 		err = s.jn.close()

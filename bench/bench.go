@@ -4,7 +4,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/fraudpipe/fraudpipe/kafka"
+	"github.com/fraudpipe/fraudpipe/metrics"
 	"github.com/fraudpipe/fraudpipe/producer"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
@@ -638,19 +638,11 @@ func (c *child) metric(name string) float64 {
 	if body == "" {
 		return -1
 	}
-	sum := 0.0
-	sc := bufio.NewScanner(strings.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") || (strings.Contains(name, "{") && strings.HasPrefix(line, name)) {
-			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			sum += v
-		}
+	v, err := metrics.SumSamples(body, name)
+	if err != nil {
+		return -1
 	}
-	return sum
+	return v
 }
 
 // sum adds a metric over the children.

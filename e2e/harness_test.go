@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +20,7 @@ import (
 	"time"
 
 	"github.com/fraudpipe/fraudpipe/internal/testenv"
+	"github.com/fraudpipe/fraudpipe/metrics"
 )
 
 var binary string // the fraudpipe binary built for this run
@@ -236,17 +235,11 @@ func metric(addr, name string) float64 {
 	if body == "" {
 		return -1
 	}
-	sum := 0.0
-	sc := bufio.NewScanner(strings.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
-			continue
-		}
-		v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		sum += v
+	v, err := metrics.SumSamples(body, name)
+	if err != nil {
+		return -1
 	}
-	return sum
+	return v
 }
 
 // record is a Kafka record as kcat prints it.

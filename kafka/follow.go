@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/cenkalti/backoff/v5"
 )
 
 // Follower reads a small compacted control topic (rulesets, lists) from its beginning and keeps following it,
@@ -45,19 +46,20 @@ func (f *Follower) WaitReady(ctx context.Context) error {
 // Run follows the topic until ctx is done, reconnecting after errors (a broker restart).
 func (f *Follower) Run(ctx context.Context) error {
 	next := map[int32]int64{}
-	backoff := 100 * time.Millisecond
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = 100*time.Millisecond, 5*time.Second
 	for {
 		err := f.follow(ctx, next)
 		if ctx.Err() != nil {
 			return nil
 		}
-		f.log.Warn("following control topic", "topic", f.topic, "err", err, "retry_in", backoff)
+		wait := b.NextBackOff()
+		f.log.Warn("following control topic", "topic", f.topic, "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
@@ -56,7 +57,7 @@ func NewStore(rdb redis.UniversalClient, log *slog.Logger, up func(bool)) *Store
 // do runs fn until Redis answers. While Redis is unreachable the caller waits, so the notifier pauses
 // consumption instead of losing or skipping alerts; it resumes when Redis is back.
 func (s *Store) do(ctx context.Context, what string, fn func(context.Context) error) error {
-	wait := 100 * time.Millisecond
+	var b *backoff.ExponentialBackOff // made on the first failure: the common call succeeds at once
 	for warned := false; ; {
 		err := fn(ctx)
 		if err == nil || errors.Is(err, redis.Nil) || !isUnavailable(err) {
@@ -71,12 +72,15 @@ func (s *Store) do(ctx context.Context, what string, fn func(context.Context) er
 			s.log.Warn("redis unavailable; pausing until it is back", "op", what, "err", err)
 			warned = true
 		}
+		if b == nil {
+			b = backoff.NewExponentialBackOff()
+			b.InitialInterval, b.MaxInterval = 100*time.Millisecond, 5*time.Second
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %w", what, ctx.Err())
-		case <-time.After(wait):
+		case <-time.After(b.NextBackOff()):
 		}
-		wait = min(2*wait, 5*time.Second)
 	}
 }
 

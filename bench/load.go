@@ -1,0 +1,219 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/fraudpipe/fraudpipe/kafka"
+	"github.com/fraudpipe/fraudpipe/producer"
+	"github.com/fraudpipe/fraudpipe/topics"
+)
+
+// sendTimes maps a phase's payment ids to when they were handed to the producer.
+type sendTimes struct {
+	prefix   string
+	at       []int64 // unix ns, by sequence number
+	accounts int     // distinct accounts that paid
+}
+
+// load is one phase's stream of generated payments and when each was sent.
+type load struct {
+	g  *producer.Generator
+	st *sendTimes
+}
+
+// newLoad prepares n payments whose ids start with prefix, and has the watcher time their alerts.
+func newLoad(cfg Config, prefix string, n int, w *alertWatcher) *load {
+	g := producer.NewGenerator(uint64(len(prefix)*7919+n), cfg.Accounts, 0.01, time.Now().Add(-time.Duration(n)*producer.Step(cfg.Accounts, time.Hour)), time.Hour)
+	g.IDPrefix = prefix
+	// A fraud pattern's later payments get their ids when the pattern starts and are sent later, so ids run
+	// ahead of the send count by at most the payments still scheduled.
+	st := &sendTimes{prefix: prefix, at: make([]int64, n+n/10+100)}
+	w.expect(st)
+	return &load{g: g, st: st}
+}
+
+// send sends the load's next n payments, at rate per second (0: as fast as possible).
+func (l *load) send(ctx context.Context, cfg Config, n, rate int) error {
+	s, err := producer.NewSender(cfg.Kafka.Brokers, cfg.Kafka.SaramaConfig("fraudpipe-bench"))
+	if err != nil {
+		return err
+	}
+	prefix, st := l.st.prefix, l.st
+	began := time.Now()
+	for i := range n {
+		if rate > 0 {
+			if ahead := time.Until(began.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))); ahead > 0 {
+				time.Sleep(ahead)
+			}
+		}
+		p := l.g.Next()
+		if seq, err := strconv.Atoi(p.ID[len(prefix)+len("pay_"):]); err == nil && seq < len(st.at) {
+			st.at[seq] = time.Now().UnixNano()
+		}
+		if err := s.Send(ctx, string(topics.Payments), p.AccountID, producer.Encode(p)); err != nil {
+			s.Close()
+			return err
+		}
+	}
+	st.accounts = l.g.Distinct()
+	return s.Close()
+}
+
+// produce sends n generated payments, at rate per second (0: as fast as possible).
+func produce(ctx context.Context, cfg Config, prefix string, n, rate int, w *alertWatcher) (*sendTimes, error) {
+	l := newLoad(cfg, prefix, n, w)
+	if err := l.send(ctx, cfg, n, rate); err != nil {
+		return nil, err
+	}
+	return l.st, nil
+}
+
+// median of a non-empty slice, which it sorts.
+func median(v []float64) float64 {
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// raw produces cfg.Count payments to topic, which nobody processes, then consumes them all: the broker's own cost
+// for the records the pipeline moves, on the same machine at the same time.
+func raw(ctx context.Context, cfg Config, topic string) (float64, error) {
+	s, err := producer.NewSender(cfg.Kafka.Brokers, cfg.Kafka.SaramaConfig("fraudpipe-bench-raw"))
+	if err != nil {
+		return 0, err
+	}
+	g := producer.NewGenerator(99, cfg.Accounts, 0.01, time.Now(), time.Hour)
+	start := time.Now()
+	for range cfg.Count {
+		p := g.Next()
+		if err := s.Send(ctx, topic, p.AccountID, producer.Encode(p)); err != nil {
+			return 0, err
+		}
+	}
+	if err := s.Close(); err != nil {
+		return 0, err
+	}
+	c, err := sarama.NewConsumer(cfg.Kafka.Brokers, cfg.Kafka.SaramaConfig("fraudpipe-bench-raw"))
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := 0
+	for _, p := range parts {
+		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			return 0, err
+		}
+		hwm := pc.HighWaterMarkOffset()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer pc.Close()
+			for m := range pc.Messages() {
+				mu.Lock()
+				got++
+				mu.Unlock()
+				if m.Offset+1 >= hwm {
+					return
+				}
+			}
+		}()
+		if hwm == 0 {
+			pc.Close()
+		}
+	}
+	wg.Wait()
+	if got < cfg.Count {
+		return 0, fmt.Errorf("consumed %d of %d", got, cfg.Count)
+	}
+	return float64(cfg.Count) / time.Since(start).Seconds(), nil
+}
+
+// alertWatcher consumes the alerts topic and records, per alert, the time from its payment's send to arrival.
+type alertWatcher struct {
+	consumer sarama.Consumer
+	mu       sync.Mutex
+	phases   map[string]*sendTimes
+	lat      map[*sendTimes][]float64
+}
+
+func newAlertWatcher(k kafka.Config) (*alertWatcher, error) {
+	c, err := sarama.NewConsumer(k.Brokers, k.SaramaConfig("fraudpipe-bench-alerts"))
+	if err != nil {
+		return nil, err
+	}
+	w := &alertWatcher{consumer: c, phases: map[string]*sendTimes{}, lat: map[*sendTimes][]float64{}}
+	parts, err := c.Partitions(string(topics.Alerts))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range parts {
+		pc, err := c.ConsumePartition(string(topics.Alerts), p, sarama.OffsetNewest)
+		if err != nil {
+			return nil, err
+		}
+		go func() {
+			for m := range pc.Messages() {
+				w.observe(m.Value, time.Now().UnixNano())
+			}
+		}()
+	}
+	return w, nil
+}
+
+func (w *alertWatcher) expect(st *sendTimes) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.phases[st.prefix] = st
+}
+
+func (w *alertWatcher) observe(value []byte, now int64) {
+	var a struct {
+		PaymentID string `json:"payment_id"`
+	}
+	if json.Unmarshal(value, &a) != nil {
+		return
+	}
+	prefix, seqStr, ok := strings.Cut(a.PaymentID, "pay_")
+	seq, err := strconv.Atoi(seqStr)
+	if !ok || err != nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st := w.phases[prefix]
+	if st == nil || seq >= len(st.at) || st.at[seq] == 0 {
+		return
+	}
+	w.lat[st] = append(w.lat[st], float64(now-st.at[seq])/1e6)
+}
+
+func (w *alertWatcher) latencies(st *sendTimes) Latency {
+	w.mu.Lock()
+	l := slices.Clone(w.lat[st])
+	w.mu.Unlock()
+	if len(l) == 0 {
+		return Latency{}
+	}
+	slices.Sort(l)
+	q := func(p float64) float64 { return l[min(len(l)-1, int(p*float64(len(l))))] }
+	return Latency{Alerts: len(l), P50ms: q(0.50), P95ms: q(0.95), P99ms: q(0.99), MaxMs: l[len(l)-1]}
+}
+
+func (w *alertWatcher) close() { w.consumer.Close() }

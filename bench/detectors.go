@@ -87,15 +87,7 @@ func (c *child) stop() {
 	<-c.done
 }
 
-func (c *child) scrape() string {
-	resp, err := http.Get("http://" + c.metrics + "/metrics")
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
+func (c *child) scrape() string { return metrics.Scrape(c.metrics) }
 
 // profileSelf writes a CPU profile of this process over d.
 func profileSelf(ctx context.Context, d time.Duration, path string) error {
@@ -142,18 +134,8 @@ func (c *child) profile(ctx context.Context, d time.Duration, path string) error
 
 func (c *child) has(prefix string) bool { return strings.Contains(c.scrape(), prefix) }
 
-// metric sums the samples whose name (with labels, if given) starts with name; -1 if unreachable.
-func (c *child) metric(name string) float64 {
-	body := c.scrape()
-	if body == "" {
-		return -1
-	}
-	v, err := metrics.SumSamples(body, name)
-	if err != nil {
-		return -1
-	}
-	return v
-}
+// metric sums the samples name selects (metrics.SumSamples); -1 if the child does not answer.
+func (c *child) metric(name string) float64 { return metrics.Query(c.metrics, name) }
 
 // sum adds a metric over the children.
 func sum(cs []*child, name string) float64 {

@@ -6,9 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -215,32 +213,11 @@ func (p *proc) metricsAddr() string {
 var servingMetrics = regexp.MustCompile(`msg="serving metrics" addr=http://([^/\s]+)/metrics`)
 
 // scrape returns an instance's /metrics page ("" when it does not answer).
-func scrape(addr string) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
+func scrape(addr string) string { return metrics.Scrape(addr) }
 
 // metric reads one unlabelled sample (or the sum of a labelled family) from a /metrics endpoint; -1 when the
 // endpoint does not answer.
-func metric(addr, name string) float64 {
-	body := scrape(addr)
-	if body == "" {
-		return -1
-	}
-	v, err := metrics.SumSamples(body, name)
-	if err != nil {
-		return -1
-	}
-	return v
-}
+func metric(addr, name string) float64 { return metrics.Query(addr, name) }
 
 // record is a Kafka record as kcat prints it.
 type record struct {

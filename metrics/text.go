@@ -1,8 +1,12 @@
 package metrics
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -70,4 +74,36 @@ func parseSelector(s string) (string, map[string]string, error) {
 		want[strings.TrimSpace(k)] = v[1 : len(v)-1]
 	}
 	return name, want, nil
+}
+
+// Scrape fetches the metrics text a fraudpipe process serves on addr (host:port), or "" when it does not answer
+// within two seconds.
+func Scrape(addr string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// Query scrapes addr and sums the samples selector names (SumSamples); -1 when the process does not answer or
+// its text does not parse.
+func Query(addr, selector string) float64 {
+	body := Scrape(addr)
+	if body == "" {
+		return -1
+	}
+	v, err := SumSamples(body, selector)
+	if err != nil {
+		return -1
+	}
+	return v
 }

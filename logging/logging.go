@@ -5,6 +5,7 @@ package logging
 
 import (
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"regexp"
@@ -47,25 +48,26 @@ func replaceAttr(_ []string, a slog.Attr) slog.Attr {
 }
 
 var (
-	// Card numbers: 13 to 19 digits, optionally grouped by spaces or dashes. Only Luhn-valid ones are masked,
-	// so amounts, offsets and ids made of digits stay readable.
-	panRE = regexp.MustCompile(`\b\d(?:[ -]?\d){12,18}\b`)
+	// Runs of digits, optionally grouped by single spaces or dashes, wherever they stand (inside an id such as
+	// pay_4111111111111111 too): those of 13 to 19 digits that pass the Luhn check are card numbers, so amounts,
+	// offsets and ids made of digits stay readable.
+	digitsRE = regexp.MustCompile(`\d(?:[ -]?\d)*`)
 	// Phone numbers in E.164 form (+ and 8 to 15 digits), the form SMS providers take.
 	phoneRE = regexp.MustCompile(`\+\d{7,14}\b`)
 	emailRE = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
 )
 
-// Mask replaces card numbers (all but the last four digits), email addresses (all but the first letter and the
-// domain) and phone numbers (all but the country prefix and the last three digits) in s.
+// Mask replaces card numbers (all but the last four digits), email addresses (see MaskEmail) and
+// phone numbers (all but the country prefix and the last three digits) in s.
 func Mask(s string) string {
 	if !strings.ContainsAny(s, "0123456789@") {
 		return s
 	}
 	// Phones first: an E.164 number is also 13 to 15 digits and may pass the Luhn check by chance.
 	s = phoneRE.ReplaceAllStringFunc(s, MaskPhone)
-	s = panRE.ReplaceAllStringFunc(s, func(m string) string {
+	s = digitsRE.ReplaceAllStringFunc(s, func(m string) string {
 		digits := strings.NewReplacer(" ", "", "-", "").Replace(m)
-		if !luhn(digits) {
+		if len(digits) < 13 || len(digits) > 19 || !luhn(digits) {
 			return m
 		}
 		return strings.Repeat("*", len(digits)-4) + digits[len(digits)-4:]
@@ -73,13 +75,17 @@ func Mask(s string) string {
 	return emailRE.ReplaceAllStringFunc(s, MaskEmail)
 }
 
-// MaskEmail keeps the first letter and the domain: j***@example.com.
+// MaskEmail keeps the first letter, a short digest of the local part and the domain: j***(3fa1)@example.com. The
+// digest tells two addresses apart in the logs (two accounts whose ids are email addresses, say) without
+// revealing either; the parenthesis keeps a masked address from being masked again by Mask.
 func MaskEmail(e string) string {
 	at := strings.LastIndexByte(e, '@')
 	if at < 1 {
 		return "***"
 	}
-	return e[:1] + "***" + e[at:]
+	h := fnv.New32a()
+	h.Write([]byte(e[:at]))
+	return fmt.Sprintf("%s***(%04x)%s", e[:1], h.Sum32()&0xffff, e[at:])
 }
 
 // MaskPhone keeps the + and first two digits and the last three: +49*******789.

@@ -15,7 +15,9 @@ func TestMask(t *testing.T) {
 		{"card=5500005555555559", "card=************5559"},
 		{"offset 1234567890123456 is not a card", "offset 1234567890123456 is not a card"}, // fails Luhn
 		{"amount 125050 EUR", "amount 125050 EUR"},
-		{"to jane.doe@example.com", "to j***@example.com"},
+		{"to jane.doe@example.com", "to " + MaskEmail("jane.doe@example.com")},
+		{"payment pay_4111111111111111 rejected", "payment pay_************1111 rejected"},
+		{"ids card_4111111111111111x and 20-digit 41111111111111111111", "ids card_************1111x and 20-digit 41111111111111111111"},
 		{"sms +4915112345678 sent", "sms +49********678 sent"},
 		{"nothing here", "nothing here"},
 	}
@@ -39,9 +41,27 @@ func TestLoggerMasksMessagesAttributesAndErrors(t *testing.T) {
 			t.Fatalf("log line leaks %s: %s", leak, out)
 		}
 	}
-	for _, kept := range []string{"************1111", "j***@example.com", "+49********678"} {
+	for _, kept := range []string{"************1111", MaskEmail("jane@example.com"), "+49********678"} {
 		if !strings.Contains(out, kept) {
 			t.Fatalf("log line lacks %s: %s", kept, out)
 		}
+	}
+}
+
+// An account id that is an email address stays recognisable in the logs: its first letter and domain are kept, and
+// two such accounts with the same first letter and domain are still told apart.
+func TestMaskedEmailsStayDistinct(t *testing.T) {
+	a, b := MaskEmail("eva@example.com"), MaskEmail("emil@example.com")
+	if a == b || !strings.HasPrefix(a, "e***") || !strings.HasSuffix(a, "@example.com") || strings.Contains(a, "eva") {
+		t.Fatalf("masked %q and %q", a, b)
+	}
+	if MaskEmail("eva@example.com") != a {
+		t.Fatal("the same address masks differently")
+	}
+	if Mask(a) != a {
+		t.Fatalf("a masked address is masked again: %q", Mask(a))
+	}
+	if got := Mask("account=eva@example.com"); got != "account="+a {
+		t.Fatalf("Mask = %q", got)
 	}
 }

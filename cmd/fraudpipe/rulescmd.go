@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -537,32 +538,71 @@ func listsCommand() *ffcli.Command {
 	fs := c.flagSet("lists")
 	remove := fs.Bool("remove", false, "remove the values instead of adding them")
 	return &ffcli.Command{
-		Name: "lists", ShortUsage: "fraudpipe lists [--remove] LIST VALUE...", FlagSet: fs, Options: envOptions,
-		ShortHelp: "Add values to (or remove them from) a list on the lists topic.",
+		Name: "lists", ShortUsage: "fraudpipe lists [--remove] LIST VALUE... | fraudpipe lists show LIST", FlagSet: fs,
+		Options:   envOptions,
+		ShortHelp: "Add values to (or remove them from) a list on the lists topic, or show a list's entries.",
+		LongHelp: "A list must be declared by the newest ruleset version on the rules topic (its lists: section);\n" +
+			"values for an undeclared list would never be read, so they are refused.",
 		Exec: func(ctx context.Context, args []string) error {
+			show := len(args) == 2 && args[0] == "show"
 			if len(args) < 2 {
 				return flag.ErrHelp
 			}
-			log, err := c.log.logger(os.Stderr)
+			reg, k, closeReg, err := c.registry(ctx)
 			if err != nil {
 				return err
 			}
-			k := c.kafka.config()
-			if err := k.WaitForCluster(ctx, log); err != nil {
-				return err
+			defer closeReg()
+			name := args[0]
+			if show {
+				name = args[1]
 			}
-			if err := k.EnsureTopics(ctx, pipelineTopics()); err != nil {
-				return err
+			_, rs, ok := reg.Latest()
+			if !ok {
+				return errors.New("no ruleset version is published yet: lists are declared by the rules file's lists: section")
 			}
-			if err := registry.UpdateLists(k, args[0], args[1:], *remove); err != nil {
+			fileEntries, declared := rs.Lists[name]
+			if !declared {
+				return fmt.Errorf("list %q is not declared by ruleset version %d (known lists: %s)", name, rs.Number,
+					strings.Join(slices.Sorted(maps.Keys(rs.Lists)), ", "))
+			}
+			if show {
+				log, err := c.log.logger(os.Stderr)
+				if err != nil {
+					return err
+				}
+				return showList(ctx, os.Stdout, k, log, name, fileEntries)
+			}
+			if err := registry.UpdateLists(k, name, args[1:], *remove); err != nil {
 				return err
 			}
 			verb := "added to"
 			if *remove {
 				verb = "removed from"
 			}
-			fmt.Printf("%d values %s list %s\n", len(args)-1, verb, args[0])
+			fmt.Printf("%d values %s list %s\n", len(args)-1, verb, name)
 			return nil
 		},
 	}
+}
+
+// showList prints a list's entries: those of its file (in the ruleset version) and those on the lists topic.
+func showList(ctx context.Context, w io.Writer, k kafka.Config, log *slog.Logger, name string, file map[string]struct{}) error {
+	lists := registry.NewLists(k, log)
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { lists.Run(lctx); close(done) }()
+	defer func() { stop(); <-done }()
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := lists.WaitReady(wctx); err != nil {
+		return err
+	}
+	for _, v := range slices.Sorted(maps.Keys(file)) {
+		fmt.Fprintf(w, "file\t%s\n", v)
+	}
+	for _, v := range lists.Entries(name) {
+		fmt.Fprintf(w, "topic\t%s\n", v)
+	}
+	return nil
 }

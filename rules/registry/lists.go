@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -58,6 +60,13 @@ func (l *Lists) Contains(list, value string) bool {
 	defer l.mu.RUnlock()
 	_, ok := l.entries[list][value]
 	return ok
+}
+
+// Entries returns a list's values on the lists topic, sorted.
+func (l *Lists) Entries(list string) []string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return slices.Sorted(maps.Keys(l.entries[list]))
 }
 
 // UpdateLists adds (or, with remove, deletes) values of a list on the lists topic.

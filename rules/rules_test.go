@@ -518,3 +518,27 @@ func TestFormatAmount(t *testing.T) {
 		}
 	}
 }
+
+// A YAML syntax error names the line to look at, not the start of the rules list, and the rule it falls in.
+func TestYAMLSyntaxErrorsNameTheLineAndTheRule(t *testing.T) {
+	head := "thresholds: { review: 50, block: 80 }\ncurrencies: { base: EUR }\nrules:\n" +
+		"  - name: big-ticket\n    type: amount\n    limit: 500000\n    score: 60\n"
+	for name, c := range map[string]struct {
+		tail string
+		want string
+	}{
+		"a key indented too far":    {"  - name: rapid-fire\n    type: count\n    window: 5m\n     limit: 4\n    score: 50\n", `test.yaml:11: rule "rapid-fire": not valid YAML`},
+		"a key indented too little": {"  - name: rapid-fire\n    type: count\n    window: 5m\n   limit: 4\n    score: 50\n", `test.yaml:11: rule "rapid-fire": not valid YAML`},
+		"an unclosed quote":         {"  - name: \"rapid-fire\n    type: count\n    score: 50\n", `test.yaml:8: rule "rapid-fire": not valid YAML`},
+		"an unclosed flow mapping":  {"  - { name: rapid-fire, type: count, window: 5m, limit: 4, score: 50\n  - { name: x, type: amount, limit: 1, score: 1 }\n", `test.yaml:8: rule "rapid-fire": not valid YAML`},
+		"outside the rules":         {"  - { name: x, type: amount, limit: 1, score: 1 }\nstate:\n  max_events: [16\n", `test.yaml:`},
+	} {
+		_, err := Parse("test.yaml", []byte(head+c.tail))
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%s: %v; want it to start with %s", name, err, c.want)
+		}
+		if name == "outside the rules" && err != nil && strings.Contains(err.Error(), "rule \"") {
+			t.Errorf("%s: %v names a rule", name, err)
+		}
+	}
+}

@@ -356,7 +356,7 @@ func (p *parser) parse(data []byte) *Ruleset {
 	rs := &Ruleset{Rates: map[string]float64{}, MaxEvents: DefaultMaxEvents}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		p.errs = append(p.errs, &ValidationError{File: p.file, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")})
+		p.errs = append(p.errs, syntaxError(p.file, data, err))
 		return rs
 	}
 	if len(doc.Content) == 0 {

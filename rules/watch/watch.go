@@ -18,10 +18,11 @@ import (
 
 // Watcher holds the ruleset in force.
 type Watcher struct {
-	path    string
-	log     *slog.Logger
-	current atomic.Pointer[rules.Ruleset]
-	last    string // digest (or error) of the content last attempted: an unchanged invalid file is reported once
+	path     string
+	log      *slog.Logger
+	current  atomic.Pointer[rules.Ruleset]
+	last     string // digest (or error) of the content last attempted: an unchanged invalid file is reported once
+	rejected bool   // the file was last seen invalid: its next valid content is reported even if it changes nothing
 	// OnChange, when set, is called with each new valid ruleset before it is put in force; an error keeps the
 	// old one (fraudpipe run publishes the file as a new version here). Set it before Run.
 	OnChange func(*rules.Ruleset) error
@@ -106,11 +107,17 @@ func (w *Watcher) reload() {
 			return
 		}
 		w.last = err.Error()
+		w.rejected = true
 		w.reloads.WithLabelValues("invalid").Inc()
 		w.log.Error("rules file rejected; keeping the rules in force", "err", err, "digest", w.Current().Digest)
 		return
 	}
 	if rs.Digest == w.last || rs.Digest == w.Current().Digest {
+		if w.rejected {
+			// Otherwise the rejection stays the log's last word on the file although it is fixed.
+			w.log.Info("rules file valid again; the rules in force are unchanged", "file", w.path, "digest", rs.Digest)
+			w.rejected = false
+		}
 		w.last = rs.Digest
 		return
 	}
@@ -122,7 +129,7 @@ func (w *Watcher) reload() {
 			return
 		}
 	}
-	w.last = rs.Digest
+	w.last, w.rejected = rs.Digest, false
 	old := w.Current()
 	w.swap(rs)
 	w.reloads.WithLabelValues("ok").Inc()

@@ -80,3 +80,36 @@ func TestInvalidFileAtStartIsAnError(t *testing.T) {
 		t.Fatalf("want an error naming %s, got %v", path, err)
 	}
 }
+
+// Fixing a rejected save back to the rules in force changes nothing, but the log must say the file is valid
+// again: otherwise its last word on the file is the rejection.
+func TestValidSaveAfterARejectedOneIsLogged(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.Buffer
+	w, err := Load(path, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	if err := os.WriteFile(path, []byte(strings.Replace(good, "window: 5m", "window: 5x", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rejection", func() bool { return strings.Contains(logs.String(), "rules file rejected") })
+	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the file reported valid again", func() bool {
+		return strings.Contains(logs.String(), "rules file valid again")
+	})
+	if strings.LastIndex(logs.String(), "rules file valid again") < strings.LastIndex(logs.String(), "rules file rejected") {
+		t.Fatalf("the rejection is still the last word:\n%s", logs.String())
+	}
+}

@@ -473,7 +473,7 @@ state: { retention: 10m }
 rules:
   - { name: r, type: count, window: 1h, limit: 1, score: 5 }
 `, []string{`field "state.retention": 10m is shorter than the longest window 1h`}},
-		{"not yaml", "rules: [", []string{`test.yaml: not valid YAML`}},
+		{"not yaml", "rules: [", []string{`test.yaml:1: not valid YAML`}},
 		{"no rules", "thresholds: { review: 1, block: 2 }\n", []string{`field "rules": required`}},
 	}
 	for _, c := range cases {

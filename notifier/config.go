@@ -215,11 +215,52 @@ func LoadConfig(path string) (Config, error) {
 			return c, fmt.Errorf("%s: %w", path, err)
 		}
 	}
+	explicit := c.Routes != nil
 	c.setDefaults()
-	if err := c.Validate(); err != nil {
+	err := c.Validate()
+	if explicit {
+		err = errors.Join(err, c.unconfiguredRoutes())
+	} else {
+		c.dropUnconfigured()
+	}
+	if err != nil {
 		return c, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// configured reports whether a channel has its provider section.
+func (c *Config) configured(ch string) bool {
+	switch ch {
+	case ChannelEmail:
+		return c.Email != nil
+	case ChannelSMS:
+		return c.SMS != nil
+	case ChannelPush:
+		return c.Push != nil
+	}
+	return false
+}
+
+// unconfiguredRoutes reports the routes a config file names to channels it gives no provider: such alerts would
+// otherwise reach nobody on that channel, without a word.
+func (c *Config) unconfiguredRoutes() error {
+	var errs []error
+	for _, action := range []rules.Action{rules.ActionReview, rules.ActionBlock} {
+		for _, ch := range c.Routes[action] {
+			if !c.configured(ch) && slices.Contains([]string{ChannelEmail, ChannelSMS, ChannelPush}, ch) {
+				errs = append(errs, fmt.Errorf("routes.%s: channel %s has no %s: section; configure it or remove it from the route", action, ch, ch))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dropUnconfigured keeps the default routes to the channels that have a provider.
+func (c *Config) dropUnconfigured() {
+	for action, chans := range c.Routes {
+		c.Routes[action] = slices.DeleteFunc(slices.Clone(chans), func(ch string) bool { return !c.configured(ch) })
+	}
 }
 
 // Secrets lists the set secret values, so they can be kept out of logs.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/logging"
+	"github.com/fraudpipe/fraudpipe/notifier"
 	"github.com/fraudpipe/fraudpipe/processors/detector"
+	"github.com/fraudpipe/fraudpipe/rules"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
 
@@ -102,4 +105,25 @@ func alertLog(path, format string) (*slog.Logger, func(), error) {
 // pipelineTopics are all the topics the pipeline needs, group tables and loops included.
 func pipelineTopics() []topics.Spec {
 	return topics.Specs([]string{string(detector.Table)}, []string{detector.Loop})
+}
+
+// preflight checks every file a command will use before it starts anything (a broker, a listener, a connection)
+// and reports every problem at once: a notifier config missing a secret must not surface only after the broker
+// and the detector have started. An empty rulesPath or a nil notifier skips that check.
+func preflight(rulesPath string, nf *notifierFlags) error {
+	var errs []error
+	if rulesPath != "" {
+		if _, err := rules.LoadFile(rulesPath); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if nf != nil {
+		if _, err := notifier.LoadConfig(nf.config); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("configuration, nothing started:\n%w", errors.Join(errs...))
+	}
+	return nil
 }

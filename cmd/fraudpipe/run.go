@@ -52,6 +52,9 @@ func (c *runConfig) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := preflight(c.rules, &c.notifier); err != nil {
+		return err
+	}
 	ln, err := metrics.Listen(c.metricsAddr)
 	if err != nil {
 		return err
@@ -90,7 +93,11 @@ func (c *runConfig) run(ctx context.Context) error {
 		return err
 	}
 	d.health.Remove("startup")
-	log.Info("pipeline running; submit payments with: fraudpipe produce --file examples/payments.jsonl", "brokers", c.kafka.brokers)
+	hint := "fraudpipe produce --file examples/payments.jsonl"
+	if c.kafka.brokers != defaultBrokers {
+		hint = "fraudpipe produce --brokers " + c.kafka.brokers + " --file examples/payments.jsonl"
+	}
+	log.Info("pipeline running; submit payments with: "+hint, "brokers", c.kafka.brokers)
 	err = g.Wait()
 	log.Info("pipeline stopped")
 	return err

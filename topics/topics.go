@@ -53,6 +53,9 @@ const (
 	// HeaderGrouped carries the outcomes of the grouped rules so far (JSON: rule name → reason).
 	HeaderStage   = "fraudpipe-stage"
 	HeaderGrouped = "fraudpipe-grouped"
+	// HeaderArrived, on a loop record, is when the payment's first record reached Kafka (unix ms), for the
+	// processing latency.
+	HeaderArrived = "fraudpipe-arrived"
 	// HeaderRescore marks a loop record that is no payment but a rules.GroupedRescore (JSON) for the account it
 	// is keyed by: a late payment of a grouping value raised the grouped outcomes of an earlier-scored payment.
 	HeaderRescore = "fraudpipe-rescore"

@@ -232,6 +232,9 @@ func (d *detector) process(ctx goka.Context, msg any) {
 		}
 		ctx.Emit(topics.Alerts, p.AccountID, alert)
 		d.Metrics.observeAlert(dec, now.Sub(p.Timestamp))
+		if at := arrival(ctx); !at.IsZero() {
+			d.Metrics.Processing.Observe(time.Since(at).Seconds())
+		}
 	}
 	if len(dec.Late) > 0 {
 		stored = d.emitLate(ctx, rs, p.ID, dec.Late, stored, now)
@@ -299,6 +302,9 @@ func (d *detector) forward(ctx goka.Context, rs *rules.Ruleset, key string, raw 
 		topics.HeaderRulesetVersion: []byte(strconv.Itoa(rs.Number)),
 		topics.HeaderStage:          []byte(strconv.Itoa(stage)),
 	}
+	if at := arrival(ctx); !at.IsZero() {
+		h[topics.HeaderArrived] = strconv.AppendInt(nil, at.UnixMilli(), 10)
+	}
 	if len(grouped) > 0 {
 		b, err := json.Marshal(grouped)
 		if err != nil {
@@ -307,6 +313,17 @@ func (d *detector) forward(ctx goka.Context, rs *rules.Ruleset, key string, raw 
 		h[topics.HeaderGrouped] = b
 	}
 	ctx.Loopback(key, raw, goka.WithCtxEmitHeaders(h))
+}
+
+// arrival is when the payment in ctx reached Kafka: its record's timestamp on the payments topic, and for a payment
+// re-routed through the loop the one its first record carried (header). Zero when unknown.
+func arrival(ctx goka.Context) time.Time {
+	if ctx.Topic() != topics.Payments {
+		if ms, err := strconv.ParseInt(string(ctx.Headers()[topics.HeaderArrived]), 10, 64); err == nil && ms > 0 {
+			return time.UnixMilli(ms)
+		}
+	}
+	return ctx.Timestamp()
 }
 
 // groupStage updates the state of one grouping value (ctx's key) and passes the payment on with the outcomes

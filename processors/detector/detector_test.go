@@ -13,6 +13,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/fraudpipe/fraudpipe/processors/detector"
 	"github.com/fraudpipe/fraudpipe/rules"
@@ -422,5 +423,30 @@ func TestCountOnlyScoresNothing(t *testing.T) {
 		if st == nil || st.Touched != want {
 			t.Errorf("%s: state %+v, want a count of %d", acct, st, want)
 		}
+	}
+}
+
+// The processing latency runs from the payment reaching Kafka to its alert, whatever the payment's own timestamp:
+// a payment stamped a month ago, produced now, is processed in milliseconds, while the event-time histogram shows
+// the month.
+func TestProcessingLatencyIsNotEventTime(t *testing.T) {
+	f := start(t)
+	f.tt.Consume(string(topics.Payments), "acct_1", payment("p1", "acct_1", 600000, -30*24*time.Hour), tester.WithTime(time.Now()))
+	f.nextAlert(t)
+	if n := testutil.CollectAndCount(f.metrics.Processing); n != 1 {
+		t.Fatalf("processing latency has %d series", n)
+	}
+	var m dto.Metric
+	if err := f.metrics.Processing.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if h := m.GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() > 60 {
+		t.Fatalf("processing latency %d samples, %v s in all; want one of under a minute", h.GetSampleCount(), h.GetSampleSum())
+	}
+	if err := f.metrics.Latency.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if h := m.GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() < 29*24*3600 {
+		t.Fatalf("event-time latency %v s, want the month", h.GetSampleSum())
 	}
 }

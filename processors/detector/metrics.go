@@ -18,7 +18,9 @@ type Metrics struct {
 	Rerouted    prometheus.Counter
 	Alerts      *prometheus.CounterVec // by action
 	RuleFired   *prometheus.CounterVec // by rule and action of the alert
-	Latency     prometheus.Histogram
+	Latency     prometheus.Histogram   // event time to detection
+	// Processing is the pipeline's own latency: from the payment reaching Kafka to its alert handed to the producer.
+	Processing  prometheus.Histogram
 	Unconverted *prometheus.CounterVec // by rule
 	Expired     prometheus.Counter
 	Switches    prometheus.Counter
@@ -58,7 +60,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"rule", "action"}),
 		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "fraudpipe_alert_latency_seconds",
-			Help:    "From the payment's own timestamp (event time) to the alert's detection.",
+			Help:    "From the payment's own timestamp (event time) to the alert's detection: includes how late the payment was produced, so replayed or delayed payments show hours; fraudpipe_processing_latency_seconds is the pipeline's own latency.",
+			Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+		Processing: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "fraudpipe_processing_latency_seconds",
+			Help:    "From the payment's record reaching Kafka (its record timestamp; for a re-routed payment, its first record's) to its alert handed to the producer: the pipeline's own latency, whatever the payment's event time.",
 			Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}),
 		Unconverted: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -91,7 +98,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Processed, m.Rejected, m.Duplicates, m.Redelivered, m.Rerouted, m.Alerts, m.RuleFired,
-			m.Latency, m.Unconverted, m.Expired, m.Switches, m.Shadow, m.Cooled, m.Allowed, m.ExprErrors, m.LateAlerts,
+			m.Latency, m.Processing, m.Unconverted, m.Expired, m.Switches, m.Shadow, m.Cooled, m.Allowed, m.ExprErrors, m.LateAlerts,
 			m.BeyondLateness)
 	}
 	return m

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -39,6 +40,9 @@ type Dispatcher struct {
 	log       *slog.Logger // diagnostics
 	alertLog  *slog.Logger // the log channel
 	now       func() time.Time
+
+	mu         sync.Mutex
+	halfOpenAt map[string]time.Time // per channel whose breaker is open: when it lets a trial send through
 }
 
 // DispatcherDeps are the parts a Dispatcher works with.
@@ -66,7 +70,8 @@ func NewDispatcher(cfg Config, d DispatcherDeps) *Dispatcher {
 		d.Metrics = NewMetrics(nil)
 	}
 	ds := &Dispatcher{cfg: cfg, store: d.Store, senders: d.Senders, templates: d.Templates, dlq: d.DLQ, ready: d.Ready,
-		metrics: d.Metrics, log: d.Log, alertLog: d.AlertLog, now: d.Now, breakers: map[string]*gobreaker.CircuitBreaker[struct{}]{}}
+		metrics: d.Metrics, log: d.Log, alertLog: d.AlertLog, now: d.Now, breakers: map[string]*gobreaker.CircuitBreaker[struct{}]{},
+		halfOpenAt: map[string]time.Time{}}
 	for ch := range d.Senders {
 		ds.metrics.Breaker.WithLabelValues(ch).Set(0)
 		ds.breakers[ch] = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
@@ -75,6 +80,13 @@ func NewDispatcher(cfg Config, d DispatcherDeps) *Dispatcher {
 			// A permanent error (a bad address, a gone subscription) says nothing about the provider's health.
 			IsSuccessful: func(err error) bool { return err == nil || !IsTemporary(err) },
 			OnStateChange: func(name string, from, to gobreaker.State) {
+				ds.mu.Lock()
+				if to == gobreaker.StateOpen {
+					ds.halfOpenAt[name] = ds.now().Add(cfg.Retry.BreakerTimeout)
+				} else {
+					delete(ds.halfOpenAt, name)
+				}
+				ds.mu.Unlock()
 				ds.metrics.Breaker.WithLabelValues(name).Set(float64(to))
 				ds.log.Warn("circuit breaker changed state", "channel", name, "from", from.String(), "to", to.String())
 			},
@@ -231,6 +243,12 @@ func (d *Dispatcher) attempt(ctx context.Context, j job, a *topics.Alert, c *top
 		if errors.As(err, &t) && t.RetryAfter > delay {
 			delay = t.RetryAfter
 		}
+		// With the provider's breaker open (this failure may have tripped it), try again when it lets a trial
+		// send through, not on this delivery's own schedule: that may be minutes apart by now and would leave
+		// the breaker open long past its timeout.
+		if b := d.breakers[j.Channel]; b != nil && b.State() == gobreaker.StateOpen {
+			delay = d.untilHalfOpen(j.Channel)
+		}
 		return d.park(ctx, j, d.now().Add(delay), "retrying", err.Error())
 	default:
 		d.store.settle(ctx, key, token, failed, true)
@@ -248,9 +266,13 @@ func (d *Dispatcher) send(ctx context.Context, ch string, m *Message) error {
 			// The previous try may have reached the provider (it timed out after sending): this one may duplicate.
 			d.metrics.PossibleDuplicates.WithLabelValues(ch).Inc()
 		}
-		start := d.now()
-		_, err := d.breakers[ch].Execute(func() (struct{}, error) { return struct{}{}, d.senders[ch].Send(ctx, m) })
-		d.metrics.Latency.WithLabelValues(ch).Observe(d.now().Sub(start).Seconds())
+		_, err := d.breakers[ch].Execute(func() (struct{}, error) {
+			// Timed inside the breaker: a send it refuses never reached the provider.
+			start := d.now()
+			err := d.senders[ch].Send(ctx, m)
+			d.metrics.Latency.WithLabelValues(ch).Observe(d.now().Sub(start).Seconds())
+			return struct{}{}, err
+		})
 		var t *TemporaryError
 		unsure = errors.As(err, &t) && t.Unsure
 		switch {
@@ -268,6 +290,18 @@ func (d *Dispatcher) send(ctx context.Context, ch string, m *Message) error {
 		return struct{}{}, err
 	}, backoff.WithBackOff(eb), backoff.WithMaxTries(uint(d.cfg.Retry.Attempts)), backoff.WithMaxElapsedTime(0))
 	return err
+}
+
+// untilHalfOpen is how long a channel's open breaker still refuses sends (a little more, so the attempt finds it
+// half-open); a half-open one with its trial under way answers soon.
+func (d *Dispatcher) untilHalfOpen(ch string) time.Duration {
+	d.mu.Lock()
+	at, open := d.halfOpenAt[ch]
+	d.mu.Unlock()
+	if !open {
+		return d.cfg.Retry.Initial
+	}
+	return max(at.Sub(d.now()), 0) + 10*time.Millisecond
 }
 
 // park stores a delivery for a later attempt at due and records why (status deferred or retrying; "" records

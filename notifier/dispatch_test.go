@@ -14,7 +14,9 @@ import (
 	"time"
 
 	webpush "github.com/SherClockHolmes/webpush-go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fraudpipe/fraudpipe/internal/testenv"
@@ -85,12 +87,16 @@ func newEnv(t *testing.T, extraYAML string) *env {
 	t.Setenv(EnvSMSToken, "sms-secret-token")
 	t.Setenv(EnvVAPIDPrivateKey, vapidPriv)
 	cfgPath := filepath.Join(t.TempDir(), "notifier.yaml")
+	retry := "retry: { attempts: 3, initial: 10ms, max: 50ms, lease: 1s, breaker_timeout: 300ms }"
+	if strings.Contains(extraYAML, "retry:") {
+		retry = "" // the test sets its own
+	}
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-retry: { attempts: 3, initial: 10ms, max: 50ms, lease: 1s, breaker_timeout: 300ms }
+%s
 email: { host: %s, port: %d, from: "fraudpipe <alerts@bank.example>", tls: none }
 sms: { base_url: %q, account_sid: AC0123, from: "+15005550006", timeout: 300ms }
 push: { subscriber: "mailto:ops@bank.example", vapid_public_key: %q }
-%s`, e.smtp.Host, e.smtp.Port, e.sms.URL, vapidPub, extraYAML)), 0o644)
+%s`, retry, e.smtp.Host, e.smtp.Port, e.sms.URL, vapidPub, extraYAML)), 0o644)
 	cfg, err := LoadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -470,6 +476,51 @@ func TestProviderOutageOpensTheBreakerParksAndDeliversLater(t *testing.T) {
 	if len(e.dlq.all()) != 0 {
 		t.Fatal("an outage within the retry budget must not dead-letter")
 	}
+}
+
+// An open breaker lets a trial send through after its configured timeout, and the parked deliveries come back
+// then, not on their own backoff (here seconds apart). Sends the breaker refused are not provider latency.
+func TestOpenBreakerIsTriedAfterItsConfiguredTimeout(t *testing.T) {
+	e := newEnv(t, "routes: { block: [sms] }\nrate_limits: { sms: { limit: 1000, per: 1h } }\nretry: { attempts: 1, initial: 3s, max: 3s, lease: 1s, breaker_timeout: 500ms }")
+	e.ana(t, nil)
+	e.sms.Respond(func(_ int, w http.ResponseWriter) bool { w.WriteHeader(http.StatusBadGateway); return true })
+	for i := range 6 { // five failures in a row open the breaker; the sixth is refused without a send
+		if err := e.d.Handle(context.Background(), alert(fmt.Sprint("pay_b", i), rules.ActionBlock)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := testutil.ToFloat64(e.metrics.Breaker.WithLabelValues(ChannelSMS)); got != 2 {
+		t.Fatalf("breaker state %v, want 2 (open)", got)
+	}
+	sent := e.sms.Requests()
+	if len(sent) != 5 {
+		t.Fatalf("the provider saw %d requests, want 5", len(sent))
+	}
+	if n := testutil.CollectAndCount(e.metrics.Latency); n != 1 {
+		t.Fatalf("%d latency series", n)
+	}
+	if got := histogramCount(t, e.metrics.Latency.WithLabelValues(ChannelSMS)); got != 5 {
+		t.Fatalf("provider latency counts %d sends; the provider saw 5 (the refused one is not a send)", got)
+	}
+	opened := sent[4].At
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.d.RunDeferred(ctx, 20*time.Millisecond)
+	waitFor(t, "a trial send after the breaker's timeout", func() bool { return len(e.sms.Requests()) > 5 })
+	trial := e.sms.Requests()[5].At
+	// The deliveries' own backoff is 3 s and more; the breaker's timeout is 500 ms.
+	if gap := trial.Sub(opened); gap < 500*time.Millisecond || gap > 2500*time.Millisecond {
+		t.Fatalf("the first trial came %s after the breaker opened; its timeout is 500ms\n%s", gap, e.log.String())
+	}
+}
+
+func histogramCount(t *testing.T, o prometheus.Observer) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := o.(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }
 
 func TestRetryBudgetSpentGoesToTheDeadLetterTopic(t *testing.T) {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/cenkalti/backoff/v5"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fraudpipe/fraudpipe/topics"
@@ -59,12 +61,15 @@ func (r *Replicator) Ready(ctx context.Context) error {
 func (r *Replicator) Run(ctx context.Context) error {
 	defer r.client.Close()
 	defer r.consumer.Close()
-	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = time.Second, 30*time.Second
+	for {
 		err := r.run(ctx)
 		if ctx.Err() != nil {
 			r.readyOnce.Do(func() { r.failed = ctx.Err(); close(r.ready) })
 			return nil
 		}
+		wait := b.NextBackOff()
 		r.log.Error("customers replication stopped; restarting", "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
@@ -74,7 +79,9 @@ func (r *Replicator) Run(ctx context.Context) error {
 	}
 }
 
-func (r *Replicator) run(ctx context.Context) error {
+// run replicates until a partition fails or ctx is done. It returns only once every partition consumer it started
+// has stopped, so that the next run starts with none left running beside it.
+func (r *Replicator) run(ctx context.Context) (err error) {
 	topic := string(topics.Customers)
 	parts, err := r.consumer.Partitions(topic)
 	if err != nil {
@@ -84,8 +91,23 @@ func (r *Replicator) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var pending sync.WaitGroup // partitions not yet caught up with their start-up high watermark
-	g, gctx := errgroup.WithContext(ctx)
+	rctx, cancel := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(rctx)
+	defer func() {
+		cancel()
+		if werr := g.Wait(); err == nil {
+			err = werr
+		}
+	}()
+	// Partitions not yet caught up with their start-up high watermark; the replica is ready at zero.
+	var pending atomic.Int64
+	pending.Add(int64(len(parts)))
+	caughtUp := func() {
+		if pending.Add(-1) == 0 {
+			r.readyOnce.Do(func() { close(r.ready) })
+			r.log.Info("customer replica caught up", "partitions", len(parts))
+		}
+	}
 	for _, p := range parts {
 		hwm, err := r.client.GetOffset(topic, p, sarama.OffsetNewest)
 		if err != nil {
@@ -107,12 +129,12 @@ func (r *Replicator) run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("consume customers/%d: %w", p, err)
 		}
-		caughtUp := from >= hwm
-		if !caughtUp {
-			pending.Add(1)
+		done := from >= hwm
+		if done {
+			caughtUp()
 		}
 		g.Go(func() error {
-			defer pc.AsyncClose()
+			defer pc.Close()
 			for {
 				select {
 				case <-gctx.Done():
@@ -125,18 +147,16 @@ func (r *Replicator) run(ctx context.Context) error {
 					if err := r.store.replicate(gctx, string(m.Key), m.Partition, m.Offset, m.Value); err != nil {
 						return err
 					}
-					if !caughtUp && m.Offset+1 >= hwm {
-						caughtUp = true
-						pending.Done()
+					if !done && m.Offset+1 >= hwm {
+						done = true
+						caughtUp()
 					}
 				}
 			}
 		})
 	}
-	go func() {
-		pending.Wait()
+	if len(parts) == 0 {
 		r.readyOnce.Do(func() { close(r.ready) })
-		r.log.Info("customer replica caught up", "partitions", len(parts))
-	}()
+	}
 	return g.Wait()
 }

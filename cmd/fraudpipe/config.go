@@ -107,11 +107,14 @@ func pipelineTopics() []topics.Spec {
 	return topics.Specs([]string{string(detector.Table)}, []string{detector.Loop})
 }
 
-// preflight checks every file a command will use before it starts anything (a broker, a listener, a connection)
+// preflight checks the record flags and every file a command will use before it starts anything (a broker, a listener, a connection)
 // and reports every problem at once: a notifier config missing a secret must not surface only after the broker
 // and the detector have started. An empty rulesPath or a nil notifier skips that check.
-func preflight(rulesPath string, nf *notifierFlags) error {
+func preflight(rulesPath string, nf *notifierFlags, records recordFlags) error {
 	var errs []error
+	if err := records.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if rulesPath != "" {
 		if _, err := rules.LoadFile(rulesPath); err != nil {
 			errs = append(errs, err)

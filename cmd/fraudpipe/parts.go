@@ -56,7 +56,7 @@ func detectorCommand() *ffcli.Command {
 		Name: "detector", ShortUsage: "fraudpipe detector [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Score payments and emit alerts; run several for more throughput (one consumer group).",
 		Exec: func(ctx context.Context, _ []string) error {
-			if err := preflight(c.rules, nil); err != nil {
+			if err := preflight(c.rules, nil, c.records); err != nil {
 				return err
 			}
 			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, storage string) error {
@@ -75,7 +75,7 @@ func notifierCommand() *ffcli.Command {
 		Name: "notifier", ShortUsage: "fraudpipe notifier [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Deliver alerts; run several for more throughput (one consumer group).",
 		Exec: func(ctx context.Context, _ []string) error {
-			if err := preflight("", &c.notifier); err != nil {
+			if err := preflight("", &c.notifier, c.records); err != nil {
 				return err
 			}
 			alerts, closeAlerts, err := alertLog(c.notifier.alertLog, c.log.format)

@@ -52,7 +52,7 @@ func (c *runConfig) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := preflight(c.rules, &c.notifier); err != nil {
+	if err := preflight(c.rules, &c.notifier, c.records); err != nil {
 		return err
 	}
 	ln, err := metrics.Listen(c.metricsAddr)

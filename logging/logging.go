@@ -48,10 +48,11 @@ func replaceAttr(_ []string, a slog.Attr) slog.Attr {
 }
 
 var (
-	// Runs of digits, optionally grouped by single spaces or dashes, wherever they stand (inside an id such as
-	// pay_4111111111111111 too): those of 13 to 19 digits that pass the Luhn check are card numbers, so amounts,
-	// offsets and ids made of digits stay readable.
-	digitsRE = regexp.MustCompile(`\d(?:[ -]?\d)*`)
+	// Card numbers: 13 to 19 digits in one run, or in groups of four (the last one shorter) or Amex's 4-6-5,
+	// separated by single spaces or dashes, wherever they stand (inside an id such as pay_4111111111111111 too,
+	// or after a date or an amount). Only those that pass the Luhn check are masked, so amounts, offsets and ids
+	// made of digits stay readable.
+	panRE = regexp.MustCompile(`\d{13,19}|\d{4}(?:[ -]\d{4}){2}[ -]\d{1,7}|\d{4}[ -]\d{6}[ -]\d{5}`)
 	// Phone numbers in E.164 form (+ and 8 to 15 digits), the form SMS providers take.
 	phoneRE = regexp.MustCompile(`\+\d{7,14}\b`)
 	emailRE = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
@@ -63,17 +64,45 @@ func Mask(s string) string {
 	if !strings.ContainsAny(s, "0123456789@") {
 		return s
 	}
+	// Emails first and whole, so that digits in their local part are not masked as a card or phone first and
+	// the address is still recognisable; the text between them gets the phone and card masks.
+	var b strings.Builder
+	last := 0
+	for _, m := range emailRE.FindAllStringIndex(s, -1) {
+		b.WriteString(maskNumbers(s[last:m[0]]))
+		b.WriteString(MaskEmail(s[m[0]:m[1]]))
+		last = m[1]
+	}
+	b.WriteString(maskNumbers(s[last:]))
+	return b.String()
+}
+
+func maskNumbers(s string) string {
+	if !strings.ContainsAny(s, "0123456789") {
+		return s
+	}
 	// Phones first: an E.164 number is also 13 to 15 digits and may pass the Luhn check by chance.
 	s = phoneRE.ReplaceAllStringFunc(s, MaskPhone)
-	s = digitsRE.ReplaceAllStringFunc(s, func(m string) string {
-		digits := strings.NewReplacer(" ", "", "-", "").Replace(m)
-		if len(digits) < 13 || len(digits) > 19 || !luhn(digits) {
-			return m
+	var b strings.Builder
+	last := 0
+	for _, m := range panRE.FindAllStringIndex(s, -1) {
+		// Part of a longer digit run is no card number (RE2 has no look-around to say so in the pattern).
+		if m[0] > 0 && isDigit(s[m[0]-1]) || m[1] < len(s) && isDigit(s[m[1]]) {
+			continue
 		}
-		return strings.Repeat("*", len(digits)-4) + digits[len(digits)-4:]
-	})
-	return emailRE.ReplaceAllStringFunc(s, MaskEmail)
+		digits := strings.NewReplacer(" ", "", "-", "").Replace(s[m[0]:m[1]])
+		if len(digits) < 13 || len(digits) > 19 || !luhn(digits) {
+			continue
+		}
+		b.WriteString(s[last:m[0]])
+		b.WriteString(strings.Repeat("*", len(digits)-4) + digits[len(digits)-4:])
+		last = m[1]
+	}
+	b.WriteString(s[last:])
+	return b.String()
 }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // MaskEmail keeps the first letter, a short digest of the local part and the domain: j***(3fa1)@example.com. The
 // digest tells two addresses apart in the logs (two accounts whose ids are email addresses, say) without

@@ -20,6 +20,13 @@ func TestMask(t *testing.T) {
 		{"ids card_4111111111111111x and 20-digit 41111111111111111111", "ids card_************1111x and 20-digit 41111111111111111111"},
 		{"sms +4915112345678 sent", "sms +49********678 sent"},
 		{"nothing here", "nothing here"},
+		{"2026-12-05 4111 1111 1111 1111", "2026-12-05 ************1111"},           // card after a date
+		{"amount 100 4111111111111111", "amount 100 ************1111"},              // card after an amount
+		{"pan 6011000990139424", "pan ************9424"},                            // 19-digit card
+		{"amex 3782 822463 10005", "amex ***********0005"},                          // amex 4-6-5
+		{"ts 1764928219123456789", "ts 1764928219123456789"},                        // nanosecond timestamp
+		{"4111111111111111@example.com", MaskEmail("4111111111111111@example.com")}, // card as an email's local part
+		{"u+4915112345678@example.com", MaskEmail("u+4915112345678@example.com")},   // phone in an email's local part
 	}
 	for _, c := range cases {
 		if got := Mask(c.in); got != c.want {

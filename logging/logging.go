@@ -86,8 +86,9 @@ func maskNumbers(s string) string {
 	var b strings.Builder
 	last := 0
 	for _, m := range panRE.FindAllStringIndex(s, -1) {
-		// Part of a longer digit run is no card number (RE2 has no look-around to say so in the pattern).
-		if m[0] > 0 && isDigit(s[m[0]-1]) || m[1] < len(s) && isDigit(s[m[1]]) {
+		// Part of a longer run of digits or letters is no card number: a hex id such as alert_84853292973101780e11
+		// holds digit runs that pass the Luhn check by chance (RE2 has no look-around to say so in the pattern).
+		if m[0] > 0 && isAlnum(s[m[0]-1]) || m[1] < len(s) && isAlnum(s[m[1]]) {
 			continue
 		}
 		digits := strings.NewReplacer(" ", "", "-", "").Replace(s[m[0]:m[1]])
@@ -102,7 +103,7 @@ func maskNumbers(s string) string {
 	return b.String()
 }
 
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+func isAlnum(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
 // MaskEmail keeps the first letter, a short digest of the local part and the domain: j***(3fa1)@example.com. The
 // digest tells two addresses apart in the logs (two accounts whose ids are email addresses, say) without

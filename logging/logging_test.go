@@ -17,7 +17,9 @@ func TestMask(t *testing.T) {
 		{"amount 125050 EUR", "amount 125050 EUR"},
 		{"to jane.doe@example.com", "to " + MaskEmail("jane.doe@example.com")},
 		{"payment pay_4111111111111111 rejected", "payment pay_************1111 rejected"},
-		{"ids card_4111111111111111x and 20-digit 41111111111111111111", "ids card_************1111x and 20-digit 41111111111111111111"},
+		{"20-digit 41111111111111111111", "20-digit 41111111111111111111"},
+		// A hex id's digit run may pass Luhn by chance (this one does): it is no card number.
+		{"alert=alert_84853292973101780e1172c8 logged", "alert=alert_84853292973101780e1172c8 logged"},
 		{"sms +4915112345678 sent", "sms +49********678 sent"},
 		{"nothing here", "nothing here"},
 		{"2026-12-05 4111 1111 1111 1111", "2026-12-05 ************1111"},           // card after a date

@@ -8,9 +8,8 @@ import (
 	. "github.com/fraudpipe/fraudpipe/rules"
 )
 
-// How each kind of rule meets a late payment (docs/rules.md, "Late payments"): window rules and expressions over
-// window aggregates are re-scored; travel, deviation and expressions that read the profile keep the outcome
-// their payment got when it arrived, and take the previous payment by event time where they compare with it.
+// How each kind of rule meets a late payment (docs/rules.md, "Event time and late payments"): every rule is
+// defined by event time, and a late payment re-scores the payments whose windows or profile it enters.
 
 func at(id string, minutes float64) Payment {
 	return Payment{ID: id, AccountID: "a", Amount: 100, Currency: "EUR", Timestamp: t0.Add(time.Duration(minutes * float64(time.Minute)))}
@@ -35,7 +34,7 @@ rules:
 	}
 }
 
-func TestProfileExpressionKeepsItsFirstOutcome(t *testing.T) {
+func TestProfileExpressionIsRescoredByEventTime(t *testing.T) {
 	rs := mustParse(t, `
 thresholds: { review: 50, block: 80 }
 rules:
@@ -43,11 +42,19 @@ rules:
 `)
 	st := &State{}
 	for _, p := range []Payment{at("p1", 0), at("p3", 10)} {
-		rs.Evaluate(st, &p)
+		p.Country = "DE"
+		if d := rs.Evaluate(st, &p); d.Action != ActionNone {
+			t.Fatalf("%s alerted", p.ID)
+		}
 	}
 	late := at("p2", 9)
-	if d := rs.Evaluate(st, &late); len(d.Late) != 0 {
-		t.Fatalf("a late payment re-scored a profile expression: %+v", d.Late)
+	late.Country = "DE"
+	d := rs.Evaluate(st, &late)
+	if d.Action != ActionNone {
+		t.Fatal("p2 alerted: its previous payment, by event time, is p1, nine minutes before it")
+	}
+	if len(d.Late) != 1 || d.Late[0].Payment.ID != "p3" {
+		t.Fatalf("the late p2 re-scored %+v; want p3, whose previous payment is now p2, a minute before it", d.Late)
 	}
 }
 
@@ -70,37 +77,46 @@ rules:
 			t.Fatalf("%s alerted: 6,400 km in 8 hours is 800 km/h", p.ID)
 		}
 	}
-	// Stamped an hour before New York, arrived after it: its previous payment is Berlin's, not New York's.
-	late := located("berlin-again", 7*60, berlinLat, berlinLon)
+	// Stamped half an hour before New York, arrived after it: its previous payment is Berlin's, not New York's.
+	late := located("berlin-again", 7.5*60, berlinLat, berlinLon)
 	d := rs.Evaluate(st, &late)
 	if d.Action != ActionNone {
 		t.Fatalf("the late Berlin payment was compared with the later New York one: %+v", d.Fired)
 	}
-	// New York keeps its first outcome: travel is not re-scored (its previous payment changed to one an hour
-	// before it, 6,400 km away, but alerts are raised on arrival only for travel).
-	if len(d.Late) != 0 {
-		t.Fatalf("travel was re-scored: %+v", d.Late)
+	// New York's previous payment by event time is now the late one, half an hour before it and 6,400 km away.
+	if len(d.Late) != 1 || d.Late[0].Payment.ID != "new-york" || !slices.Equal(d.Late[0].Changed, []string{"far"}) {
+		t.Fatalf("the late Berlin payment re-scored %+v; want New York by travel", d.Late)
 	}
 }
 
-func TestDeviationKeepsItsFirstOutcome(t *testing.T) {
+func TestDeviationBaselineFollowsEventTime(t *testing.T) {
 	rs := mustParse(t, `
 thresholds: { review: 50, block: 80 }
 currencies: { base: EUR }
 rules:
-  - { name: unusual, type: deviation, factor: 3, min_payments: 3, score: 60 }
+  - { name: unusual, type: deviation, factor: 3, min_payments: 5, score: 60 }
 `)
 	st := &State{}
-	for i, amount := range []int64{100, 110, 90, 105, 120} {
+	for i := range 4 {
 		p := at(string(rune('a'+i)), float64(i))
-		p.Amount = amount
-		if d := rs.Evaluate(st, &p); d.Action != ActionNone {
-			t.Fatalf("payment %d alerted", i)
-		}
+		rs.Evaluate(st, &p)
 	}
-	late := at("late", 0.5)
-	late.Amount = 10
-	if d := rs.Evaluate(st, &late); len(d.Late) != 0 {
-		t.Fatalf("a late payment re-scored deviation: %+v", d.Late)
+	big := at("big", 10)
+	big.Amount = 200
+	if d := rs.Evaluate(st, &big); d.Action != ActionNone {
+		t.Fatal("a payment alerted against a baseline of four, below min_payments")
+	}
+	late := at("late", 5) // stamped before the big one: it joins the big one's baseline
+	d := rs.Evaluate(st, &late)
+	if len(d.Late) != 1 || d.Late[0].Payment.ID != "big" || d.Late[0].Decision.Action != ActionReview {
+		t.Fatalf("the late payment re-scored %+v; want the big one, now 2x a baseline of five", d.Late)
+	}
+	// The same payments in order give the big one the same outcome at once.
+	inOrder := &State{}
+	for _, p := range []Payment{at("a", 0), at("b", 1), at("c", 2), at("d", 3), at("late", 5), big} {
+		d = rs.Evaluate(inOrder, &p)
+	}
+	if d.Action != ActionReview {
+		t.Fatalf("in order, the big payment got %+v", d)
 	}
 }

@@ -50,7 +50,7 @@ var ExpressionVariables = []exprVar{
 	{"account.sum_24h", cel.IntType, "their total, in the payment's currency"},
 	{"account.avg_amount_24h", cel.IntType, "their average amount (0 when there were none)"},
 	{"account.distinct_countries_24h", cel.IntType, "distinct countries in the 24 hours before this one"},
-	{"account.payments", cel.IntType, "payments in the account's baseline (all it ever made, the newest weighted more after 100)"},
+	{"account.payments", cel.IntType, "payments in the account's baseline: all it made stamped before this one, the newest weighted more after 100"},
 	{"account.mean_amount", cel.IntType, "baseline mean amount, in the payment's currency"},
 	{"account.stddev_amount", cel.IntType, "baseline standard deviation, in the payment's currency"},
 	{"account.home_country", cel.StringType, "country of the account's first payment that named one (this payment's, if it is the first)"},
@@ -214,35 +214,40 @@ func (v *exprVars) ResolveName(name string) (any, bool) {
 	case "account.distinct_countries_24h":
 		return int64(st.distinct(t-(24*time.Hour).Milliseconds(), t-1, FieldCountry, MaxDistinctLimit+1)), true
 	case "account.payments":
-		return st.base.n, true
+		return v.rs.baselineBefore(st, t).n, true
 	case "account.mean_amount", "account.stddev_amount":
-		val := st.base.mean
+		b := v.rs.baselineBefore(st, t)
+		val := b.mean
 		if name == "account.stddev_amount" {
-			val = st.base.stddev()
+			val = b.stddev()
 		}
-		if st.base.n == 0 {
+		if b.n == 0 {
 			return int64(0), true
 		}
-		conv, ok := v.rs.convert(int64(math.Round(val)), st.base.cur, p.Currency)
+		conv, ok := v.rs.convert(int64(math.Round(val)), b.cur, p.Currency)
 		if !ok {
 			return int64(0), true
 		}
 		return conv, true
 	case "account.home_country":
-		if st.home == "" {
-			return p.Country, true // the first payment defines home
+		if home := st.homeBefore(t); home != "" {
+			return home, true
 		}
-		return st.home, true
+		return p.Country, true // the first payment defines home
 	case "account.last_country":
-		return st.last.country, true
+		last, _ := st.previousPlace(t)
+		return last.country, true
 	case "account.seconds_since_last":
-		if !st.last.ok {
+		last, ok := st.previousLocation(t)
+		if !ok {
 			return int64(-1), true
 		}
-		return (t - st.last.ts) / 1000, true
+		return (t - last.ts) / 1000, true
 	case "account.km_from_last":
-		if lat, lon, ok := locate(p); ok && st.last.ok {
-			return distanceKm(st.last.lat, st.last.lon, lat, lon), true
+		if lat, lon, ok := locate(p); ok {
+			if last, known := st.previousLocation(t); known {
+				return distanceKm(last.lat, last.lon, lat, lon), true
+			}
 		}
 		return -1.0, true
 	}

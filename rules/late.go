@@ -16,13 +16,11 @@ import (
 // rules that cannot be computed again after the fact (stickyRule).
 
 // stickyRule reports whether a rule's outcome for a payment is kept as first decided rather than computed again
-// when a late arrival re-scores the payment: deviation, travel and expressions that read the profile see the
-// account as it was when the payment arrived, which later payments have since changed, and grouped rules live in
-// another key's state. Amount and list rules are computed again from the record; window rules and expressions
-// over window aggregates over the now complete windows.
-func stickyRule(r *Rule) bool {
-	return r.Grouped || r.Type == TypeDeviation || r.Type == TypeTravel || (r.Type == TypeExpression && !r.prog.windowed)
-}
+// when a late arrival re-scores the payment: grouped rules live in another key's state (their re-scores arrive
+// through RescoreGrouped). Every other rule is computed again over the state as it now is, by event time:
+// amount and list rules from the record, window rules over the now complete windows, deviation, travel and
+// profile expressions against the profile of the payments stamped before the payment.
+func stickyRule(r *Rule) bool { return r.Grouped }
 
 // record is an exact event's record, decoded.
 type record struct {
@@ -224,8 +222,21 @@ func (rs *Ruleset) rescore(st *State, j int, account string, env Env) (LateDecis
 // last location when that is older than t (payments in order), else the newest exact event before t that has a
 // place. ok is false when none is known.
 func (s *State) previousLocation(t int64) (location, bool) {
-	if s.last.ts < t || len(s.events) == 0 {
-		return s.last, s.last.ok && s.last.ts < t
+	l := s.previous(t, true)
+	return l, l.ok
+}
+
+// previousPlace is like previousLocation, but a payment that named only a country without a known centre counts
+// too (account.last_country).
+func (s *State) previousPlace(t int64) (location, bool) {
+	l := s.previous(t, false)
+	return l, l.ok || l.country != ""
+}
+
+func (s *State) previous(t int64, located bool) location {
+	found := func(l location) bool { return l.ok || (!located && l.country != "") }
+	if s.last.ts < t && (found(s.last) || len(s.events) == 0) {
+		return s.last
 	}
 	for j := len(s.events) - 1; j >= 0; j-- {
 		e := s.events[j]
@@ -236,10 +247,13 @@ func (s *State) previousLocation(t int64) (location, bool) {
 		if !ok {
 			continue
 		}
-		lat, lon, located, exact := locateExact(&rec.p)
-		if located {
-			return location{ts: e.ts, lat: lat, lon: lon, country: rec.p.Country, ok: true, exact: exact}, true
+		lat, lon, ok, exact := locateExact(&rec.p)
+		if l := (location{ts: e.ts, lat: lat, lon: lon, country: rec.p.Country, ok: ok, exact: exact}); found(l) {
+			return l
 		}
 	}
-	return location{}, false
+	if s.last.ts < t && found(s.last) {
+		return s.last
+	}
+	return location{}
 }

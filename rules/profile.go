@@ -9,20 +9,73 @@ import (
 
 // The account profile: what deviation, travel, cooldown and expression rules need beyond the windows.
 
-// updateProfile folds a scored payment into the account's baseline, home country and last location.
-func (rs *Ruleset) updateProfile(st *State, p *Payment) {
-	if st.base.n == 0 {
-		st.base.cur = packCurrency(p.Currency)
+// The profile by event time. The baseline (a running mean and variance of the amounts) and the home country of
+// a payment stamped t are those of the account's payments stamped before t, whichever arrived first: State.base
+// and State.home hold the payments no longer held exactly, folded in the order they were stamped as they leave,
+// and the exact ones stamped before t are folded on top when a rule asks. A late payment therefore changes the
+// profile its successors see, and re-scoring them (late.go) reads the changed one.
+
+// foldAmount adds an amount to a baseline, in the ruleset's base currency (else the first folded payment's).
+func (rs *Ruleset) foldAmount(b *baseline, amount int64, cur uint16) {
+	if b.n == 0 && b.cur == 0 {
+		b.cur = cur
 		if rs.Base != "" {
-			st.base.cur = packCurrency(rs.Base)
+			b.cur = packCurrency(rs.Base)
 		}
 	}
-	if v, ok := rs.convert(p.Amount, packCurrency(p.Currency), unpackCurrency(st.base.cur)); ok {
-		st.base.add(float64(v))
+	if v, ok := rs.convert(amount, cur, unpackCurrency(b.cur)); ok {
+		b.add(float64(v))
 	}
-	if st.home == "" {
-		st.home = p.Country
+}
+
+// leave folds an exact event that is being aggregated or dropped into the profile of such payments.
+func (s *State) leave(rs *Ruleset, e event) {
+	if e.inBase {
+		return
 	}
+	rs.foldAmount(&s.base, e.amount, e.cur)
+	if s.home == "" && e.recLen > 0 {
+		if rec, ok := parseRecord(s.record(e)); ok && rec.p.Country != "" {
+			s.home = rec.p.Country
+		}
+	}
+}
+
+// baselineBefore is the baseline of the account's payments stamped before t.
+func (rs *Ruleset) baselineBefore(s *State, t int64) baseline {
+	b := s.base
+	for _, e := range s.events {
+		if e.ts >= t {
+			break
+		}
+		if !e.inBase {
+			rs.foldAmount(&b, e.amount, e.cur)
+		}
+	}
+	return b
+}
+
+// homeBefore is the country of the account's earliest payment stamped before t that named one ("" if none).
+func (s *State) homeBefore(t int64) string {
+	if s.home != "" {
+		return s.home
+	}
+	for _, e := range s.events {
+		if e.ts >= t {
+			break
+		}
+		if e.recLen > 0 && e.attrs[FieldCountry] != 0 {
+			if rec, ok := parseRecord(s.record(e)); ok && rec.p.Country != "" {
+				return rec.p.Country
+			}
+		}
+	}
+	return ""
+}
+
+// updateProfile records where the newest payment by timestamp was made; the rest of the profile follows the
+// exact events (see above).
+func (rs *Ruleset) updateProfile(st *State, p *Payment) {
 	t := p.Timestamp.UnixMilli()
 	if lat, lon, ok, exact := locateExact(p); ok && (!st.last.ok || t >= st.last.ts) {
 		st.last = location{ts: t, lat: lat, lon: lon, country: p.Country, ok: true, exact: exact}
@@ -42,7 +95,8 @@ const minRelStddev = 0.1
 
 // deviation checks the amount against the account's baseline as it was before this payment.
 func (rs *Ruleset) deviation(st *State, p *Payment, r *Rule, d *Decision) string {
-	b := &st.base
+	base := rs.baselineBefore(st, p.Timestamp.UnixMilli())
+	b := &base
 	if b.n < r.MinPayments {
 		return ""
 	}

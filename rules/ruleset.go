@@ -498,6 +498,10 @@ func (p *parser) parse(data []byte) *Ruleset {
 		if r.Type == TypeExpression && r.prog.windowed {
 			rs.rescoreSpan = max(rs.rescoreSpan, r.prog.span)
 		}
+		// The profile (baseline, home, previous payment) of every later payment includes a late one.
+		if r.Mode != ModeShadow && (r.Type == TypeDeviation || r.Type == TypeTravel || (r.Type == TypeExpression && !r.prog.windowed)) {
+			rs.rescoreSpan = MaxRetention
+		}
 	}
 	rs.groupFields = groupFields(rs.Rules)
 	return rs

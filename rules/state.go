@@ -28,9 +28,11 @@ type State struct {
 	snaps     []byte
 	compactAt int // the size of snaps at which setRecord drops dead records
 
-	// The account's profile, which outlives the windows: deviation, travel and expression rules read it.
+	// The account's profile, which outlives the windows: deviation, travel and expression rules read it. base
+	// and home cover the payments no longer held exactly (aggregated or dropped), which leave oldest first; the
+	// exact ones are added on top for a payment stamped t, those stamped before t only (profile.go).
 	base      baseline
-	home      string     // country of the account's first payment that named one
+	home      string     // country of the earliest such payment that named one
 	last      location   // where the newest payment (by timestamp) was made
 	cooldowns []cooldown // rules that alerted recently, with when they may alert again
 }
@@ -85,6 +87,9 @@ type event struct {
 	// derived: the record holds the payment's fields, so the encoding leaves out their hashes and the decoder
 	// computes them again (all but the account's, which the record does not hold).
 	derived bool
+	// inBase: the payment is already in State.base (states written before version 4 folded every payment into
+	// the baseline as it arrived).
+	inBase bool
 }
 
 type curSum struct {
@@ -175,11 +180,12 @@ func (s *State) add(p *Payment, rs *Ruleset) int {
 		width := max(rs.Retention.Milliseconds()/numBuckets, 1)
 		for _, old := range s.events[:over] {
 			s.fold(old, width, rs.distinctCap)
+			s.leave(rs, old)
 		}
 		s.events = slices.Delete(s.events, 0, over)
 		i -= over
 	}
-	i -= s.prune(rs.Retention)
+	i -= s.prune(rs, rs.Retention)
 	return max(i, -1)
 }
 
@@ -206,10 +212,11 @@ func (s *State) fold(e event, width int64, distinctCap int) {
 }
 
 // prune drops what is older than retention and returns how many exact events it dropped.
-func (s *State) prune(retention time.Duration) int {
+func (s *State) prune(rs *Ruleset, retention time.Duration) int {
 	horizon := s.newest - retention.Milliseconds()
 	n := 0
 	for n < len(s.events) && s.events[n].ts <= horizon {
+		s.leave(rs, s.events[n])
 		n++
 	}
 	s.events = slices.Delete(s.events, 0, n)

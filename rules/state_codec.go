@@ -303,6 +303,7 @@ func (s *State) UnmarshalBinary(data []byte) error {
 				e.attrs[f] = d.u32()
 			}
 		}
+		e.inBase = version < 4
 		if version >= 4 {
 			if n := d.count(1); n > 0 {
 				e.recOff, e.recLen = uint32(len(s.snaps)), uint32(n)

@@ -9,19 +9,24 @@ import (
 	"time"
 )
 
-// codecStates are states that use every part of the encoding: exact events and folded buckets with distinct
-// values, remembered payments with alerts, a baseline, home country, cooldowns, and each kind of last location
-// (a country's centre, exact coordinates, a country with no known centre).
-func codecStates(t *testing.T) []*State {
+// codecRules is the ruleset codecStates are scored with.
+func codecRules(t *testing.T) *Ruleset {
 	t.Helper()
-	rs := mustParse(t, `
-thresholds: { review: 50, block: 80 }
+	return mustParse(t, `thresholds: { review: 50, block: 80 }
 state: { max_events: 16, lateness: 0 }
 rules:
   - { name: d, type: distinct, field: ip, window: 1h, limit: 3, score: 50 }
   - { name: big, type: amount, limit: 30, currency: EUR, score: 60, cooldown: 1h }
   - { name: far, type: travel, max_speed_kmh: 900, score: 50 }
 `)
+}
+
+// codecStates are states that use every part of the encoding: exact events and folded buckets with distinct
+// values, remembered payments with alerts, a baseline, home country, cooldowns, and each kind of last location
+// (a country's centre, exact coordinates, a country with no known centre).
+func codecStates(t *testing.T) []*State {
+	t.Helper()
+	rs := codecRules(t)
 	var out []*State
 	for k, countries := range [][]string{{"DE", "FR"}, {"", ""}, {"DE", "XX"}} {
 		st := &State{Touched: t0.UnixMilli() + 5000}
@@ -69,7 +74,7 @@ func canon(st *State) *State {
 func withoutRecords(st *State) *State {
 	c := canon(st)
 	for i := range c.events {
-		c.events[i].recOff, c.events[i].recLen, c.events[i].derived = 0, 0, false
+		c.events[i].recOff, c.events[i].recLen, c.events[i].derived, c.events[i].inBase = 0, 0, false, true
 	}
 	c.snaps = nil
 	c.cooldowns = slices.Clone(c.cooldowns)
@@ -124,6 +129,14 @@ func TestStateDecodesEarlierVersions(t *testing.T) {
 			if err := got.UnmarshalBinary(b); err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
+			// Earlier versions folded every payment into the baseline as it arrived: the same as this version's
+			// profile of all the payments, for payments that arrived in order.
+			rs := codecRules(t)
+			end := st.newest + 1
+			if got.base != rs.baselineBefore(st, end) || got.homeBefore(end) != st.homeBefore(end) {
+				t.Fatalf("%s: baseline %+v home %q, want %+v and %q", name, got.base, got.homeBefore(end), rs.baselineBefore(st, end), st.homeBefore(end))
+			}
+			want.base, want.home = got.base, got.home
 			if !reflect.DeepEqual(canon(&got), want) {
 				t.Fatalf("%s decodes differently:\n got %+v\nwant %+v", name, got, *want)
 			}

@@ -258,7 +258,9 @@ rules:
 	if err := got.UnmarshalBinary(b); err != nil {
 		t.Fatal(err)
 	}
-	if got.base != st.base || got.home != "DE" || got.last != st.last || !reflect.DeepEqual(got.cooldowns, st.cooldowns) || got.base.n != 1 {
+	later := p.Timestamp.UnixMilli() + 1
+	if b := rs.baselineBefore(&got, later); b != rs.baselineBefore(st, later) || b.n != 1 || got.homeBefore(later) != "DE" ||
+		got.last != st.last || !reflect.DeepEqual(got.cooldowns, st.cooldowns) {
 		t.Fatalf("round trip: %+v", got)
 	}
 }

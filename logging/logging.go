@@ -103,7 +103,9 @@ func maskNumbers(s string) string {
 	return b.String()
 }
 
-func isAlnum(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+func isAlnum(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
 
 // MaskEmail keeps the first letter, a short digest of the local part and the domain: j***(3fa1)@example.com. The
 // digest tells two addresses apart in the logs (two accounts whose ids are email addresses, say) without

@@ -166,7 +166,9 @@ func (s *Supervisor) Status() metrics.Status {
 	s.mu.Unlock()
 	liveFailures := s.LiveFailures
 	if liveFailures <= 0 {
-		liveFailures = 5
+		// Above the Guard's attempts at one record: a poison record it skips after DefaultMaxAttempts failures
+		// must not make the processor look dead.
+		liveFailures = 2 * DefaultMaxAttempts
 	}
 	if failures > 0 && state == "running" && time.Since(since) > s.stable() {
 		failures = 0 // forgiven: the run that follows them has been stable

@@ -111,7 +111,7 @@ func (rs *Ruleset) EvaluateWith(st *State, p *Payment, env Env) Decision {
 	sticky := rs.decide(st, p, t, env, exprFired, false, nil, &d)
 	rs.startCooldowns(st, &d, t)
 	if i >= 0 {
-		st.setRecord(i, p, &d, sticky)
+		st.setRecord(i, p, &d, sticky, rs.digestHash)
 	}
 	rs.updateProfile(st, p)
 	if i >= 0 && !d.BeyondLateness {

@@ -120,3 +120,38 @@ rules:
 		t.Fatalf("in order, the big payment got %+v", d)
 	}
 }
+
+// A late payment re-scores only the payments the same ruleset version decided: a later version, or a list that
+// changed since, never raises a late alert for a payment scored before it.
+func TestLatePaymentsRescoreOnlyTheirOwnRulesetVersion(t *testing.T) {
+	v1 := mustParse(t, "thresholds: { review: 50, block: 80 }\nrules:\n  - { name: rapid, type: count, window: 5m, limit: 1, score: 60 }\n")
+	v2 := mustParse(t, "thresholds: { review: 50, block: 80 }\nrules:\n  - { name: rapid, type: count, window: 5m, limit: 0, score: 60 }\n")
+	st := &State{}
+	p1 := at("p1", 2)
+	if d := v1.Evaluate(st, &p1); d.Action != ActionNone {
+		t.Fatal("one payment alerted under v1")
+	}
+	late := at("p0", 1)
+	if d := v2.Evaluate(st, &late); len(d.Late) != 0 {
+		t.Fatalf("v2 re-scored a payment v1 decided: %+v", d.Late)
+	}
+	again := at("p0b", 1.5)
+	if d := v1.Evaluate(st, &again); len(d.Late) != 1 || d.Late[0].Payment.ID != "p1" {
+		t.Fatalf("v1 did not re-score its own payment: %+v", d.Late)
+	}
+}
+
+// Every alert a payment's arrival raised is kept for its redelivery, however many: the newest remembered entry is
+// never trimmed.
+func TestManyLateAlertsAreKeptForRedelivery(t *testing.T) {
+	st := &State{}
+	big := make([]byte, 40<<10)
+	st.Remember("late", 7, big)
+	if src, stored, ok := st.Lookup("late"); !ok || src != 7 || len(stored) != len(big) {
+		t.Fatalf("the newest entry kept %d of %d bytes", len(stored), len(big))
+	}
+	st.Remember("next", 8, []byte("x"))
+	if _, stored, _ := st.Lookup("late"); stored != nil {
+		t.Fatal("an older entry over the budget was kept")
+	}
+}

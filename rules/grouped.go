@@ -73,6 +73,9 @@ func (rs *Ruleset) EvaluateGroup(st *State, p *Payment, f Field) (out map[string
 	return out, late
 }
 
+// maxReason bounds a grouped outcome's reason taken from a loop record; the detector writes a few dozen bytes.
+const maxReason = 512
+
 // GroupOutcome is the outcome of the rules grouped by f for a payment the state already holds.
 func (rs *Ruleset) GroupOutcome(st *State, p *Payment, f Field) map[string]string {
 	return rs.groupOutcome(st, p.field(f), f, p.Timestamp.UnixMilli())
@@ -84,6 +87,7 @@ type GroupedRescore struct {
 	AccountID string            `json:"account_id"`
 	PaymentID string            `json:"payment_id"`
 	RaisedBy  string            `json:"raised_by"`
+	Key       string            `json:"key"` // the grouping value's state key: re-scores through two of them are two
 	Grouped   map[string]string `json:"grouped"` // rule → reason, for every rule grouped by the field
 }
 
@@ -130,6 +134,9 @@ func (rs *Ruleset) groupOutcome(st *State, v string, f Field, t int64) map[strin
 // setGroupRecord writes the record of exact event i of a grouping value's state: whose payment it is and which
 // grouped rules fired for it.
 func (st *State) setGroupRecord(i int, account, id string, out map[string]string) {
+	if len(st.snaps) > max(st.compactAt, 8<<10) {
+		st.compactSnaps()
+	}
 	off := len(st.snaps)
 	b := appendString(appendString(st.snaps, id), account)
 	n := 0
@@ -173,7 +180,7 @@ func (rs *Ruleset) rescoreGroupEvent(st *State, j int, v string, f Field, raised
 		return GroupedRescore{}, false
 	}
 	st.setGroupRecord(j, account, id, out)
-	return GroupedRescore{AccountID: account, PaymentID: id, RaisedBy: raisedBy, Grouped: out}, true
+	return GroupedRescore{AccountID: account, PaymentID: id, RaisedBy: raisedBy, Key: "\x00" + f.String() + "\x00" + v, Grouped: out}, true
 }
 
 // RescoreGrouped takes a GroupedRescore to the state of the payment's account: the payment's grouped outcomes
@@ -191,12 +198,16 @@ func (rs *Ruleset) RescoreGrouped(st *State, g GroupedRescore, env Env) (LateDec
 		}
 		sticky := slices.DeleteFunc(rec.sticky, func(f Fired) bool { _, ok := g.Grouped[f.Name]; return ok })
 		for name, reason := range g.Grouped {
-			if r := rs.rule(name); r != nil && reason != "" && r.Mode != ModeShadow {
+			// Only the ruleset's grouped rules, with a reason of a sane length: the loop record is input too.
+			if r := rs.rule(name); r != nil && r.Grouped && reason != "" && len(reason) <= maxReason && r.Mode != ModeShadow {
 				sticky = append(sticky, Fired{Name: name, Score: r.Score, Reason: reason})
 			}
 		}
 		// The record keeps the grouped outcomes even when the decision does not grow, for the next re-score.
-		st.writeRecord(j, rec.score, rec.action, &rec.p, rec.fired, sticky)
+		if rec.ruleset != rs.digestHash {
+			return LateDecision{}, false // decided by another ruleset version: see rescore
+		}
+		st.writeRecord(j, rec.score, rec.action, &rec.p, rec.fired, sticky, rec.ruleset)
 		return rs.rescore(st, j, g.AccountID, env)
 	}
 	return LateDecision{}, false

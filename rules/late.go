@@ -29,6 +29,9 @@ type record struct {
 	p      Payment // without account, amount, currency and timestamp, which the event and the state hold
 	fired  []uint32
 	sticky []Fired
+	// ruleset identifies the ruleset version that decided the payment (a hash of its digest): only that one
+	// re-scores it, so a later version or a changed list never raises a late alert for a payment scored before.
+	ruleset uint32
 }
 
 var actions = [...]Action{ActionNone, ActionReview, ActionBlock}
@@ -54,16 +57,16 @@ func (s *State) holds(id string) bool {
 }
 
 // setRecord writes the record of exact event i: the payment's fields, its decision and the sticky outcomes.
-func (s *State) setRecord(i int, p *Payment, d *Decision, sticky []Fired) {
+func (s *State) setRecord(i int, p *Payment, d *Decision, sticky []Fired, ruleset uint32) {
 	var buf [8]uint32
 	fired := buf[:0]
 	for _, f := range d.Fired {
 		fired = append(fired, hash32(f.Name))
 	}
-	s.writeRecord(i, d.Score, d.Action, p, fired, sticky)
+	s.writeRecord(i, d.Score, d.Action, p, fired, sticky, ruleset)
 }
 
-func (s *State) writeRecord(i int, score int, action Action, p *Payment, fired []uint32, sticky []Fired) {
+func (s *State) writeRecord(i int, score int, action Action, p *Payment, fired []uint32, sticky []Fired, ruleset uint32) {
 	if len(s.snaps) > max(s.compactAt, 8<<10) {
 		s.compactSnaps()
 	}
@@ -90,6 +93,7 @@ func (s *State) writeRecord(i int, score int, action Action, p *Payment, fired [
 		b = binary.AppendUvarint(b, uint64(f.Score))
 		b = appendString(b, f.Reason)
 	}
+	b = binary.LittleEndian.AppendUint32(b, ruleset)
 	s.snaps = b
 	e := &s.events[i]
 	e.recOff, e.recLen, e.derived = uint32(off), uint32(len(b)-off), true
@@ -101,10 +105,10 @@ var recordFields = [...]Field{FieldMerchantID, FieldMerchantCategory, FieldCount
 // deriveAttrs sets the hashes of the fields a record holds, as add computed them from the payment.
 func deriveAttrs(attrs *[numFields]uint32, rec []byte) bool {
 	d := decoder{b: rec}
-	d.bytes(int(d.uvarint())) // the payment id
-	d.bytes(2)                // score, action
+	d.bytes(d.count(1)) // the payment id
+	d.bytes(2)          // score, action
 	for _, f := range recordFields {
-		v := d.bytes(int(d.uvarint()))
+		v := d.bytes(d.count(1))
 		attrs[f] = 0
 		if len(v) > 0 {
 			attrs[f] = hash32Bytes(v)
@@ -155,6 +159,7 @@ func parseRecord(b []byte) (record, bool) {
 	for i := range r.sticky {
 		r.sticky[i] = Fired{Name: d.string(), Score: int(d.uvarint()), Reason: d.string()}
 	}
+	r.ruleset = d.u32()
 	return r, d.err == nil && len(d.b) == 0
 }
 
@@ -193,7 +198,7 @@ func (rs *Ruleset) rescore(st *State, j int, account string, env Env) (LateDecis
 		return LateDecision{}, false
 	}
 	rec, ok := parseRecord(st.record(e))
-	if !ok {
+	if !ok || rec.ruleset != rs.digestHash {
 		return LateDecision{}, false
 	}
 	p := rec.p
@@ -214,7 +219,7 @@ func (rs *Ruleset) rescore(st *State, j int, account string, env Env) (LateDecis
 		return LateDecision{}, false
 	}
 	rs.startCooldowns(st, &d, e.ts)
-	st.setRecord(j, &p, &d, rec.sticky)
+	st.setRecord(j, &p, &d, rec.sticky, rec.ruleset)
 	return LateDecision{Payment: p, Decision: d, Changed: changed}, true
 }
 

@@ -30,6 +30,7 @@ func (rs *Ruleset) foldAmount(b *baseline, amount int64, cur uint16) {
 
 // leave folds an exact event that is being aggregated or dropped into the profile of such payments.
 func (s *State) leave(rs *Ruleset, e event) {
+	s.prefix.valid = false
 	if e.inBase {
 		return
 	}
@@ -41,17 +42,24 @@ func (s *State) leave(rs *Ruleset, e event) {
 	}
 }
 
-// baselineBefore is the baseline of the account's payments stamped before t.
+// baselineBefore is the baseline of the account's payments stamped before t. Re-scoring asks for it at
+// increasing t over the same events, so the last prefix folded is kept and continued (State.prefix): a late
+// payment's re-scores cost one pass over the events, not one each.
 func (rs *Ruleset) baselineBefore(s *State, t int64) baseline {
-	b := s.base
-	for _, e := range s.events {
-		if e.ts >= t {
-			break
-		}
+	k := 0
+	for k < len(s.events) && s.events[k].ts < t {
+		k++
+	}
+	from, b := 0, s.base
+	if p := &s.prefix; p.valid && p.n <= k {
+		from, b = p.n, p.base
+	}
+	for _, e := range s.events[from:k] {
 		if !e.inBase {
 			rs.foldAmount(&b, e.amount, e.cur)
 		}
 	}
+	s.prefix = prefixBase{valid: true, n: k, base: b}
 	return b
 }
 

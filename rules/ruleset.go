@@ -168,6 +168,7 @@ type Ruleset struct {
 	// distinctCap is how many distinct values an aggregated bucket keeps per field: one more than the largest
 	// limit of any distinct rule is all a decision ever needs.
 	distinctCap int
+	digestHash  uint32 // hash32 of Digest, which records keep
 	// rescoreSpan is the longest window of the rules a late payment re-scores: only payments stamped less than
 	// that after it can change.
 	rescoreSpan time.Duration
@@ -271,6 +272,7 @@ func parseBundle(b Bundle, read func(rel string) ([]byte, error)) (*Ruleset, err
 	rs.Source = b.Name
 	rs.Bundle = b
 	rs.Digest = b.Digest()
+	rs.digestHash = hash32(rs.Digest)
 	return rs, nil
 }
 

@@ -27,6 +27,7 @@ type State struct {
 	// until the state is encoded, which writes only the live ones.
 	snaps     []byte
 	compactAt int // the size of snaps at which setRecord drops dead records
+	prefix    prefixBase
 
 	// The account's profile, which outlives the windows: deviation, travel and expression rules read it. base
 	// and home cover the payments no longer held exactly (aggregated or dropped), which leave oldest first; the
@@ -69,6 +70,14 @@ type location struct {
 	country  string
 	ok       bool // lat and lon are known
 	exact    bool // they came with the payment, not from the country's centre
+}
+
+// prefixBase is the baseline folded over the first n exact events, kept between calls of baselineBefore until
+// the events or the baseline change. Not encoded.
+type prefixBase struct {
+	valid bool
+	n     int
+	base  baseline
 }
 
 // cooldown is one alert of a rule with a cooldown: the rule stays quiet for payments stamped in (from, until).
@@ -141,8 +150,10 @@ func (s *State) Remember(paymentID string, src uint64, alert []byte) {
 		s.seen = slices.Delete(s.seen, 0, len(s.seen)-SeenCap+1)
 	}
 	s.seen = append(s.seen, seen{id: hash64(paymentID), src: src, alert: alert})
-	kept := 0
-	for i := len(s.seen) - 1; i >= 0; i-- {
+	// The newest entry keeps its alerts whatever their size (a late payment may raise many): they are what a
+	// redelivery of the record just processed must send again. Older ones give way beyond seenAlertBytes.
+	kept := len(alert)
+	for i := len(s.seen) - 2; i >= 0; i-- {
 		if kept += len(s.seen[i].alert); kept > seenAlertBytes {
 			s.seen[i].alert = nil
 		}
@@ -175,6 +186,9 @@ func (s *State) add(p *Payment, rs *Ruleset) int {
 	}
 	s.events = slices.Insert(s.events, i, e)
 	s.newest = max(s.newest, e.ts)
+	if i < s.prefix.n {
+		s.prefix.valid = false // the payment lies inside the folded prefix
+	}
 
 	if over := len(s.events) - rs.MaxEvents; over > 0 {
 		width := max(rs.Retention.Milliseconds()/numBuckets, 1)

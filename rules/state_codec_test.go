@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"reflect"
@@ -193,5 +194,17 @@ func TestReusedStateKeepsNothingOfThePreviousAccount(t *testing.T) {
 				t.Fatalf("state %d reset still holds the alert of a payment id", i)
 			}
 		}
+	}
+}
+
+// A record whose lengths are corrupt (a length of 2^63 read as a negative int) is an error, not a panic.
+func TestCorruptRecordLengthsDoNotPanic(t *testing.T) {
+	rec := binary.AppendUvarint(nil, 1<<63)
+	var attrs [numFields]uint32
+	if deriveAttrs(&attrs, rec) {
+		t.Fatal("a corrupt record was taken")
+	}
+	if _, ok := parseRecord(rec); ok {
+		t.Fatal("a corrupt record was parsed")
 	}
 }

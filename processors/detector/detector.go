@@ -422,7 +422,7 @@ func (d *detector) rescoreGrouped(ctx goka.Context, raw []byte) {
 		return // the account's state expired: nothing left to re-score
 	}
 	defer topics.RecycleState(st)
-	id := "\x00rescore\x00" + g.PaymentID + "\x00" + g.RaisedBy
+	id := "\x00rescore\x00" + g.PaymentID + "\x00" + g.RaisedBy + "\x00" + g.Key
 	src := rules.SourceID(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
 	if prevSrc, stored, seen := st.Lookup(id); seen {
 		if prevSrc == src && stored != nil {

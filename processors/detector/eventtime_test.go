@@ -80,3 +80,38 @@ func TestAlertsDoNotDependOnKeysOrArrivalOrder(t *testing.T) {
 func shuffle(ps []rules.Payment, rng *rand.Rand) {
 	rng.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
 }
+
+// A late payment that shares two grouping values with an earlier-scored one re-scores it through both, and both
+// re-scores count: they are told apart by the grouping value they come through.
+func TestLatePaymentRescoresThroughEveryGroupingValue(t *testing.T) {
+	rs, err := rules.Parse("g.yaml", []byte(`
+thresholds: { review: 50, block: 80 }
+rules:
+  - { name: dev-shared, type: count, by: device_id, window: 10m, limit: 1, score: 50 }
+  - { name: ip-shared, type: count, by: ip, window: 10m, limit: 1, score: 50 }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := runDetector(t, detector.Config{Rules: func() *rules.Ruleset { return rs }, Partitions: 1, Now: func() time.Time { return now }})
+	send := func(id, account string, at time.Duration) {
+		b, _ := json.Marshal(rules.Payment{ID: id, AccountID: account, Amount: 100, Currency: "EUR", Timestamp: t0.Add(at),
+			DeviceID: "dev_shared", IP: "198.51.100.1"})
+		f.tt.Consume(string(topics.Payments), account, b, tester.WithTime(t0))
+	}
+	send("A", "acct_1", 6*time.Minute)
+	send("C", "acct_2", 5*time.Minute) // late: stamped before A, on the same device and IP
+	var last *topics.Alert
+	for {
+		_, v, ok := f.alerts.Next()
+		if !ok {
+			break
+		}
+		if a := v.(*topics.Alert); a.PaymentID == "A" {
+			last = a
+		}
+	}
+	if last == nil || last.Action != rules.ActionBlock || len(last.Rules) != 2 || !last.Late {
+		t.Fatalf("A's newest alert %+v; want a late block by both grouped rules", last)
+	}
+}

@@ -87,7 +87,7 @@ type GroupedRescore struct {
 	AccountID string            `json:"account_id"`
 	PaymentID string            `json:"payment_id"`
 	RaisedBy  string            `json:"raised_by"`
-	Key       string            `json:"key"` // the grouping value's state key: re-scores through two of them are two
+	Key       string            `json:"key"`     // the grouping value's state key: re-scores through two of them are two
 	Grouped   map[string]string `json:"grouped"` // rule → reason, for every rule grouped by the field
 }
 

@@ -28,7 +28,7 @@ e2e:
 e2e-kafka:
 	bash e2e/kafka/kafka.sh fetch
 	FRAUDPIPE_E2E_BROKER=apache $(GO) test -race -count=1 -timeout 45m ./e2e/
-	FRAUDPIPE_E2E_BROKER=apache $(GO) test -race -count=1 -run AcrossBrokerRestarts ./kafka/
+	FRAUDPIPE_E2E_BROKER=apache $(GO) test -race -count=1 -run AcrossBrokerRestarts ./kafka/gokaadapter/
 
 ## bench: the pipeline measured end to end (table + bench-results.json), then microbenchmarks with allocations
 BENCH_ARGS ?=

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fraudpipe/fraudpipe/processors/detector"
 	"github.com/fraudpipe/fraudpipe/producer"
 	"github.com/fraudpipe/fraudpipe/rules"
 	"github.com/fraudpipe/fraudpipe/topics"
@@ -42,11 +43,11 @@ func generateStream(t *testing.T, seed uint64, accounts, count int) stream {
 		}
 		d := rs.Evaluate(st, &p)
 		if d.Action != rules.ActionNone {
-			a := topics.NewAlert(p, d, rs, time.Time{})
+			a := detector.NewAlert(p, d, rs, time.Time{})
 			s.want[a.ID] = summary(a)
 		}
 		for _, l := range d.Late { // payments stamped at the same millisecond: the newest alert counts
-			a := topics.NewAlert(l.Payment, l.Decision, rs, time.Time{})
+			a := detector.NewAlert(l.Payment, l.Decision, rs, time.Time{})
 			s.want[a.ID] = summary(a)
 		}
 	}

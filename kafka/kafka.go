@@ -1,6 +1,7 @@
 // Package kafka holds the client settings every fraudpipe component shares: the sarama configuration (with
-// goka's risky defaults overridden), the goka options built from it (whose producer is franz-go's, see
-// producer.go), topic creation and the cluster identity that local state is tied to.
+// goka's risky defaults overridden) and the franz-go options with the same security, topic creation, the
+// followers of the control topics, and the cluster identity that local state is tied to. It knows no domain
+// package; goka's processors take these settings through kafka/gokaadapter.
 package kafka
 
 import (
@@ -103,27 +104,6 @@ func (c Config) SaramaConfig(clientID string) *sarama.Config {
 		sc.Net.TLS.Enable, sc.Net.TLS.Config = true, &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}
 	}
 	return sc
-}
-
-// ProcessorOptions returns the goka options that make a processor use this configuration for every client it
-// builds. Each builder gets its own copy: goka writes the partitioner into the config it is given. m, if not nil,
-// follows the processor's producer.
-func (c Config) ProcessorOptions(clientID string, log *slog.Logger, m *ProducerMetrics) []goka.ProcessorOption {
-	cp := func() *sarama.Config { sc := *c.SaramaConfig(clientID); return &sc }
-	tmc := goka.NewTopicManagerConfig()
-	tmc.Table.Replication = c.Replication
-	tmc.Stream.Replication = c.Replication
-	tmc.Stream.Retention = 24 * time.Hour
-	return []goka.ProcessorOption{
-		goka.WithClientID(clientID),
-		// Commits never pass a record whose emits failed: see ordered.go.
-		goka.WithConsumerGroupBuilder(orderedGroupBuilder(cp())),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cp())),
-		// Writes go through franz-go rather than sarama: about a quarter less CPU per payment (producer.go).
-		goka.WithProducerBuilder(c.producerBuilder(clientID, log, m)),
-		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cp(), tmc)),
-		goka.WithLogger(gokaLogger{log}),
-	}
 }
 
 // EnsureTopics creates the topics that do not exist yet and checks the partition count of those that do: goka
@@ -238,9 +218,3 @@ func (c Config) admin() (sarama.ClusterAdmin, error) {
 }
 
 // gokaLogger sends goka's chatter to slog at debug level: it logs every rebalance step.
-type gokaLogger struct{ log *slog.Logger }
-
-func (l gokaLogger) Print(v ...any)                 { l.log.Debug(fmt.Sprint(v...)) }
-func (l gokaLogger) Println(v ...any)               { l.log.Debug(strings.TrimSpace(fmt.Sprintln(v...))) }
-func (l gokaLogger) Printf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l gokaLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"hash/fnv"
 	"log/slog"
 	"math/big"
 	"net"
@@ -76,15 +75,19 @@ func TestSCRAMOverTLS(t *testing.T) {
 		t.Fatalf("produce over SCRAM/TLS: %v", err)
 	}
 	p.Close()
-	// The processors' producer (franz-go) with the same settings.
-	gp, err := good.producerBuilder("test", slog.New(slog.DiscardHandler), nil)(good.Brokers, "test", fnv.New32a)
+	// franz-go clients (the processors' producer among them) with the same settings.
+	opts, err := good.ClientOptions("test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := await(t, gp.Emit("payments", "k", []byte("x"))); e.err != nil {
-		t.Fatalf("processors' producer over SCRAM/TLS: %v", e.err)
+	kc, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	gp.Close()
+	if err := kc.ProduceSync(ctx, &kgo.Record{Topic: "payments", Key: []byte("k"), Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("franz-go client over SCRAM/TLS: %v", err)
+	}
+	kc.Close()
 
 	good.DeliveryTimeout = 2 * time.Second
 	for name, bad := range map[string]Security{
@@ -100,14 +103,18 @@ func TestSCRAMOverTLS(t *testing.T) {
 			client.Close()
 			t.Errorf("%s: connected", name)
 		}
-		gp, err := cfg.producerBuilder("test", slog.New(slog.DiscardHandler), nil)(cfg.Brokers, "test", fnv.New32a)
+		opts, err := cfg.ClientOptions("test", slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e := await(t, gp.Emit("payments", "k", []byte("x"))); e.err == nil {
-			t.Errorf("%s: the processors' producer wrote", name)
+		kc, err := kgo.NewClient(append(opts, kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout))...)
+		if err != nil {
+			t.Fatal(err)
 		}
-		gp.Close()
+		if err := kc.ProduceSync(ctx, &kgo.Record{Topic: "payments", Value: []byte("x")}).FirstErr(); err == nil {
+			t.Errorf("%s: a franz-go client wrote", name)
+		}
+		kc.Close()
 	}
 }
 

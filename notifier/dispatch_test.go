@@ -21,6 +21,7 @@ import (
 
 	"github.com/fraudpipe/fraudpipe/internal/testenv"
 	"github.com/fraudpipe/fraudpipe/logging"
+	"github.com/fraudpipe/fraudpipe/processors/detector"
 	"github.com/fraudpipe/fraudpipe/rules"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
@@ -148,7 +149,7 @@ func (e *env) ana(t *testing.T, mutate func(*topics.Customer)) {
 func alert(id string, action rules.Action) *topics.Alert {
 	p := rules.Payment{ID: id, AccountID: "acct_ana", Amount: 600000, Currency: "EUR", MerchantID: "m_jewels",
 		Country: "DE", CardID: "4111111111111111", Timestamp: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
-	a := topics.NewAlert(p, rules.Decision{Score: 80, Action: action, Fired: []rules.Fired{
+	a := detector.NewAlert(p, rules.Decision{Score: 80, Action: action, Fired: []rules.Fired{
 		{Name: "big-ticket", Score: 80, Reason: "amount 6,000.00 EUR > limit 5,000.00 EUR"}}}, &rules.Ruleset{Number: 1, Digest: "abc"}, time.Now())
 	return &a
 }

@@ -62,14 +62,14 @@ func (n *processor) process(ctx goka.Context, msg any) {
 	if err != nil {
 		// Only a broken producer writes such a record; it must not stall the partition.
 		n.Metrics.Malformed.Inc()
-		processors.Reject(topics.ReasonNotAlert, err)
+		processors.PanicReject(topics.ReasonNotAlert, err)
 	}
 	a := v.(*topics.Alert)
 	n.Metrics.Alerts.WithLabelValues(string(a.Action)).Inc()
 	if err := n.Dispatcher.Handle(ctx.Context(), a); err != nil {
 		// Not committed: the alert is delivered again after the processor restarts; settled deliveries are not
 		// repeated.
-		processors.Fail(ctx, fmt.Errorf("alert %s: %w", a.ID, err))
+		processors.PanicFail(ctx, fmt.Errorf("alert %s: %w", a.ID, err))
 	}
 }
 

@@ -47,7 +47,7 @@ var ErrStopped = errors.New("stopped by the record failure policy")
 // Wrap; the same Guard serves every processor the Supervisor builds for the group, so that it remembers, across
 // restarts, how often a record has failed.
 //
-// A record that cannot be processed at all (a null value, a header bomb, one a callback rejects with Reject, one
+// A record that cannot be processed at all (a null value, a header bomb, one a callback rejects with PanicReject, one
 // that panics the code reading it) is dead-lettered at once and its offset committed. A record whose callback
 // fails (Fail, goka's ctx.Fail) is retried by the processor's restart, up to MaxAttempts times; then Policy
 // applies. Failures while the partition stops (a rebalance, a shutdown) are not the record's and are not counted.
@@ -85,7 +85,7 @@ type failure struct {
 // in a rebalance are never seen again here.
 const maxRemembered = 10000
 
-// rejection is what Reject panics with.
+// rejection is what PanicReject panics with.
 type rejection struct {
 	reason string
 	err    error
@@ -93,9 +93,9 @@ type rejection struct {
 
 func (r *rejection) Error() string { return r.reason + ": " + r.err.Error() }
 
-// Reject aborts a callback wrapped by a Guard: the record cannot be processed, however often it is tried, and is
+// PanicReject aborts a callback wrapped by a Guard: the record cannot be processed, however often it is tried, and is
 // dead-lettered with reason (a short code, see topics.Reason*) and err.
-func Reject(reason string, err error) { panic(&rejection{reason: reason, err: err}) }
+func PanicReject(reason string, err error) { panic(&rejection{reason: reason, err: err}) }
 
 // Stopped returns why the Guard stopped its processor under PolicyStop, or "".
 func (g *Guard) Stopped() string {
@@ -151,7 +151,7 @@ func (g *Guard) settle(ctx goka.Context, raw []byte, id recordID) {
 	}
 	var rt runtime.Error
 	if !isErr || errors.As(err, &rt) {
-		// A panic that is not an error goka or Fail raised: the code reading the record broke on it, and would
+		// A panic that is not an error goka or PanicFail raised: the code reading the record broke on it, and would
 		// again on every attempt.
 		g.forget(id)
 		g.log().Error("processing a record panicked", "processor", g.Name, "topic", id.topic, "partition", id.partition,
@@ -178,7 +178,7 @@ func (g *Guard) exhausted(ctx goka.Context, raw []byte, id recordID, f failure) 
 		}
 		g.log().Error("record failed on every attempt; stopping the processor (policy stop)", "processor", g.Name,
 			"topic", id.topic, "partition", id.partition, "offset", id.offset, "attempts", f.attempts, "err", f.err)
-		Fail(ctx, fmt.Errorf("%w: %s", ErrStopped, why))
+		PanicFail(ctx, fmt.Errorf("%w: %s", ErrStopped, why))
 	}
 	g.forget(id)
 	g.log().Error("record failed on every attempt; dead-lettering it and going on (policy skip)", "processor", g.Name,

@@ -141,7 +141,7 @@ func (f *guardFixture) call(ctx *fakeCtx, msg any, failing ...int64) (failed any
 		}
 		for _, o := range failing {
 			if o == ctx.Offset() {
-				Fail(ctx, errors.New("store unavailable"))
+				PanicFail(ctx, errors.New("store unavailable"))
 			}
 		}
 	})
@@ -234,8 +234,8 @@ func TestPoisonRecordsAreDeadLetteredAtOnce(t *testing.T) {
 			t.Fatalf("%s: the processor failed: %v", c.reason, failed)
 		}
 	}
-	// A callback's Reject: never retried.
-	rej := f.g.Wrap(func(goka.Context, any) { Reject("bad_loop_record", errors.New("no stage")) })
+	// A callback's PanicReject: never retried.
+	rej := f.g.Wrap(func(goka.Context, any) { PanicReject("bad_loop_record", errors.New("no stage")) })
 	rej(ctx.record(3), []byte("l"))
 	if len(f.letters) != 4 {
 		t.Fatalf("%d dead letters, want 4", len(f.letters))

@@ -254,12 +254,12 @@ func Storage(dir string, cacheBytes int64) goka.ProcessorOption {
 	}))
 }
 
-// Fail aborts a goka callback with err so that its message is not committed. goka's Context.Fail panics only
+// PanicFail aborts a goka callback with err so that its message is not committed. goka's Context.Fail panics only
 // while the processor runs: once its context is done (a shutdown, a rebalance), Fail records the error and
 // returns, the callback carries on, and the message is committed as if it had been processed. An alert whose
-// delivery was interrupted by Ctrl-C would be lost that way; Fail therefore always panics, which goka
+// delivery was interrupted by Ctrl-C would be lost that way; PanicFail therefore always panics, which goka
 // recovers without committing.
-func Fail(ctx goka.Context, err error) {
+func PanicFail(ctx goka.Context, err error) {
 	ctx.Fail(err)
 	panic(err)
 }

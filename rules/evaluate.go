@@ -3,24 +3,22 @@ package rules
 import (
 	"fmt"
 	"math"
+
+	"github.com/fraudpipe/fraudpipe/topics"
 )
 
-// Action is what a scored payment calls for.
-type Action string
+// Action and Fired are the wire types of an alert (package topics), named here for the rules that decide them.
+type (
+	Action = topics.Action
+	Fired  = topics.Fired
+)
 
 // The actions. A payment below the review threshold has ActionNone and produces no alert.
 const (
-	ActionNone   Action = ""
-	ActionReview Action = "review"
-	ActionBlock  Action = "block"
+	ActionNone   = topics.ActionNone
+	ActionReview = topics.ActionReview
+	ActionBlock  = topics.ActionBlock
 )
-
-// Fired is one rule that fired, with a reason a person can read.
-type Fired struct {
-	Name   string `json:"name"`
-	Score  int    `json:"score"`
-	Reason string `json:"reason"`
-}
 
 // Decision is the outcome of evaluating one payment.
 type Decision struct {
@@ -164,7 +162,7 @@ func (rs *Ruleset) decide(st *State, p *Payment, t int64, env Env, exprFired []b
 				reason = fmt.Sprintf("%d distinct %s values in %s > limit %d", n, r.Field, FormatDuration(r.Window), r.Limit)
 			}
 		case r.Type == TypeList:
-			if v := p.field(r.Field); rs.onList(env, r.List, v) {
+			if v := r.Field.of(p); rs.onList(env, r.List, v) {
 				reason = fmt.Sprintf("%s %s is on list %s", r.Field, v, r.List)
 			}
 		case r.Type == TypeDeviation:
@@ -212,7 +210,7 @@ func (rs *Ruleset) decide(st *State, p *Payment, t int64, env Env, exprFired []b
 	}
 	if d.Action != ActionNone {
 		for _, a := range rs.Allow {
-			if v := p.field(a.Field); rs.onList(env, a.List, v) {
+			if v := a.Field.of(p); rs.onList(env, a.List, v) {
 				d.Allowed, d.Action = a.List+":"+a.Field.String()+"="+v, ActionNone
 				break
 			}

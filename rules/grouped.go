@@ -16,7 +16,7 @@ import (
 // (ParsePayment rejects control characters), so it cannot collide with an account. "" when the payment has
 // no value for the field.
 func GroupKey(f Field, p *Payment) string {
-	v := p.field(f)
+	v := f.of(p)
 	if v == "" {
 		return ""
 	}
@@ -51,7 +51,7 @@ func (rs *Ruleset) EvaluateGroup(st *State, p *Payment, f Field) (out map[string
 	beyond := (len(st.events) > 0 || len(st.buckets) > 0) && p.Timestamp.UnixMilli() <= st.newest-rs.Lateness.Milliseconds()
 	i := st.add(p, rs)
 	t := p.Timestamp.UnixMilli()
-	out = rs.groupOutcome(st, p.field(f), f, t)
+	out = rs.groupOutcome(st, f.of(p), f, t)
 	if i < 0 {
 		return out, nil
 	}
@@ -61,12 +61,12 @@ func (rs *Ruleset) EvaluateGroup(st *State, p *Payment, f Field) (out map[string
 	}
 	span := rs.groupSpan(f).Milliseconds()
 	for j := i - 1; j >= 0 && st.events[j].ts == t; j-- {
-		if r, ok := rs.rescoreGroupEvent(st, j, p.field(f), f, p.ID); ok {
+		if r, ok := rs.rescoreGroupEvent(st, j, f.of(p), f, p.ID); ok {
 			late = append(late, r)
 		}
 	}
 	for j := i + 1; j < len(st.events) && st.events[j].ts < t+span; j++ {
-		if r, ok := rs.rescoreGroupEvent(st, j, p.field(f), f, p.ID); ok {
+		if r, ok := rs.rescoreGroupEvent(st, j, f.of(p), f, p.ID); ok {
 			late = append(late, r)
 		}
 	}
@@ -78,7 +78,7 @@ const maxReason = 512
 
 // GroupOutcome is the outcome of the rules grouped by f for a payment the state already holds.
 func (rs *Ruleset) GroupOutcome(st *State, p *Payment, f Field) map[string]string {
-	return rs.groupOutcome(st, p.field(f), f, p.Timestamp.UnixMilli())
+	return rs.groupOutcome(st, f.of(p), f, p.Timestamp.UnixMilli())
 }
 
 // GroupedRescore is a payment whose rules grouped by another field than the account fire more since a late

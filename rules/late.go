@@ -74,7 +74,7 @@ func (s *State) writeRecord(i int, score int, action Action, p *Payment, fired [
 	b := appendString(s.snaps, p.ID) // first, as in a grouping value's record: see holds
 	b = append(b, byte(score), byte(rank(action)))
 	for _, f := range recordFields {
-		b = appendString(b, p.field(f))
+		b = appendString(b, f.of(p))
 	}
 	if p.Lat != nil && p.Lon != nil {
 		b = append(b, 1)

@@ -11,26 +11,13 @@ import (
 	"time"
 
 	"golang.org/x/text/currency"
+
+	"github.com/fraudpipe/fraudpipe/topics"
 )
 
-// Payment is one payment as it travels on the payments topic. Amount is in the currency's minor units.
-type Payment struct {
-	ID               string    `json:"id"`
-	AccountID        string    `json:"account_id"`
-	Amount           int64     `json:"amount"`
-	Currency         string    `json:"currency"`
-	Timestamp        time.Time `json:"timestamp"`
-	MerchantID       string    `json:"merchant_id,omitempty"`
-	MerchantCategory string    `json:"merchant_category,omitempty"`
-	Country          string    `json:"country,omitempty"`
-	CardID           string    `json:"card_id,omitempty"`
-	DeviceID         string    `json:"device_id,omitempty"`
-	IP               string    `json:"ip,omitempty"`
-	// Lat and Lon locate the payment (decimal degrees), for impossible-travel rules. Optional, both or neither;
-	// without them the country's centroid stands in.
-	Lat *float64 `json:"lat,omitempty"`
-	Lon *float64 `json:"lon,omitempty"`
-}
+// Payment is the payment event of the payments topic; its wire form is defined in package topics, its validation
+// here (ParsePayment).
+type Payment = topics.Payment
 
 // Bounds on a payment. A hostile or broken producer must not be able to blow up state or sums with one record.
 const (

@@ -71,7 +71,8 @@ var groupable = []Field{FieldCardID, FieldDeviceID, FieldIP, FieldMerchantID}
 
 func (f Field) String() string { return fieldNames[f] }
 
-func (p *Payment) field(f Field) string {
+// of is the payment's value of the field.
+func (f Field) of(p *Payment) string {
 	switch f {
 	case FieldCountry:
 		return p.Country

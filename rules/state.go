@@ -174,7 +174,7 @@ func (s *State) Idle(now time.Time, ttl time.Duration) bool {
 func (s *State) add(p *Payment, rs *Ruleset) int {
 	e := event{ts: p.Timestamp.UnixMilli(), amount: p.Amount, cur: packCurrency(p.Currency)}
 	for f := range numFields {
-		if v := p.field(f); v != "" {
+		if v := f.of(p); v != "" {
 			e.attrs[f] = hash32(v)
 		}
 	}

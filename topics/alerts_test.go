@@ -4,23 +4,22 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
-
-	"github.com/fraudpipe/fraudpipe/rules"
 )
 
 // A payment that raised late alerts is re-emitted after a crash with all of them: its own alert restored with
 // the redelivered payment, and the late ones whole, since they are about other payments.
 func TestStoredAlertsRestoreOwnAndLateAlerts(t *testing.T) {
-	rs := &rules.Ruleset{Number: 3, Digest: "d"}
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	p := rules.Payment{ID: "p2", AccountID: "a", Amount: 100, Currency: "EUR", Timestamp: now}
-	own := NewAlert(p, rules.Decision{Score: 60, Action: rules.ActionReview, Fired: []rules.Fired{{Name: "big", Score: 60}}}, rs, now)
+	p := Payment{ID: "p2", AccountID: "a", Amount: 100, Currency: "EUR", Timestamp: now}
+	own := Alert{ID: AlertID("a", "p2"), PaymentID: "p2", AccountID: "a", Score: 60, Action: ActionReview,
+		Rules: []Fired{{Name: "big", Score: 60}}, Payment: p, RulesetVersion: 3, RulesetDigest: "d", DetectedAt: now}
 	ownStored, err := StoredAlert(own)
 	if err != nil {
 		t.Fatal(err)
 	}
-	earlier := rules.Payment{ID: "p1", AccountID: "a", Amount: 50, Currency: "EUR", Timestamp: now.Add(time.Minute), MerchantID: "m"}
-	late := NewLateAlert(rules.LateDecision{Payment: earlier, Decision: rules.Decision{Score: 50, Action: rules.ActionReview}, Changed: []string{"rapid"}}, "p2", rs, now)
+	earlier := Payment{ID: "p1", AccountID: "a", Amount: 50, Currency: "EUR", Timestamp: now.Add(time.Minute), MerchantID: "m"}
+	late := Alert{ID: AlertID("a", "p1"), PaymentID: "p1", AccountID: "a", Score: 50, Action: ActionReview, Payment: earlier,
+		RulesetVersion: 3, RulesetDigest: "d", DetectedAt: now, Late: true, RaisedBy: "p2", ChangedRules: []string{"rapid"}}
 	lateEnc, _ := AlertCodec{}.Encode(late)
 
 	for _, c := range []struct {

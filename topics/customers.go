@@ -4,18 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/lovoo/goka"
 )
 
 // Topics of the notifier.
 const (
 	// Customers carries Customer as JSON, keyed by account id, compacted: the latest record per account is the
 	// customer's contact data; a tombstone (null value) removes the customer.
-	Customers goka.Stream = "customers"
+	Customers = "customers"
 	// NotificationsDLQ carries deliveries that failed for good (permanent provider errors, retry budget spent),
 	// as DeadDelivery JSON.
-	NotificationsDLQ goka.Stream = "notifications.dlq"
+	NotificationsDLQ = "notifications.dlq"
 )
 
 // Customer is the contact data and preferences of an account holder.

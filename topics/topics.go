@@ -8,26 +8,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/lovoo/goka"
-
-	"github.com/fraudpipe/fraudpipe/rules"
 )
 
 // The topics. Group tables and loops are named by goka after their group (see processors/).
 const (
-	// Payments carries rules.Payment as JSON, keyed by account id. Any partitioner will do: the detector routes
+	// Payments carries Payment as JSON, keyed by account id. Any partitioner will do: the detector routes
 	// a payment to its account's partition itself.
-	Payments goka.Stream = "payments"
+	Payments = "payments"
 	// PaymentsDLQ carries payments the detector rejected: the original key and bytes, the reason in headers.
-	PaymentsDLQ goka.Stream = "payments.dlq"
+	PaymentsDLQ = "payments.dlq"
 	// Alerts carries Alert as JSON, keyed by account id.
-	Alerts goka.Stream = "alerts"
+	Alerts = "alerts"
 	// AlertsDLQ carries records of the alerts topic the notifier could not process (not an alert, a null value,
 	// a failure that outlasted its retries), in the same form as PaymentsDLQ.
-	AlertsDLQ goka.Stream = "alerts.dlq"
+	AlertsDLQ = "alerts.dlq"
 )
 
 // The control topics, compacted, one partition each.
@@ -56,7 +51,7 @@ const (
 	// HeaderArrived, on a loop record, is when the payment's first record reached Kafka (unix ms), for the
 	// processing latency.
 	HeaderArrived = "fraudpipe-arrived"
-	// HeaderRescore marks a loop record that is no payment but a rules.GroupedRescore (JSON) for the account it
+	// HeaderRescore marks a loop record that is no payment but a GroupedRescore of package rules (JSON) for the account it
 	// is keyed by: a late payment of a grouping value raised the grouped outcomes of an earlier-scored payment.
 	HeaderRescore = "fraudpipe-rescore"
 )
@@ -96,13 +91,13 @@ const (
 type Alert struct {
 	// ID is derived from account and payment id, so the same payment always yields the same alert id and
 	// downstream consumers can drop the duplicates that at-least-once delivery brings.
-	ID        string        `json:"id"`
-	PaymentID string        `json:"payment_id"`
-	AccountID string        `json:"account_id"`
-	Score     int           `json:"score"`  // 0–100
-	Action    rules.Action  `json:"action"` // review | block
-	Rules     []rules.Fired `json:"rules"`
-	Payment   rules.Payment `json:"payment"`
+	ID        string  `json:"id"`
+	PaymentID string  `json:"payment_id"`
+	AccountID string  `json:"account_id"`
+	Score     int     `json:"score"`  // 0–100
+	Action    Action  `json:"action"` // review | block
+	Rules     []Fired `json:"rules"`
+	Payment   Payment `json:"payment"`
 	// RulesetVersion is the version on the rules topic that scored the payment (0: rules from a file only), and
 	// RulesetDigest identifies that ruleset's content.
 	RulesetVersion int       `json:"ruleset_version"`
@@ -130,22 +125,6 @@ func (a *Alert) DeliveryID() string {
 func AlertID(accountID, paymentID string) string {
 	sum := sha256.Sum256([]byte(accountID + "\x00" + paymentID))
 	return "alert_" + hex.EncodeToString(sum[:12])
-}
-
-// NewAlert builds the alert for a payment that reached the review threshold.
-func NewAlert(p rules.Payment, d rules.Decision, rs *rules.Ruleset, now time.Time) Alert {
-	return Alert{
-		ID: AlertID(p.AccountID, p.ID), PaymentID: p.ID, AccountID: p.AccountID,
-		Score: d.Score, Action: d.Action, Rules: d.Fired, Payment: p,
-		RulesetVersion: rs.Number, RulesetDigest: rs.Digest, DetectedAt: now.UTC(),
-	}
-}
-
-// NewLateAlert builds the alert for a payment that a later arrival (raisedBy) re-scored.
-func NewLateAlert(l rules.LateDecision, raisedBy string, rs *rules.Ruleset, now time.Time) Alert {
-	a := NewAlert(l.Payment, l.Decision, rs, now)
-	a.Late, a.RaisedBy, a.ChangedRules = true, raisedBy, l.Changed
-	return a
 }
 
 // StoredAlert is an alert as the detector keeps it for re-emission: without its payment, which the redelivered
@@ -176,7 +155,7 @@ func StoredAlerts(own []byte, late [][]byte) ([]byte, error) {
 }
 
 // RestoreAlerts turns what StoredAlerts (or StoredAlert) kept back into the alerts first emitted, encoded.
-func RestoreAlerts(stored []byte, p rules.Payment) ([][]byte, error) {
+func RestoreAlerts(stored []byte, p Payment) ([][]byte, error) {
 	if len(stored) == 0 || stored[0] != '[' {
 		a, err := RestoreAlert(stored, p)
 		if err != nil {
@@ -203,7 +182,7 @@ func RestoreAlerts(stored []byte, p rules.Payment) ([][]byte, error) {
 }
 
 // RestoreAlert turns a stored alert back into the alert that was first emitted, payment included.
-func RestoreAlert(stored []byte, p rules.Payment) ([]byte, error) {
+func RestoreAlert(stored []byte, p Payment) ([]byte, error) {
 	var a Alert
 	if err := json.Unmarshal(stored, &a); err != nil {
 		return nil, fmt.Errorf("decode stored alert: %w", err)
@@ -253,42 +232,6 @@ func (AlertCodec) Decode(b []byte) (any, error) {
 	}
 	return &a, nil
 }
-
-// StateCodec encodes the detector's per-account rules.State in its compact binary form.
-type StateCodec struct{}
-
-// Encode implements goka.Codec.
-func (StateCodec) Encode(v any) ([]byte, error) {
-	s, ok := v.(*rules.State)
-	if !ok {
-		return nil, fmt.Errorf("state codec: want *rules.State, got %T", v)
-	}
-	return s.MarshalBinary()
-}
-
-// Decode implements goka.Codec. The state comes from the states given back with RecycleState when there are any.
-func (StateCodec) Decode(b []byte) (any, error) {
-	s := states.Get().(*rules.State)
-	if err := s.UnmarshalBinary(b); err != nil {
-		states.Put(s)
-		return nil, fmt.Errorf("decode account state: %w", err)
-	}
-	return s, nil
-}
-
-// NewState returns an empty account state, a recycled one when there is one.
-func NewState() *rules.State {
-	s := states.Get().(*rules.State)
-	s.Reset()
-	return s
-}
-
-// RecycleState gives back a state from Decode or NewState that nothing refers to any more (goka encodes a value
-// when it is set and keeps only the bytes), for the next payment to decode into: its event and id lists are
-// allocated once instead of on every payment.
-func RecycleState(s *rules.State) { states.Put(s) }
-
-var states = sync.Pool{New: func() any { return new(rules.State) }}
 
 // IDsCodec encodes a list of ids (the notifier's recently delivered alert ids) one per line.
 type IDsCodec struct{}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/fraudpipe/fraudpipe/embedded"
 	"github.com/fraudpipe/fraudpipe/kafka"
+	"github.com/fraudpipe/fraudpipe/kafka/gokaadapter"
 	"github.com/fraudpipe/fraudpipe/metrics"
 	"github.com/fraudpipe/fraudpipe/notifier"
 	"github.com/fraudpipe/fraudpipe/processors"
@@ -136,9 +137,9 @@ func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage strin
 	}
 	m := detector.NewMetrics(d.reg)
 	dir := filepath.Join(storage, string(detector.Group))
-	pm := kafka.NewProducerMetrics(d.reg, "fraudpipe-detector")
+	pm := gokaadapter.NewProducerMetrics(d.reg, "fraudpipe-detector")
 	sup := &processors.Supervisor{Name: "detector", Storage: dir, Log: d.log, Guard: guard, Metrics: d.procMetrics, Build: func() (*goka.Processor, error) {
-		opts := append(d.kafka.ProcessorOptions("fraudpipe-detector", d.log, pm), processors.Storage(dir, int64(d.stateCacheMiB)<<20))
+		opts := append(gokaadapter.ProcessorOptions(d.kafka, "fraudpipe-detector", d.log, pm), processors.Storage(dir, int64(d.stateCacheMiB)<<20))
 		return detector.New(d.kafka.Brokers, detector.Config{
 			Rules: reg.LatestRuleset, Versions: reg, Lists: lists, Partitions: partitions, Metrics: m, Log: d.log,
 			CountOnly: o.countOnly, Guard: guard,
@@ -282,10 +283,10 @@ func startNotifier(ctx context.Context, g *errgroup.Group, d deps, nf notifierFl
 	disp := notifier.NewDispatcher(cfg, notifier.DispatcherDeps{
 		Store: store, Senders: senders, Templates: tmpl, DLQ: dlq, Ready: repl.Ready, Metrics: m, Log: d.log, AlertLog: alerts,
 	})
-	pm := kafka.NewProducerMetrics(d.reg, "fraudpipe-notifier")
+	pm := gokaadapter.NewProducerMetrics(d.reg, "fraudpipe-notifier")
 	sup := &processors.Supervisor{Name: "notifier", Log: d.log, Guard: guard, Metrics: d.procMetrics, Build: func() (*goka.Processor, error) {
 		return notifier.New(d.kafka.Brokers, notifier.Deps{Dispatcher: disp, Metrics: m, Log: d.log, Guard: guard},
-			d.kafka.ProcessorOptions("fraudpipe-notifier", d.log, pm)...)
+			gokaadapter.ProcessorOptions(d.kafka, "fraudpipe-notifier", d.log, pm)...)
 	}}
 	metrics.RegisterLag(d.reg, string(notifier.Group), sup.Current)
 	d.health.Add("notifier", sup.Status)

@@ -110,7 +110,7 @@ func New(brokers []string, cfg Config, opts ...goka.ProcessorOption) (*goka.Proc
 		goka.Output(topics.Alerts, topics.AlertCodec{}),
 		goka.Output(topics.PaymentsDLQ, topics.Raw{}),
 		goka.Visitor(expireVisitor, d.expire),
-		goka.Persist(topics.StateCodec{}),
+		goka.Persist(StateCodec{}),
 	)
 	// Null values reach the guard, which dead-letters them, instead of being dropped without a trace.
 	p, err := goka.NewProcessor(brokers, g, append([]goka.ProcessorOption{goka.WithNilHandling(goka.NilProcess)}, opts...)...)
@@ -156,7 +156,7 @@ func (d *detector) process(ctx goka.Context, msg any) {
 			// Decoded into a variable of its own: &grouped would move grouped to the heap on every payment.
 			g := grouped
 			if err := json.Unmarshal(h, &g); err != nil {
-				processors.Reject(topics.ReasonBadLoopRecord, fmt.Errorf("loop record with unreadable grouped outcomes: %w", err))
+				processors.PanicReject(topics.ReasonBadLoopRecord, fmt.Errorf("loop record with unreadable grouped outcomes: %w", err))
 			}
 			grouped = g
 		}
@@ -186,10 +186,10 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	// (a rebalance, a shutdown): Value then returns nil, and scoring against an empty history would be committed.
 	stopping(ctx)
 	if st == nil {
-		st = topics.NewState()
+		st = newState()
 	}
 	// goka encodes the state when it is set and keeps only the bytes: the next payment may decode into it.
-	defer topics.RecycleState(st)
+	defer recycleState(st)
 	src := rules.SourceID(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
 	if prevSrc, alert, seen := st.Lookup(p.ID); seen {
 		if prevSrc == src {
@@ -199,7 +199,7 @@ func (d *detector) process(ctx goka.Context, msg any) {
 			if alert != nil {
 				all, err := topics.RestoreAlerts(alert, p)
 				if err != nil {
-					processors.Fail(ctx, err)
+					processors.PanicFail(ctx, err)
 				}
 				for _, a := range all {
 					ctx.Emit(topics.Alerts, p.AccountID, a)
@@ -222,13 +222,13 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	d.Metrics.observe(dec)
 	var stored []byte
 	if dec.Action != rules.ActionNone {
-		a := topics.NewAlert(p, dec, rs, now)
+		a := NewAlert(p, dec, rs, now)
 		alert, err := topics.AlertCodec{}.Encode(a)
 		if err == nil {
 			stored, err = topics.StoredAlert(a)
 		}
 		if err != nil {
-			processors.Fail(ctx, fmt.Errorf("encode alert: %w", err))
+			processors.PanicFail(ctx, fmt.Errorf("encode alert: %w", err))
 		}
 		ctx.Emit(topics.Alerts, p.AccountID, alert)
 		d.Metrics.observeAlert(dec, now.Sub(p.Timestamp))
@@ -256,10 +256,10 @@ func (d *detector) process(ctx goka.Context, msg any) {
 func (d *detector) emitLate(ctx goka.Context, rs *rules.Ruleset, raisedBy string, late []rules.LateDecision, own []byte, now time.Time) []byte {
 	encoded := make([][]byte, 0, len(late))
 	for _, l := range late {
-		a := topics.NewLateAlert(l, raisedBy, rs, now)
+		a := NewLateAlert(l, raisedBy, rs, now)
 		b, err := topics.AlertCodec{}.Encode(a)
 		if err != nil {
-			processors.Fail(ctx, fmt.Errorf("encode late alert: %w", err))
+			processors.PanicFail(ctx, fmt.Errorf("encode late alert: %w", err))
 		}
 		ctx.Emit(topics.Alerts, l.Payment.AccountID, b)
 		encoded = append(encoded, b)
@@ -267,7 +267,7 @@ func (d *detector) emitLate(ctx goka.Context, rs *rules.Ruleset, raisedBy string
 	}
 	stored, err := topics.StoredAlerts(own, encoded)
 	if err != nil {
-		processors.Fail(ctx, fmt.Errorf("store late alerts: %w", err))
+		processors.PanicFail(ctx, fmt.Errorf("store late alerts: %w", err))
 	}
 	return stored
 }
@@ -278,11 +278,11 @@ func (d *detector) count(ctx goka.Context) {
 	st, _ := ctx.Value().(*rules.State)
 	stopping(ctx)
 	if st == nil {
-		st = topics.NewState()
+		st = newState()
 	}
 	st.Touched++
 	ctx.SetValue(st)
-	topics.RecycleState(st)
+	recycleState(st)
 	d.Metrics.Processed.Inc()
 }
 
@@ -308,7 +308,7 @@ func (d *detector) forward(ctx goka.Context, rs *rules.Ruleset, key string, raw 
 	if len(grouped) > 0 {
 		b, err := json.Marshal(grouped)
 		if err != nil {
-			processors.Fail(ctx, err)
+			processors.PanicFail(ctx, err)
 		}
 		h[topics.HeaderGrouped] = b
 	}
@@ -334,9 +334,9 @@ func (d *detector) groupStage(ctx goka.Context, rs *rules.Ruleset, p *rules.Paym
 	st, _ := ctx.Value().(*rules.State)
 	stopping(ctx)
 	if st == nil {
-		st = topics.NewState()
+		st = newState()
 	}
-	defer topics.RecycleState(st)
+	defer recycleState(st)
 	f := rs.GroupFields()[0]
 	for _, g := range rs.GroupFields() {
 		if rules.GroupKey(g, p) == keys[stage] {
@@ -347,7 +347,7 @@ func (d *detector) groupStage(ctx goka.Context, rs *rules.Ruleset, p *rules.Paym
 	var gs groupStored
 	if prevSrc, stored, seen := st.Lookup(p.ID); seen && stored != nil {
 		if err := gs.decode(stored); err != nil {
-			processors.Fail(ctx, fmt.Errorf("stored grouped outcome: %w", err))
+			processors.PanicFail(ctx, fmt.Errorf("stored grouped outcome: %w", err))
 		}
 		if prevSrc != src {
 			gs.Rescores = nil // a producer's retry: the first delivery took the re-scores to their accounts
@@ -359,7 +359,7 @@ func (d *detector) groupStage(ctx goka.Context, rs *rules.Ruleset, p *rules.Paym
 		gs.Outcome, gs.Rescores = rs.EvaluateGroup(st, p, f)
 		b, err := json.Marshal(gs)
 		if err != nil {
-			processors.Fail(ctx, fmt.Errorf("store grouped outcome: %w", err))
+			processors.PanicFail(ctx, fmt.Errorf("store grouped outcome: %w", err))
 		}
 		st.Remember(p.ID, src, b)
 	}
@@ -370,7 +370,7 @@ func (d *detector) groupStage(ctx goka.Context, rs *rules.Ruleset, p *rules.Paym
 	for _, g := range gs.Rescores {
 		b, err := json.Marshal(g)
 		if err != nil {
-			processors.Fail(ctx, fmt.Errorf("encode grouped re-score: %w", err))
+			processors.PanicFail(ctx, fmt.Errorf("encode grouped re-score: %w", err))
 		}
 		ctx.Loopback(g.AccountID, b, goka.WithCtxEmitHeaders(goka.Headers{
 			topics.HeaderRulesetVersion: []byte(strconv.Itoa(rs.Number)),
@@ -410,10 +410,10 @@ func (g *groupStored) decode(b []byte) error {
 func (d *detector) rescoreGrouped(ctx goka.Context, raw []byte) {
 	var g rules.GroupedRescore
 	if err := json.Unmarshal(raw, &g); err != nil {
-		processors.Reject(topics.ReasonBadLoopRecord, fmt.Errorf("grouped re-score: %w", err))
+		processors.PanicReject(topics.ReasonBadLoopRecord, fmt.Errorf("grouped re-score: %w", err))
 	}
 	if g.AccountID != ctx.Key() {
-		processors.Reject(topics.ReasonBadLoopRecord, fmt.Errorf("grouped re-score for account %q keyed %q", g.AccountID, ctx.Key()))
+		processors.PanicReject(topics.ReasonBadLoopRecord, fmt.Errorf("grouped re-score for account %q keyed %q", g.AccountID, ctx.Key()))
 	}
 	rs := d.rulesFor(ctx)
 	st, _ := ctx.Value().(*rules.State)
@@ -421,14 +421,14 @@ func (d *detector) rescoreGrouped(ctx goka.Context, raw []byte) {
 	if st == nil {
 		return // the account's state expired: nothing left to re-score
 	}
-	defer topics.RecycleState(st)
+	defer recycleState(st)
 	id := "\x00rescore\x00" + g.PaymentID + "\x00" + g.RaisedBy + "\x00" + g.Key
 	src := rules.SourceID(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
 	if prevSrc, stored, seen := st.Lookup(id); seen {
 		if prevSrc == src && stored != nil {
 			all, err := topics.RestoreAlerts(stored, rules.Payment{})
 			if err != nil {
-				processors.Fail(ctx, err)
+				processors.PanicFail(ctx, err)
 			}
 			for _, a := range all {
 				ctx.Emit(topics.Alerts, g.AccountID, a)
@@ -458,7 +458,7 @@ func (d *detector) rulesFor(ctx goka.Context) *rules.Ruleset {
 			return d.Rules() // forwarded by an unversioned detector
 		}
 		if err != nil {
-			processors.Reject(topics.ReasonBadLoopRecord, fmt.Errorf("loop record without a ruleset version: %w", err))
+			processors.PanicReject(topics.ReasonBadLoopRecord, fmt.Errorf("loop record without a ruleset version: %w", err))
 		}
 		return d.waitVersion(ctx, n)
 	}
@@ -468,7 +468,7 @@ func (d *detector) rulesFor(ctx goka.Context) *rules.Ruleset {
 	rs := pos.rs
 	if rs == nil || pos.next != ctx.Offset() {
 		if rs = d.Versions.At(ctx.Partition(), ctx.Offset()); rs == nil {
-			processors.Fail(ctx, errors.New("no ruleset version published yet"))
+			processors.PanicFail(ctx, errors.New("no ruleset version published yet"))
 		}
 	}
 	d.setCurrent(ctx.Partition(), ctx.Offset(), rs)
@@ -504,7 +504,7 @@ func (d *detector) switchVersion(ctx goka.Context, raw []byte) {
 // during the stop cannot be trusted, and the record is processed again after the rebalance or restart.
 func stopping(ctx goka.Context) {
 	if err := ctx.Context().Err(); err != nil {
-		processors.Fail(ctx, fmt.Errorf("partition stopping: %w", err))
+		processors.PanicFail(ctx, fmt.Errorf("partition stopping: %w", err))
 	}
 }
 
@@ -531,14 +531,14 @@ func (d *detector) expire(ctx goka.Context, meta any) {
 		ctx.Delete()
 		d.Metrics.Expired.Inc()
 	}
-	topics.RecycleState(st)
+	recycleState(st)
 }
 
 // IdleTTL is how long an account's state outlives its last update.
 func IdleTTL(rs *rules.Ruleset) time.Duration { return rs.Retention + 10*time.Minute }
 
 // PartitionOf returns the partition goka's producer picks for a key: sarama's hash partitioner with FNV-1a, which
-// the processors' franz-go producer reproduces (kafka/producer.go). Written out because sarama's partitioner keeps
+// the processors' franz-go producer reproduces (kafka/gokaadapter/producer.go). Written out because sarama's partitioner keeps
 // a hasher that is not safe for concurrent partition processors.
 func PartitionOf(key string, partitions int32) int32 {
 	h := uint32(2166136261)

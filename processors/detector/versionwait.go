@@ -23,7 +23,7 @@ func (d *detector) waitVersion(ctx goka.Context, n int) *rules.Ruleset {
 	defer cancel()
 	rs, err := d.Versions.Wait(wctx, n)
 	if err != nil {
-		processors.Fail(ctx, err)
+		processors.PanicFail(ctx, err)
 	}
 	return rs
 }

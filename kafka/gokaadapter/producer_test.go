@@ -1,4 +1,4 @@
-package kafka
+package gokaadapter
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/fraudpipe/fraudpipe/internal/testenv"
+	"github.com/fraudpipe/fraudpipe/kafka"
 )
 
 // emitted is what a promise of the processors' producer resolved with.
@@ -27,13 +28,13 @@ type emitted struct {
 
 func newProducer(t *testing.T, brokers []string, hasher func() hash.Hash32, m *ProducerMetrics) goka.Producer {
 	t.Helper()
-	return newProducerWith(t, Config{Brokers: brokers, Partitions: 1, Replication: 1, Flush: time.Millisecond}, hasher, m)
+	return newProducerWith(t, kafka.Config{Brokers: brokers, Partitions: 1, Replication: 1, Flush: time.Millisecond}, hasher, m)
 }
 
-func newProducerWith(t *testing.T, c Config, hasher func() hash.Hash32, m *ProducerMetrics) goka.Producer {
+func newProducerWith(t *testing.T, c kafka.Config, hasher func() hash.Hash32, m *ProducerMetrics) goka.Producer {
 	t.Helper()
 	brokers := c.Brokers
-	p, err := c.producerBuilder("producer-test", slog.New(slog.DiscardHandler), m)(brokers, "producer-test", hasher)
+	p, err := ProducerBuilder(c, "producer-test", slog.New(slog.DiscardHandler), m)(brokers, "producer-test", hasher)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +162,7 @@ func TestProducerRejectsWritesItCannotDeliver(t *testing.T) {
 		t.Fatalf("failed writes %v, want 1", got)
 	}
 
-	p2 := newProducerWith(t, Config{Brokers: c.ListenAddrs(), Partitions: 1, Replication: 1, Flush: time.Millisecond,
+	p2 := newProducerWith(t, kafka.Config{Brokers: c.ListenAddrs(), Partitions: 1, Replication: 1, Flush: time.Millisecond,
 		DeliveryTimeout: 5 * time.Second}, fnv.New32a, m)
 	defer p2.Close()
 	if e := await(t, p2.Emit("t", "k", []byte("v"))); e.err != nil {

@@ -1,4 +1,4 @@
-package kafka
+package gokaadapter
 
 import (
 	"context"
@@ -10,31 +10,19 @@ import (
 	"unsafe"
 
 	"github.com/IBM/sarama"
+	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/lovoo/goka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// The processors write through franz-go's client instead of goka's default producer, sarama's AsyncProducer.
-// sarama hands every record through four goroutines and their channels (the producer's input, its topic's,
-// its partition's and its broker's) and back through a fifth to resolve the promise; franz-go appends the record
-// to its partition's batch under a lock and resolves promises a batch at a time from one goroutine, which costs the
-// detector about a quarter less CPU (docs/performance.md). What goka relies on is kept: acknowledged writes of a partition land once and in
-// order (idempotent, all replicas' acks; restart_test.go restarts the broker under it), a failed write rejects
-// its promise so the input record is never committed (ordered.go), and every key lands on the partition goka's
-// hasher picks, the one sarama's hash partitioner picks, so tables, loop topics and the inputs written by sarama
-// clients stay copartitioned.
-
-// DefaultDeliveryTimeout is Config.DeliveryTimeout's default, the two minutes of Kafka's own producers
-// (delivery.timeout.ms). Shorter outages, such as a broker restart, only delay the writes.
-const DefaultDeliveryTimeout = 2 * time.Minute
-
-func (c Config) deliveryTimeout() time.Duration {
-	if c.DeliveryTimeout > 0 {
-		return c.DeliveryTimeout
-	}
-	return DefaultDeliveryTimeout
-}
+// The processors write through franz-go's client instead of goka's default producer, sarama's AsyncProducer, which
+// hands every record through five goroutines where franz-go appends it to its partition's batch under a lock
+// (the CPU it saves: docs/performance.md). What goka relies on is kept: acknowledged writes of a partition land
+// once and in order (idempotent, all replicas' acks; restart_test.go restarts the broker under it), a failed write
+// rejects its promise so the input record is never committed (ordered.go), and every key lands on the partition
+// goka's hasher picks, the one sarama's hash partitioner picks, so tables, loop topics and the inputs written by
+// sarama clients stay copartitioned.
 
 // ProducerMetrics shows what a component's processor producer is waiting on: while a broker is away, its writes
 // wait in memory (up to the delivery timeout) and the processor stops taking payments once 50,000 are waiting.
@@ -65,14 +53,28 @@ func NewProducerMetrics(reg prometheus.Registerer, client string) *ProducerMetri
 	return m
 }
 
-// producerBuilder builds the processors' producers for goka; m may be nil.
-func (c Config) producerBuilder(clientID string, log *slog.Logger, m *ProducerMetrics) goka.ProducerBuilder {
+// ProducerBuilder builds the processors' producers for goka on c's franz-go settings; m may be nil.
+func ProducerBuilder(c kafka.Config, clientID string, log *slog.Logger, m *ProducerMetrics) goka.ProducerBuilder {
 	return func(brokers []string, _ string, hasher func() hash.Hash32) (goka.Producer, error) {
-		opts, err := c.producerOptions(clientID, log, hasher)
+		opts, err := c.ClientOptions(clientID, log)
 		if err != nil {
 			return nil, err
 		}
-		client, err := kgo.NewClient(append(opts, kgo.SeedBrokers(brokers...))...)
+		client, err := kgo.NewClient(append(opts,
+			kgo.SeedBrokers(brokers...),
+			// Idempotent writes, franz-go's default, need acks from all in-sync replicas; named here because the
+			// changelogs rely on it. Idempotence also keeps a partition's writes in order with several requests in
+			// flight: the broker rejects a sequence number that skips one, and the client resends in order.
+			kgo.RequiredAcks(kgo.AllISRAcks()),
+			kgo.ProducerLinger(c.Flush),
+			kgo.RecordDeliveryTimeout(c.DeliveryTimeoutOrDefault()),
+			// franz-go otherwise never fails a write it may have sent, however long the broker stays away, and the
+			// processor would hang instead of stopping with the error. A write failed that way may still have
+			// landed; its input record is then processed again, which the pipeline tolerates (a changelog's last
+			// write wins, the detector recognises a redelivered payment, alerts carry ids).
+			kgo.AllowIdempotentProduceCancellation(),
+			kgo.RecordPartitioner(gokaPartitioner{hasher}),
+		)...)
 		if err != nil {
 			return nil, fmt.Errorf("producer client: %w", err)
 		}
@@ -83,52 +85,6 @@ func (c Config) producerBuilder(clientID string, log *slog.Logger, m *ProducerMe
 		}
 		return p, nil
 	}
-}
-
-func (c Config) producerOptions(clientID string, log *slog.Logger, hasher func() hash.Hash32) ([]kgo.Opt, error) {
-	codec, err := c.kgoCodec()
-	if err != nil {
-		return nil, err
-	}
-	opts, err := c.Security.kgoOptions()
-	if err != nil {
-		return nil, err
-	}
-	return append(opts,
-		kgo.ClientID(clientID),
-		// Idempotent writes, franz-go's default, need acks from all in-sync replicas; named here because the
-		// changelogs rely on it. Idempotence also keeps a partition's writes in order with several requests in
-		// flight: the broker rejects a sequence number that skips one, and the client resends in order.
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(c.Flush),
-		kgo.ProducerBatchCompression(codec),
-		kgo.RecordDeliveryTimeout(c.deliveryTimeout()),
-		// franz-go otherwise never fails a write it may have sent, however long the broker stays away, and the
-		// processor would hang instead of stopping with the error. A write failed that way may still have landed;
-		// its input record is then processed again, which the pipeline tolerates (a changelog's last write wins,
-		// the detector recognises a redelivered payment, alerts carry ids). Kafka's own producers do the same.
-		kgo.AllowIdempotentProduceCancellation(),
-		kgo.RecordPartitioner(gokaPartitioner{hasher}),
-		kgo.WithLogger(kgoLogger{log}),
-	), nil
-}
-
-func (c Config) kgoCodec() (kgo.CompressionCodec, error) {
-	cc, err := c.codec()
-	if err != nil {
-		return kgo.NoCompression(), err
-	}
-	switch cc {
-	case sarama.CompressionGZIP:
-		return kgo.GzipCompression(), nil
-	case sarama.CompressionSnappy:
-		return kgo.SnappyCompression(), nil
-	case sarama.CompressionLZ4:
-		return kgo.Lz4Compression(), nil
-	case sarama.CompressionZSTD:
-		return kgo.ZstdCompression(), nil
-	}
-	return kgo.NoCompression(), nil
 }
 
 // producer is goka's Producer on a franz-go client.
@@ -192,26 +148,4 @@ func (p gokaPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
 		return h.Sum32()
 	}
 	return kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(sum)).ForTopic(topic)
-}
-
-// kgoLogger passes franz-go's warnings and errors to slog; its info and debug lines (every connection and
-// metadata refresh) go to debug.
-type kgoLogger struct{ log *slog.Logger }
-
-func (l kgoLogger) Level() kgo.LogLevel {
-	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		return kgo.LogLevelInfo
-	}
-	return kgo.LogLevelWarn
-}
-
-func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	switch level {
-	case kgo.LogLevelError:
-		l.log.Error(msg, keyvals...)
-	case kgo.LogLevelWarn:
-		l.log.Warn(msg, keyvals...)
-	default:
-		l.log.Debug(msg, keyvals...)
-	}
 }

@@ -1,4 +1,4 @@
-package kafka
+package gokaadapter
 
 import (
 	"fmt"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/fraudpipe/fraudpipe/embedded"
 	"github.com/fraudpipe/fraudpipe/internal/testenv"
+	"github.com/fraudpipe/fraudpipe/kafka"
 )
 
 // The producers fraudpipe writes with must not lose a record the broker acknowledged, must write each record once,
@@ -29,15 +30,15 @@ import (
 // in make e2e-kafka.
 func TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts(t *testing.T) {
 	addr, restart := restartableBroker(t)
-	c := Config{Brokers: []string{addr}, Flush: time.Millisecond, Compression: "lz4", Replication: 1}
+	c := kafka.Config{Brokers: []string{addr}, Flush: time.Millisecond, Compression: "lz4", Replication: 1}
 	t.Run("sarama", func(t *testing.T) { checkWritesAcrossRestarts(t, c, "sarama", restart, saramaWriter) })
 	t.Run("goka on franz-go", func(t *testing.T) { checkWritesAcrossRestarts(t, c, "goka", restart, gokaWriter) })
 }
 
 // A writer sends records to a topic and reports each one's fate: acked with where the broker wrote it, or failed.
-type writer func(t *testing.T, c Config, acked func(value string, partition int32, offset int64), failed func()) (send func(topic, key, value string), close func())
+type writer func(t *testing.T, c kafka.Config, acked func(value string, partition int32, offset int64), failed func()) (send func(topic, key, value string), close func())
 
-func saramaWriter(t *testing.T, c Config, acked func(string, int32, int64), failed func()) (func(string, string, string), func()) {
+func saramaWriter(t *testing.T, c kafka.Config, acked func(string, int32, int64), failed func()) (func(string, string, string), func()) {
 	sc := c.SaramaConfig("restart-test")
 	sc.Producer.Return.Successes = true
 	p, err := sarama.NewAsyncProducer(c.Brokers, sc)
@@ -59,8 +60,8 @@ func saramaWriter(t *testing.T, c Config, acked func(string, int32, int64), fail
 	}, p.AsyncClose
 }
 
-func gokaWriter(t *testing.T, c Config, acked func(string, int32, int64), failed func()) (func(string, string, string), func()) {
-	p, err := c.producerBuilder("restart-test", slog.New(slog.DiscardHandler), nil)(c.Brokers, "restart-test", fnv.New32a)
+func gokaWriter(t *testing.T, c kafka.Config, acked func(string, int32, int64), failed func()) (func(string, string, string), func()) {
+	p, err := ProducerBuilder(c, "restart-test", slog.New(slog.DiscardHandler), nil)(c.Brokers, "restart-test", fnv.New32a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func gokaWriter(t *testing.T, c Config, acked func(string, int32, int64), failed
 	}, func() { p.Close() }
 }
 
-func checkWritesAcrossRestarts(t *testing.T, c Config, topic string, restart func(), open writer) {
+func checkWritesAcrossRestarts(t *testing.T, c kafka.Config, topic string, restart func(), open writer) {
 	const (
 		records    = 360_000
 		keys       = 1000

@@ -1,4 +1,4 @@
-package kafka
+package gokaadapter
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 // and a Kafka offset commit is cumulative. When the broker goes away, the emits of record N can exhaust their
 // retries while those of N+1, sent a moment later, succeed once the broker is back. goka then fails the partition
 // for N, but N+1 has already been marked, so the commit jumps over N: its alert and its table update are lost for
-// good. (Seen in the e2e suite as a few missing alerts after a broker restart, on kfake and on Apache Kafka alike.)
+// good.
 //
 // orderedGroup wraps the consumer group goka builds so that a partition's committed offset only ever advances over
 // records that are all marked: a record whose emits failed holds the commit back, and everything after it is

@@ -149,7 +149,16 @@ func (s *State) Remember(paymentID string, src uint64, alert []byte) {
 	if len(s.seen) >= SeenCap {
 		s.seen = slices.Delete(s.seen, 0, len(s.seen)-SeenCap+1)
 	}
-	s.seen = append(s.seen, seen{id: hash64(paymentID), src: src, alert: alert})
+	s.seen = append(s.seen, seen{id: hash64(paymentID), src: src})
+	s.KeepAlerts(alert)
+}
+
+// KeepAlerts keeps, with the id remembered last, the alerts a redelivery of its record must send again.
+func (s *State) KeepAlerts(alert []byte) {
+	if len(s.seen) == 0 {
+		return
+	}
+	s.seen[len(s.seen)-1].alert = alert
 	// The newest entry keeps its alerts whatever their size (a late payment may raise many): they are what a
 	// redelivery of the record just processed must send again. Older ones give way beyond seenAlertBytes.
 	kept := len(alert)

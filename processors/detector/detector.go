@@ -145,9 +145,9 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	// Rules grouped by another field (device, IP…) need the state of the payment's value of that field, which
 	// lives in that key's partition: the payment visits each such key through the loop first (stages), collecting
 	// the grouped rules' outcomes, and reaches its account last.
-	keys := groupKeys(rs, &p)
+	stages := rs.GroupStages(&p)
 	stage, grouped := 0, map[string]string(nil)
-	if len(keys) > 0 {
+	if len(stages) > 0 {
 		grouped = map[string]string{}
 	}
 	if ctx.Topic() != topics.Payments {
@@ -161,13 +161,13 @@ func (d *detector) process(ctx goka.Context, msg any) {
 			grouped = g
 		}
 	}
-	if stage < len(keys) && ctx.Topic() != topics.Payments && ctx.Key() == keys[stage] {
-		d.groupStage(ctx, rs, &p, raw, keys, stage, grouped)
+	if stage < len(stages) && ctx.Topic() != topics.Payments && ctx.Key() == stages[stage].Key {
+		d.groupStage(ctx, rs, &p, raw, stages, stage, grouped)
 		return
 	}
 	next := p.AccountID
-	if stage < len(keys) {
-		next = keys[stage]
+	if stage < len(stages) {
+		next = stages[stage].Key
 	}
 	// The producer may have keyed or partitioned the payment differently from goka (librdkafka and Java
 	// clients hash with other functions). State must live in exactly one partition per account, so such a
@@ -175,7 +175,7 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	// ruleset version its position selected travels with it.
 	if ctx.Key() != next || ctx.Partition() != PartitionOf(next, d.Partitions) {
 		d.forward(ctx, rs, next, raw, stage, grouped)
-		if next == p.AccountID && len(keys) == 0 {
+		if next == p.AccountID && len(stages) == 0 {
 			d.Metrics.Rerouted.Inc()
 		}
 		return
@@ -190,37 +190,35 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	}
 	// goka encodes the state when it is set and keeps only the bytes: the next payment may decode into it.
 	defer recycleState(st)
+	env := rules.Env{Lists: d.Lists}
+	if len(stages) > 0 {
+		env.Grouped = grouped
+	}
 	src := rules.SourceID(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
-	if prevSrc, alert, seen := st.Lookup(p.ID); seen {
-		if prevSrc == src {
-			// Redelivered after a crash: the first attempt's emits may not have landed. Sending the stored
-			// alert again is safe (same id, consumers deduplicate); writing the state again puts it in the
-			// changelog if only local storage had it.
-			if alert != nil {
-				all, err := topics.RestoreAlerts(alert, p)
-				if err != nil {
-					processors.PanicFail(ctx, err)
-				}
-				for _, a := range all {
-					ctx.Emit(topics.Alerts, p.AccountID, a)
-				}
+	dec, del, stored := rs.ScoreAtAccount(st, &p, env, src)
+	switch del {
+	case rules.Redelivered:
+		// A crash came before the commit: the first attempt's emits may not have landed. Sending the stored
+		// alert again is safe (same id, consumers deduplicate); writing the state again puts it in the
+		// changelog if only local storage had it.
+		if stored != nil {
+			all, err := topics.RestoreAlerts(stored, p)
+			if err != nil {
+				processors.PanicFail(ctx, err)
 			}
-			ctx.SetValue(st)
-			d.Metrics.Redelivered.Inc()
-			return
+			for _, a := range all {
+				ctx.Emit(topics.Alerts, p.AccountID, a)
+			}
 		}
+		ctx.SetValue(st)
+		d.Metrics.Redelivered.Inc()
+		return
+	case rules.Retried:
 		d.Metrics.Duplicates.Inc()
 		return
 	}
-
 	now := d.Now()
-	env := rules.Env{Lists: d.Lists}
-	if len(keys) > 0 {
-		env.Grouped = grouped
-	}
-	dec := rs.EvaluateWith(st, &p, env)
 	d.Metrics.observe(dec)
-	var stored []byte
 	if dec.Action != rules.ActionNone {
 		a := NewAlert(p, dec, rs, now)
 		alert, err := topics.AlertCodec{}.Encode(a)
@@ -242,7 +240,7 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	if dec.BeyondLateness {
 		d.Metrics.BeyondLateness.Inc()
 	}
-	st.Remember(p.ID, src, stored)
+	st.KeepAlerts(stored)
 	st.Touched = now.UnixMilli()
 	ctx.SetValue(st)
 	stopping(ctx) // likewise for a table write that failed
@@ -286,16 +284,6 @@ func (d *detector) count(ctx goka.Context) {
 	d.Metrics.Processed.Inc()
 }
 
-func groupKeys(rs *rules.Ruleset, p *rules.Payment) []string {
-	var keys []string
-	for _, f := range rs.GroupFields() {
-		if k := rules.GroupKey(f, p); k != "" {
-			keys = append(keys, k)
-		}
-	}
-	return keys
-}
-
 // forward sends a payment through the loop to the key of its next stage (a grouping value or its account).
 func (d *detector) forward(ctx goka.Context, rs *rules.Ruleset, key string, raw []byte, stage int, grouped map[string]string) {
 	h := goka.Headers{
@@ -330,38 +318,17 @@ func arrival(ctx goka.Context) time.Time {
 // of the rules grouped by it. A payment this value has seen before (a redelivery, a retry) is not counted
 // again: the outcomes it produced the first time are stored with it and passed on unchanged, and the account
 // stage then recognises the payment itself.
-func (d *detector) groupStage(ctx goka.Context, rs *rules.Ruleset, p *rules.Payment, raw []byte, keys []string, stage int, grouped map[string]string) {
+func (d *detector) groupStage(ctx goka.Context, rs *rules.Ruleset, p *rules.Payment, raw []byte, stages []rules.GroupStage, stage int, grouped map[string]string) {
 	st, _ := ctx.Value().(*rules.State)
 	stopping(ctx)
 	if st == nil {
 		st = newState()
 	}
 	defer recycleState(st)
-	f := rs.GroupFields()[0]
-	for _, g := range rs.GroupFields() {
-		if rules.GroupKey(g, p) == keys[stage] {
-			f = g
-		}
-	}
 	src := rules.SourceID(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
-	var gs groupStored
-	if prevSrc, stored, seen := st.Lookup(p.ID); seen && stored != nil {
-		if err := gs.decode(stored); err != nil {
-			processors.PanicFail(ctx, fmt.Errorf("stored grouped outcome: %w", err))
-		}
-		if prevSrc != src {
-			gs.Rescores = nil // a producer's retry: the first delivery took the re-scores to their accounts
-		}
-	} else if seen {
-		// Held long enough to have left the recent ids: the outcome is computed again, nothing is added.
-		gs.Outcome = rs.GroupOutcome(st, p, f)
-	} else {
-		gs.Outcome, gs.Rescores = rs.EvaluateGroup(st, p, f)
-		b, err := json.Marshal(gs)
-		if err != nil {
-			processors.PanicFail(ctx, fmt.Errorf("store grouped outcome: %w", err))
-		}
-		st.Remember(p.ID, src, b)
+	gs, _, err := rs.ScoreAtGroupValue(st, p, stages[stage].Field, src)
+	if err != nil {
+		processors.PanicFail(ctx, err)
 	}
 	outcome := gs.Outcome
 	st.Touched = d.Now().UnixMilli()
@@ -381,27 +348,11 @@ func (d *detector) groupStage(ctx goka.Context, rs *rules.Ruleset, p *rules.Paym
 		grouped[k] = v
 	}
 	next := p.AccountID
-	if stage+1 < len(keys) {
-		next = keys[stage+1]
+	if stage+1 < len(stages) {
+		next = stages[stage+1].Key
 	}
 	d.forward(ctx, rs, next, raw, stage+1, grouped)
 	stopping(ctx)
-}
-
-// groupStored is what a grouping value's state keeps per recent payment: the grouped rules' outcomes it passed on,
-// and the re-scores its arrival sent to other payments' accounts, both sent again if the record is redelivered.
-type groupStored struct {
-	Outcome  map[string]string      `json:"outcome"`
-	Rescores []rules.GroupedRescore `json:"rescores,omitempty"`
-}
-
-// decode reads a stored groupStored, or the bare outcome map that earlier releases stored.
-func (g *groupStored) decode(b []byte) error {
-	if err := json.Unmarshal(b, g); err == nil && g.Outcome != nil {
-		return nil
-	}
-	*g = groupStored{}
-	return json.Unmarshal(b, &g.Outcome)
 }
 
 // rescoreGrouped applies, at a payment's account, the grouped outcomes that a late payment of one of its grouping
@@ -422,10 +373,11 @@ func (d *detector) rescoreGrouped(ctx goka.Context, raw []byte) {
 		return // the account's state expired: nothing left to re-score
 	}
 	defer recycleState(st)
-	id := "\x00rescore\x00" + g.PaymentID + "\x00" + g.RaisedBy + "\x00" + g.Key
 	src := rules.SourceID(string(ctx.Topic()), ctx.Partition(), ctx.Offset())
-	if prevSrc, stored, seen := st.Lookup(id); seen {
-		if prevSrc == src && stored != nil {
+	l, ok, del, stored := rs.RescoreAtAccount(st, g, rules.Env{Lists: d.Lists}, src)
+	switch del {
+	case rules.Redelivered:
+		if stored != nil {
 			all, err := topics.RestoreAlerts(stored, rules.Payment{})
 			if err != nil {
 				processors.PanicFail(ctx, err)
@@ -436,12 +388,12 @@ func (d *detector) rescoreGrouped(ctx goka.Context, raw []byte) {
 			ctx.SetValue(st)
 		}
 		return
+	case rules.Retried:
+		return
 	}
-	var stored []byte
-	if l, ok := rs.RescoreGrouped(st, g, rules.Env{Lists: d.Lists}); ok {
-		stored = d.emitLate(ctx, rs, g.RaisedBy, []rules.LateDecision{l}, nil, d.Now())
+	if ok {
+		st.KeepAlerts(d.emitLate(ctx, rs, g.RaisedBy, []rules.LateDecision{l}, nil, d.Now()))
 	}
-	st.Remember(id, src, stored)
 	ctx.SetValue(st)
 	stopping(ctx)
 }

@@ -51,14 +51,9 @@ func hasPartitions(addr string) bool {
 }
 
 // The broker restarts mid-stream: the detector and the notifier recover without operator action, and the alerts
-// and the notifier's lines are exactly those of an uninterrupted run. Two fixes made this hold under load: commits
-// never pass a record whose emits failed (kafka/gokaadapter/ordered.go), and a partition's writes never reorder on retry
-// (one produce request in flight); before them a few alerts, or a payment in an account's window, were lost about
-// once in four loaded runs.
-//
-// On the embedded broker (kfake) it also lost an alert in about one run of three, until sarama v1.61.1: v1.46's
-// producer dropped acknowledged records with idempotence on (IBM/sarama#3354) and reordered an account's payments
-// on the loop topic with it off (IBM/sarama#2619); see kafka/gokaadapter/restart_test.go.
+// and the notifier's lines are exactly those of an uninterrupted run. What keeps it so: commits never pass a record
+// whose emits failed (kafka/gokaadapter/ordered.go), and a partition's writes land once and in order across the
+// restart (kafka/gokaadapter/restart_test.go).
 func TestBrokerRestartMidStream(t *testing.T) {
 	p := startPipeline(t)
 	s := generateStream(t, 33, 1500, 20000)

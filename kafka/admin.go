@@ -123,5 +123,3 @@ func (c Config) admin() (sarama.ClusterAdmin, error) {
 	}
 	return admin, nil
 }
-
-// gokaLogger sends goka's chatter to slog at debug level: it logs every rebalance step.

@@ -77,14 +77,12 @@ func (c Config) SaramaConfig(clientID string) *sarama.Config {
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	// Writes to one partition must land in the order they were made: a table changelog that ends with an account's
 	// older state, or a loop topic that hands on an account's payments out of order, loses payments from its window.
-	// With several requests in flight a failed one is retried after a later one succeeded, so keep one. While a
-	// batch waits for its retry sarama (since v1.48, "partition muting") sends nothing newer for that partition;
-	// v1.46 did, on a fresh connection after a broker restart (IBM/sarama#2619), and reordered the loop topic.
+	// With several requests in flight a failed one is retried after a later one succeeded, so keep one; a batch
+	// waiting for its retry holds back everything newer for its partition (restart_test.go checks it).
 	sc.Net.MaxOpenRequests = 1
 	// Idempotent, as Kafka's own producers are by default: a retry of a batch the broker already wrote is dropped
-	// instead of written twice. sarama v1.46 lost acknowledged records with it over a broker restart (two records
-	// sent with the same epoch and sequence, IBM/sarama#3354); TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts
-	// caught that, and passes on v1.61. Consumers here still tolerate duplicates: user producers may retry.
+	// instead of written twice (TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts holds the sarama release
+	// in go.mod to that). Consumers here still tolerate duplicates: user producers may retry.
 	sc.Producer.Idempotent = true
 	sc.Producer.Flush.Frequency = c.Flush
 	sc.Producer.Compression, _ = c.codec() // checked by Validate; an unknown name falls back to none

@@ -84,7 +84,7 @@ func (rs *Ruleset) ScoreAtGroupValue(st *State, p *Payment, f Field, src uint64)
 	return gs, First, nil
 }
 
-// decode reads a stored GroupStep, or the bare outcome map that earlier releases stored.
+// decode reads a stored GroupStep, or a bare outcome map (the form state written before re-scores were stored holds).
 func (g *GroupStep) decode(b []byte) error {
 	if err := json.Unmarshal(b, g); err == nil && g.Outcome != nil {
 		return nil

@@ -299,8 +299,9 @@ type cluster struct {
 	brokers string
 	t       *testing.T
 	dataDir string
-	ctrl    string // Apache Kafka's controller port
-	proc    *proc  // the embedded broker's process
+	ctrl    string   // Apache Kafka's controller port
+	proc    *proc    // the embedded broker's process
+	extra   []string // flags of the embedded broker's process
 }
 
 // The suite runs against the broker FRAUDPIPE_E2E_BROKER names, like watermill runs one pub/sub suite against
@@ -325,8 +326,15 @@ func embeddedOnly(t *testing.T) {
 // startBroker starts a fresh broker for one test, as its own process, so detectors can be killed without it.
 func startBroker(t *testing.T, dataDir string) *cluster {
 	t.Helper()
+	return startBrokerWith(t, dataDir)
+}
+
+// startBrokerWith starts a broker whose embedded form (`fraudpipe broker`, which creates the pipeline's topics)
+// takes the extra flags, e.g. the pipeline's --partitioner.
+func startBrokerWith(t *testing.T, dataDir string, extra ...string) *cluster {
+	t.Helper()
 	requireTool(t, "kcat")
-	c := &cluster{brokers: freeAddr(t), t: t, dataDir: dataDir}
+	c := &cluster{brokers: freeAddr(t), t: t, dataDir: dataDir, extra: extra}
 	switch brokerKind() {
 	case "embedded":
 	case "apache":
@@ -370,7 +378,7 @@ func (c *cluster) up() {
 		}
 		return
 	}
-	c.proc = start(c.t, "broker", "broker", "--data-dir", c.dataDir, "--broker-listen", c.brokers, "--metrics-addr", "")
+	c.proc = start(c.t, "broker", append([]string{"broker", "--data-dir", c.dataDir, "--broker-listen", c.brokers, "--metrics-addr", ""}, c.extra...)...)
 	c.proc.waitStderr(30*time.Second, "embedded broker listening")
 	// Registered after the broker's own cleanup, so it runs first, while this broker still serves; a broker
 	// replaced by a later up leaves the dump to its successor.

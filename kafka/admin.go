@@ -42,9 +42,12 @@ func (c Config) EnsureTopics(ctx context.Context, specs []topics.Spec) error {
 		}
 		cfg := map[string]*string{}
 		set := func(k, v string) { cfg[k] = &v }
-		if s.Compacted {
+		switch {
+		case s.Compacted:
 			set("cleanup.policy", "compact")
-		} else {
+		case s.Retention < 0:
+			set("retention.ms", "-1")
+		default:
 			set("retention.ms", strconv.FormatInt(s.Retention.Milliseconds(), 10))
 		}
 		err := admin.CreateTopic(s.Name, &sarama.TopicDetail{

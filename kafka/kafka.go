@@ -26,6 +26,9 @@ type Config struct {
 	// The empty string means lz4.
 	Compression string
 	Security    Security
+	// Partitioner places keys on partitions for every write of the pipeline's processors; "" leaves goka's hasher
+	// in charge (tests). The parts agree on it through AgreePartitioner.
+	Partitioner Partitioner
 	// DeliveryTimeout bounds how long a processor's write may wait for a broker that is away before its promise
 	// fails and the processor stops with the error; 0 means DefaultDeliveryTimeout.
 	DeliveryTimeout time.Duration
@@ -42,6 +45,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("replication %d: must be at least 1", c.Replication)
 	}
 	if _, err := c.codec(); err != nil {
+		return err
+	}
+	if _, err := ParsePartitioner(string(c.Partitioner)); err != nil {
 		return err
 	}
 	if err := c.Security.Validate(); err != nil {

@@ -2,7 +2,7 @@ package topics
 
 import "time"
 
-// Spec describes how a topic is created. Retention -1 keeps records forever (compacted topics).
+// Spec describes how a topic is created. A negative Retention keeps records forever.
 type Spec struct {
 	Name      string
 	Compacted bool
@@ -24,6 +24,7 @@ func Specs(groupTables, loops []string) []Spec {
 		// One partition each: every detector reads all of them, and their order is the order of versions.
 		{Name: Rules, Compacted: true, Retention: -1, Partitions: 1},
 		{Name: Lists, Compacted: true, Retention: -1, Partitions: 1},
+		{Name: Settings, Retention: -1, Partitions: 1},
 	}
 	for _, t := range groupTables {
 		specs = append(specs, Spec{Name: t, Compacted: true, Retention: -1})

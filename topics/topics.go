@@ -29,6 +29,10 @@ const (
 const (
 	// Rules holds every ruleset version (see rules/registry), keyed "v00000042".
 	Rules = "rules"
+	// Settings records what a pipeline decides once and every part must agree on, such as its partitioner
+	// (kafka.AgreePartitioner). Kept forever and never compacted: the first record of a key is the decision,
+	// however many parts race to make it.
+	Settings = "settings"
 	// Lists holds list entries keyed "LIST/VALUE"; a tombstone removes the entry. The rules file declares the
 	// lists; a detector adds these entries to the file-backed ones.
 	Lists = "lists"

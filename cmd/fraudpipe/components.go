@@ -56,16 +56,16 @@ const (
 	stateCacheHelp       = "MiB of memory that caches whole state tables (reads never reach LevelDB); tables beyond it are read from LevelDB"
 )
 
-// prepare waits for the cluster, creates the pipeline's topics and returns the local storage directory for it
+// prepare waits for the cluster, agrees on the pipeline's partitioner, creates the pipeline's topics and returns the local storage directory for it
 // ("" when the part keeps no local state).
-func (d deps) prepare(ctx context.Context) (storage string, err error) {
+func (d *deps) prepare(ctx context.Context) (storage string, err error) {
 	if err := d.kafka.Validate(); err != nil {
 		return "", err
 	}
 	if err := d.kafka.WaitForCluster(ctx, d.log); err != nil {
 		return "", err
 	}
-	if err := d.kafka.EnsureTopics(ctx, pipelineTopics()); err != nil {
+	if d.kafka, err = createPipeline(ctx, d.kafka, d.log); err != nil {
 		return "", err
 	}
 	if d.stateDir == "" {
@@ -141,7 +141,7 @@ func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage strin
 	sup := &processors.Supervisor{Name: "detector", Storage: dir, Log: d.log, Guard: guard, Metrics: d.procMetrics, Build: func() (*goka.Processor, error) {
 		opts := append(gokaadapter.ProcessorOptions(d.kafka, "fraudpipe-detector", d.log, pm), processors.Storage(dir, int64(d.stateCacheMiB)<<20))
 		return detector.New(d.kafka.Brokers, detector.Config{
-			Rules: reg.LatestRuleset, Versions: reg, Lists: lists, Partitions: partitions, Metrics: m, Log: d.log,
+			Rules: reg.LatestRuleset, Versions: reg, Lists: lists, Partitions: partitions, Partitioner: d.kafka.Partitioner, Metrics: m, Log: d.log,
 			CountOnly: o.countOnly, Guard: guard,
 		}, opts...)
 	}}

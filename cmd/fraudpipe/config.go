@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,6 +34,7 @@ type kafkaFlags struct {
 	replication int
 	flush       time.Duration
 	compression string
+	partitioner string
 	security    kafka.Security
 }
 
@@ -42,6 +44,7 @@ func (k *kafkaFlags) register(fs *flag.FlagSet, brokersDefault, brokersHelp stri
 	fs.IntVar(&k.replication, "replication", 1, "replication factor of created topics (3 on a production cluster)")
 	fs.DurationVar(&k.flush, "flush-interval", time.Millisecond, "how long producers batch records before sending: latency against throughput")
 	fs.StringVar(&k.compression, "compression", "lz4", "compression of produced batches: none, gzip, snappy, lz4 or zstd (none saves CPU when the broker is on the same machine)")
+	fs.StringVar(&k.partitioner, "partitioner", "", "how your producers place payments by key: murmur2 (Java clients, Kafka Streams), crc32 (librdkafka, kcat) or fnv1a (goka, sarama); payments placed otherwise take an extra hop. A new pipeline records it (default murmur2); unset, a part uses the recorded one")
 	fs.StringVar(&k.security.SASLMechanism, "kafka-sasl", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (password from "+kafka.EnvPassword+")")
 	fs.StringVar(&k.security.User, "kafka-user", "", "SASL user")
 	fs.BoolVar(&k.security.TLS, "kafka-tls", false, "connect to the brokers over TLS")
@@ -59,7 +62,7 @@ func (k *kafkaFlags) config() kafka.Config {
 	}
 	sec := k.security
 	sec.Password = os.Getenv(kafka.EnvPassword)
-	return kafka.Config{Brokers: brokers, Partitions: k.partitions, Replication: k.replication, Flush: k.flush, Compression: k.compression, Security: sec}
+	return kafka.Config{Brokers: brokers, Partitions: k.partitions, Replication: k.replication, Flush: k.flush, Compression: k.compression, Partitioner: kafka.Partitioner(k.partitioner), Security: sec}
 }
 
 // logFlags configure the diagnostic log (stderr).
@@ -105,6 +108,17 @@ func alertLog(path, format string) (*slog.Logger, func(), error) {
 // pipelineTopics are all the topics the pipeline needs, group tables and loops included.
 func pipelineTopics() []topics.Spec {
 	return topics.Specs([]string{string(detector.Table)}, []string{detector.Loop})
+}
+
+// createPipeline agrees on the pipeline's partitioner (recording it when this is the first part of a new
+// pipeline, before any state topic exists) and creates the pipeline's topics. It returns k placing keys by it.
+func createPipeline(ctx context.Context, k kafka.Config, log *slog.Logger) (kafka.Config, error) {
+	p, err := k.AgreePartitioner(ctx, k.Partitioner, string(detector.Table), log)
+	if err != nil {
+		return k, err
+	}
+	k.Partitioner = p
+	return k, k.EnsureTopics(ctx, pipelineTopics())
 }
 
 // preflight checks the record flags and every file a command will use before it starts anything (a broker, a listener, a connection)

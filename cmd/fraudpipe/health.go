@@ -111,7 +111,7 @@ func newDeps(k kafka.Config, stateDir string, stateCacheMiB int, records recordF
 // serveAndPrepare serves metrics and health on ln and watches the cluster, from before it is reachable, so that
 // /readyz says what start-up waits for; then it prepares the cluster (deps.prepare). The parts run in the
 // returned group; stop cancels it. Until the caller removes it, the check "startup" keeps /readyz at 503.
-func (d deps) serveAndPrepare(ctx context.Context, ln metrics.Listener, kafkaPart string, embedded bool) (*errgroup.Group, context.Context, string, func(), error) {
+func (d *deps) serveAndPrepare(ctx context.Context, ln metrics.Listener, kafkaPart string, embedded bool) (*errgroup.Group, context.Context, string, func(), error) {
 	if err := d.records.validate(); err != nil {
 		return nil, nil, "", func() {}, err
 	}

@@ -141,10 +141,11 @@ func brokerCommand() *ffcli.Command {
 			}
 			defer b.Close()
 			c.kafka.brokers = b.Addr()
-			if err := c.kafka.config().EnsureTopics(ctx, pipelineTopics()); err != nil {
+			k, err := createPipeline(ctx, c.kafka.config(), log)
+			if err != nil {
 				return err
 			}
-			log.Info("embedded broker listening", "addr", b.Addr())
+			log.Info("embedded broker listening", "addr", b.Addr(), "partitioner", k.Partitioner)
 			return metrics.Serve(ctx, ln, metrics.NewRegistry(), nil, log)
 		},
 	}
@@ -167,9 +168,10 @@ func topicsCommand() *ffcli.Command {
 			if err := k.WaitForCluster(ctx, log); err != nil {
 				return err
 			}
-			if err := k.EnsureTopics(ctx, pipelineTopics()); err != nil {
+			if k, err = createPipeline(ctx, k, log); err != nil {
 				return err
 			}
+			log.Info("pipeline partitioner", "partitioner", k.Partitioner)
 			for _, s := range pipelineTopics() {
 				log.Info("topic ready", "topic", s.Name, "partitions", k.Partitions, "compacted", s.Compacted)
 			}

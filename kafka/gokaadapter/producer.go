@@ -73,7 +73,7 @@ func ProducerBuilder(c kafka.Config, clientID string, log *slog.Logger, m *Produ
 			// landed; its input record is then processed again, which the pipeline tolerates (a changelog's last
 			// write wins, the detector recognises a redelivered payment, alerts carry ids).
 			kgo.AllowIdempotentProduceCancellation(),
-			kgo.RecordPartitioner(gokaPartitioner{hasher}),
+			kgo.RecordPartitioner(partitioner(c.Partitioner, hasher)),
 		)...)
 		if err != nil {
 			return nil, fmt.Errorf("producer client: %w", err)
@@ -132,6 +132,14 @@ func (p *producer) Close() error {
 		return fmt.Errorf("flush producer: %w", err)
 	}
 	return nil
+}
+
+// partitioner is the configured placement, or without one goka's hasher's.
+func partitioner(p kafka.Partitioner, hasher func() hash.Hash32) kgo.Partitioner {
+	if p != "" {
+		return p.KgoPartitioner()
+	}
+	return gokaPartitioner{hasher}
 }
 
 // gokaPartitioner places a keyed record on the partition sarama's hash partitioner would, with goka's hasher (FNV-1a

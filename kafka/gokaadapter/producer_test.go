@@ -186,3 +186,41 @@ func TestProducerRejectsWritesItCannotDeliver(t *testing.T) {
 		t.Fatalf("buffered writes %v after the rejection, want 0", got)
 	}
 }
+
+// With a configured partitioner the processors' writes place keys by it, whatever hasher goka hands over: the
+// detector's loop and table then sit where the users' producers put each account's payments.
+func TestProducerPlacesKeysByTheConfiguredPartitioner(t *testing.T) {
+	const partitions = 7
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, pt := range []kafka.Partitioner{kafka.Murmur2, kafka.CRC32, kafka.FNV1a} {
+		t.Run(string(pt), func(t *testing.T) {
+			p := newProducerWith(t, kafka.Config{Brokers: c.ListenAddrs(), Partitions: partitions, Replication: 1, Flush: time.Millisecond, Partitioner: pt}, fnv.New32a, nil)
+			defer p.Close()
+			promises := map[string]*goka.Promise{}
+			for i := range 1000 {
+				k := fmt.Sprintf("acct_%d", i)
+				promises[k] = p.Emit("t", k, []byte("v"))
+			}
+			moved := 0
+			for k, pr := range promises {
+				e := await(t, pr)
+				if e.err != nil {
+					t.Fatalf("key %q: %v", k, e.err)
+				}
+				if want := pt.Partition(k, partitions); e.msg.Partition != want {
+					t.Fatalf("key %q written to partition %d; %s puts it on %d", k, e.msg.Partition, pt, want)
+				}
+				if e.msg.Partition != kafka.FNV1a.Partition(k, partitions) {
+					moved++
+				}
+			}
+			if (pt == kafka.FNV1a) != (moved == 0) {
+				t.Fatalf("%s placed %d of 1000 keys apart from FNV-1a", pt, moved)
+			}
+		})
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/lovoo/goka"
 
+	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/processors"
 	"github.com/fraudpipe/fraudpipe/rules"
 	"github.com/fraudpipe/fraudpipe/topics"
@@ -51,8 +52,11 @@ type Config struct {
 	Lists rules.ListSource
 	// Partitions is the partition count of payments (and, copartitioned, of the loop and the table).
 	Partitions int32
-	Metrics    *Metrics
-	Log        *slog.Logger
+	// Partitioner is how the processor's writes place keys (gokaadapter.ProducerBuilder): a payment already on its
+	// account's partition under it needs no loop hop. "" means goka's default, FNV-1a.
+	Partitioner kafka.Partitioner
+	Metrics     *Metrics
+	Log         *slog.Logger
 	// Now is the processing clock (alerts' detected_at, idle expiry); tests set it.
 	Now func() time.Time
 	// CountOnly is for benchmarks (fraudpipe bench --count-only): nothing is decoded or scored; each payment only
@@ -169,11 +173,10 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	if stage < len(stages) {
 		next = stages[stage].Key
 	}
-	// The producer may have keyed or partitioned the payment differently from goka (librdkafka and Java
-	// clients hash with other functions). State must live in exactly one partition per account, so such a
-	// payment goes through the loop topic, which goka partitions by account id with its own hasher. The
-	// ruleset version its position selected travels with it.
-	if ctx.Key() != next || ctx.Partition() != PartitionOf(next, d.Partitions) {
+	// The producer may have keyed or partitioned the payment differently from the pipeline's partitioner. State
+	// must live in exactly one partition per account, so such a payment goes through the loop topic, which the
+	// processor's writes partition by account id. The ruleset version its position selected travels with it.
+	if ctx.Key() != next || ctx.Partition() != d.Partitioner.Partition(next, d.Partitions) {
 		d.forward(ctx, rs, next, raw, stage, grouped)
 		if next == p.AccountID && len(stages) == 0 {
 			d.Metrics.Rerouted.Inc()
@@ -488,22 +491,6 @@ func (d *detector) expire(ctx goka.Context, meta any) {
 
 // IdleTTL is how long an account's state outlives its last update.
 func IdleTTL(rs *rules.Ruleset) time.Duration { return rs.Retention + 10*time.Minute }
-
-// PartitionOf returns the partition goka's producer picks for a key: sarama's hash partitioner with FNV-1a, which
-// the processors' franz-go producer reproduces (kafka/gokaadapter/producer.go). Written out because sarama's partitioner keeps
-// a hasher that is not safe for concurrent partition processors.
-func PartitionOf(key string, partitions int32) int32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
-		h *= 16777619
-	}
-	p := int32(h) % partitions
-	if p < 0 {
-		p = -p
-	}
-	return p
-}
 
 // Expire visits every account of the partitions this instance owns and deletes the idle ones. It returns how
 // many accounts it visited.

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/processors/detector"
 	"github.com/fraudpipe/fraudpipe/rules"
 	"github.com/fraudpipe/fraudpipe/topics"
@@ -215,7 +216,8 @@ func TestIdleAccountsExpire(t *testing.T) {
 	}
 }
 
-func TestPartitionOfMatchesGokasProducer(t *testing.T) {
+// Without a configured partitioner the detector expects goka's default placement, which goka's own producer uses.
+func TestDefaultPlacementIsGokas(t *testing.T) {
 	for _, n := range []int32{1, 3, 6, 12, 64} {
 		// The partitioner goka's producer uses (goka.ProducerBuilderWithConfig).
 		part := sarama.NewCustomHashPartitioner(goka.DefaultHasher())("payments")
@@ -225,8 +227,8 @@ func TestPartitionOfMatchesGokasProducer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := detector.PartitionOf(key, n); got != want {
-				t.Fatalf("PartitionOf(%s, %d) = %d, sarama's hash partitioner says %d", key, n, got, want)
+			if got := kafka.Partitioner("").Partition(key, n); got != want {
+				t.Fatalf("default placement of %s over %d: %d, sarama's hash partitioner with goka's hasher says %d", key, n, got, want)
 			}
 		}
 	}

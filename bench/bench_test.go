@@ -12,12 +12,39 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/fraudpipe/fraudpipe/embedded"
 	"github.com/fraudpipe/fraudpipe/kafka"
 )
+
+var (
+	buildOnce sync.Once
+	built     string
+	buildErr  error
+)
+
+// binary builds fraudpipe (with the race detector) once for the package's tests.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "fraudpipe-bench-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		built = filepath.Join(dir, "fraudpipe")
+		build := exec.Command("go", "build", "-race", "-o", built, "../cmd/fraudpipe")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		buildErr = build.Run()
+	})
+	if buildErr != nil {
+		t.Fatalf("build fraudpipe: %v", buildErr)
+	}
+	return built
+}
 
 // A small run of the whole harness on the embedded broker, with a real detector child: `make bench` is how the
 // performance figures are produced, so it must keep working, and what it reports must add up.
@@ -26,12 +53,7 @@ func TestBenchMeasuresASmallRun(t *testing.T) {
 		t.Skip("builds fraudpipe and runs a detector")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "fraudpipe")
-	build := exec.Command("go", "build", "-race", "-o", bin, "../cmd/fraudpipe")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("build fraudpipe: %v", err)
-	}
+	bin := binary(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b, err := embedded.StartBroker(filepath.Join(dir, "kafka"), "127.0.0.1:0", log)
 	if err != nil {
@@ -175,5 +197,61 @@ func TestDetectorExitingAtStartUpIsRetriedThenReported(t *testing.T) {
 	}
 	if d := time.Since(start); d > 20*time.Second {
 		t.Fatalf("reported after %s", d)
+	}
+}
+
+// The users' path: `fraudpipe run` fed by kcat, once into a pipeline placing keys as kcat does and once into one
+// that does not. Every payment is scored; the matching pipeline re-routes none, the other most (five in six with
+// six partitions, by chance the rest land right), and the figures add up.
+func TestUsersPathMeasuresEachCase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds fraudpipe and runs it")
+	}
+	if _, err := exec.LookPath("kcat"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("kcat is not installed; .ci/run installs it")
+		}
+		t.Skip("kcat is not installed")
+	}
+	bin := binary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out := filepath.Join(t.TempDir(), "users-path.json")
+	res, err := RunUsersPath(ctx, UsersPathConfig{
+		Binary: bin, Rules: "../examples/rules.yaml", WorkDir: t.TempDir(), Count: 3000, Accounts: 500, Partitions: 6,
+		Rate: 500, RateFor: 2 * time.Second, KafkaScript: "../e2e/kafka/kafka.sh", ResultPath: out,
+		Cases: []UsersPathCase{{Client: ClientKcat, Partitioner: kafka.CRC32}, {Client: ClientKcat, Partitioner: kafka.Murmur2}},
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rows) != 2 {
+		t.Fatalf("%d rows", len(res.Rows))
+	}
+	match, miss := res.Rows[0], res.Rows[1]
+	if !match.Matching || miss.Matching {
+		t.Errorf("matching flags %v, %v", match.Matching, miss.Matching)
+	}
+	if match.ReroutedShare != 0 {
+		t.Errorf("kcat into a crc32 pipeline: %.0f%% re-routed", match.ReroutedShare*100)
+	}
+	if miss.ReroutedShare < 0.6 || miss.ReroutedShare > 0.95 {
+		t.Errorf("kcat into a murmur2 pipeline: %.0f%% re-routed, want about five in six", miss.ReroutedShare*100)
+	}
+	for _, r := range res.Rows {
+		if r.RawPerSec <= 0 || r.PipelinePerSec <= 0 || math.Abs(r.Ratio-r.PipelinePerSec/r.RawPerSec) > 1e-9 || r.CPUSecPerMillion <= 0 || r.PeakRSSMiB <= 0 {
+			t.Errorf("%s into %s: %+v", r.Client, r.Partitioner, r)
+		}
+		if r.Rate != 500 || r.AtRate.Alerts == 0 || r.AtRate.P99ms <= 0 {
+			t.Errorf("%s into %s: latency at %d/s %+v", r.Client, r.Partitioner, r.Rate, r.AtRate)
+		}
+	}
+	var buf bytes.Buffer
+	PrintUsersPath(&buf, res)
+	if !strings.Contains(buf.String(), "kcat   crc32") {
+		t.Errorf("table:\n%s", buf.String())
+	}
+	if b, err := os.ReadFile(out); err != nil || !json.Valid(b) {
+		t.Errorf("results file: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/fraudpipe/fraudpipe/bench"
 	"github.com/fraudpipe/fraudpipe/embedded"
+	"github.com/fraudpipe/fraudpipe/kafka"
 )
 
 // benchConfig is the configuration of `fraudpipe bench`.
@@ -31,6 +33,10 @@ type benchConfig struct {
 	profile   string
 	profFor   time.Duration
 	countOnly bool
+	// the users' path: `fraudpipe run` fed by standard clients
+	usersPath   bool
+	cases       string
+	kafkaScript string
 }
 
 func benchCommand() *ffcli.Command {
@@ -55,6 +61,9 @@ func benchCommand() *ffcli.Command {
 	fs.StringVar(&c.out, "out", "bench-results.json", "where the results go as JSON")
 	fs.StringVar(&c.profile, "profile", "", "write CPU profiles of each detector and of the bench process (broker, producer) at saturation to this directory (go tool pprof)")
 	fs.BoolVar(&c.countOnly, "count-only", false, "detectors score nothing, only count each payment in its account's state: what goka, the Kafka clients and the store take without the rules (no latency runs)")
+	fs.BoolVar(&c.usersPath, "users-path", false, "measure the users' path instead: `fraudpipe run` (broker, detector, notifier) fed by kcat and Apache Kafka's Java client, each pipeline with a matching and a mismatched partitioner (--count payments per case, latency at the last of --rates through kcat)")
+	fs.StringVar(&c.cases, "cases", "kcat:crc32,kcat:murmur2,java:murmur2,java:crc32", "with --users-path: client:pipeline-partitioner pairs")
+	fs.StringVar(&c.kafkaScript, "kafka-script", "e2e/kafka/kafka.sh", "with --users-path: the script that runs the Java client (fetches Apache Kafka's jars with Maven)")
 	fs.DurationVar(&c.profFor, "profile-for", 15*time.Second, "how long --profile samples, from the start of the first saturation round")
 	return &ffcli.Command{
 		Name: "bench", ShortUsage: "fraudpipe bench [flags]", FlagSet: fs, Options: envOptions,
@@ -77,14 +86,6 @@ func (c *benchConfig) run(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	if c.kafka.brokers == "" {
-		b, err := embedded.StartBroker(filepath.Join(work, "kafka"), "127.0.0.1:0", log)
-		if err != nil {
-			return err
-		}
-		defer b.Close()
-		c.kafka.brokers = b.Addr()
-	}
 	var rates []int
 	for r := range strings.SplitSeq(c.rates, ",") {
 		if r = strings.TrimSpace(r); r == "" {
@@ -96,6 +97,17 @@ func (c *benchConfig) run(ctx context.Context) error {
 		}
 		rates = append(rates, n)
 	}
+	if c.usersPath {
+		return c.runUsersPath(ctx, self, work, rates, log)
+	}
+	if c.kafka.brokers == "" {
+		b, err := embedded.StartBroker(filepath.Join(work, "kafka"), "127.0.0.1:0", log)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		c.kafka.brokers = b.Addr()
+	}
 	res, err := bench.Run(ctx, bench.Config{
 		Kafka: c.kafka.config(), Binary: self, Rules: c.rules, Count: c.count, Rounds: c.rounds, Accounts: c.accounts, Rates: rates,
 		RateFor: c.rateFor, Detectors: c.detectors, WorkDir: work, ResultPath: c.out,
@@ -105,6 +117,32 @@ func (c *benchConfig) run(ctx context.Context) error {
 		return err
 	}
 	bench.Print(os.Stdout, res)
+	fmt.Printf("\nresults written to %s\n", c.out)
+	return nil
+}
+
+func (c *benchConfig) runUsersPath(ctx context.Context, self, work string, rates []int, log *slog.Logger) error {
+	var cases []bench.UsersPathCase
+	for s := range strings.SplitSeq(c.cases, ",") {
+		client, p, ok := strings.Cut(strings.TrimSpace(s), ":")
+		pt, err := kafka.ParsePartitioner(p)
+		if !ok || err != nil || pt == "" || bench.ClientPartitioner[client] == "" {
+			return fmt.Errorf("--cases %q: want client:partitioner with client kcat or java and partitioner murmur2, crc32 or fnv1a", s)
+		}
+		cases = append(cases, bench.UsersPathCase{Client: client, Partitioner: pt})
+	}
+	rate := 0
+	if len(rates) > 0 {
+		rate = rates[len(rates)-1]
+	}
+	res, err := bench.RunUsersPath(ctx, bench.UsersPathConfig{
+		Binary: self, Rules: c.rules, WorkDir: work, Count: c.count, Accounts: c.accounts, Partitions: c.kafka.partitions,
+		Rate: rate, RateFor: c.rateFor, Cases: cases, KafkaScript: c.kafkaScript, ResultPath: c.out,
+	}, log)
+	if err != nil {
+		return err
+	}
+	bench.PrintUsersPath(os.Stdout, res)
 	fmt.Printf("\nresults written to %s\n", c.out)
 	return nil
 }

@@ -77,11 +77,18 @@ produce() {
     --property parse.key=true --property key.separator='|' --producer-property acks=all
 }
 
+consume() {
+  fetch
+  java -Xmx256m -Dlog4j2.configurationFile="$here/log4j2.properties" -Dkafka.logs.dir="${TMPDIR:-/tmp}" -cp "$home/lib/*" \
+    org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$1" --topic "$2" --from-beginning --max-messages "$3"
+}
+
 cmd="${1:-}"; shift || true
 case "$cmd" in
   fetch) fetch ;;
   start) start "$@" ;;
   stop) stop "$@" ;;
   produce) produce "$@" ;;
-  *) echo "usage: $0 fetch | start DIR PORT CTRL_PORT | stop DIR | produce BROKERS TOPIC" >&2; exit 2 ;;
+  consume) consume "$@" ;;
+  *) echo "usage: $0 fetch | start DIR PORT CTRL_PORT | stop DIR | produce BROKERS TOPIC | consume BROKERS TOPIC N" >&2; exit 2 ;;
 esac

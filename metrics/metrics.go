@@ -155,3 +155,13 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- m
 	}
 }
+
+// Counter declares a counter in one line: its name and what it counts.
+func Counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+// CounterVec declares a counter with labels in one line.
+func CounterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}

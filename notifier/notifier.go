@@ -17,6 +17,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fraudpipe/fraudpipe/metrics"
 	"github.com/fraudpipe/fraudpipe/processors"
 	"github.com/fraudpipe/fraudpipe/rules"
 	"github.com/fraudpipe/fraudpipe/topics"
@@ -99,20 +100,13 @@ type Metrics struct {
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	byChannel := func(name, help string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"channel"})
-	}
 	m := &Metrics{
-		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_notifier_alerts_total", Help: "Alerts handled by the notifier, by action.",
-		}, []string{"action"}),
-		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_notifier_deliveries_total", Help: "Delivery outcomes (sent, failed, deferred, retrying), by channel.",
-		}, []string{"channel", "outcome"}),
-		Retries:            byChannel("fraudpipe_notifier_retries_total", "Immediate retries of a send after a temporary failure."),
-		Duplicates:         byChannel("fraudpipe_notifier_duplicates_suppressed_total", "Deliveries already settled, not sent again (redelivered or duplicate alerts)."),
-		PossibleDuplicates: byChannel("fraudpipe_notifier_possible_duplicates_total", "Sends after an earlier attempt whose outcome was lost (an instance died mid-send): the recipient may get the message twice."),
-		DLQ:                byChannel("fraudpipe_notifier_dlq_total", "Deliveries sent to notifications.dlq."),
+		Alerts:             metrics.CounterVec("fraudpipe_notifier_alerts_total", "Alerts handled by the notifier, by action.", "action"),
+		Deliveries:         metrics.CounterVec("fraudpipe_notifier_deliveries_total", "Delivery outcomes (sent, failed, deferred, retrying), by channel.", "channel", "outcome"),
+		Retries:            metrics.CounterVec("fraudpipe_notifier_retries_total", "Immediate retries of a send after a temporary failure.", "channel"),
+		Duplicates:         metrics.CounterVec("fraudpipe_notifier_duplicates_suppressed_total", "Deliveries already settled, not sent again (redelivered or duplicate alerts).", "channel"),
+		PossibleDuplicates: metrics.CounterVec("fraudpipe_notifier_possible_duplicates_total", "Sends after an earlier attempt whose outcome was lost (an instance died mid-send): the recipient may get the message twice.", "channel"),
+		DLQ:                metrics.CounterVec("fraudpipe_notifier_dlq_total", "Deliveries sent to notifications.dlq.", "channel"),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "fraudpipe_notifier_provider_latency_seconds", Help: "Duration of one send to a provider.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
@@ -123,12 +117,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		RedisUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "fraudpipe_notifier_redis_up", Help: "1 while Redis answers; 0 while the notifier waits for it.",
 		}),
-		NoCustomer: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fraudpipe_notifier_no_customer_total", Help: "Alerts for accounts without a customer record (logged only).",
-		}),
-		Malformed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fraudpipe_notifier_malformed_total", Help: "Records on the alerts topic that are not alerts (dead-lettered to alerts.dlq).",
-		}),
+		NoCustomer: metrics.Counter("fraudpipe_notifier_no_customer_total", "Alerts for accounts without a customer record (logged only)."),
+		Malformed:  metrics.Counter("fraudpipe_notifier_malformed_total", "Records on the alerts topic that are not alerts (dead-lettered to alerts.dlq)."),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Alerts, m.Deliveries, m.Retries, m.Duplicates, m.PossibleDuplicates, m.DLQ, m.Latency,

@@ -13,6 +13,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fraudpipe/fraudpipe/metrics"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
 
@@ -257,15 +258,9 @@ type Metrics struct {
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_processor_restarts_total", Help: "Times a processor stopped on an error and was rebuilt.",
-		}, []string{"processor"}),
-		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_record_failures_total", Help: "Failed attempts to process a record; each is retried by a restart, up to the attempt limit.",
-		}, []string{"processor"}),
-		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_dead_letters_total", Help: "Input records a processor could not process and dead-lettered, by reason (malformed payments: fraudpipe_payments_rejected_total).",
-		}, []string{"processor", "reason"}),
+		Restarts:    metrics.CounterVec("fraudpipe_processor_restarts_total", "Times a processor stopped on an error and was rebuilt.", "processor"),
+		Failures:    metrics.CounterVec("fraudpipe_record_failures_total", "Failed attempts to process a record; each is retried by a restart, up to the attempt limit.", "processor"),
+		DeadLetters: metrics.CounterVec("fraudpipe_dead_letters_total", "Input records a processor could not process and dead-lettered, by reason (malformed payments: fraudpipe_payments_rejected_total).", "processor", "reason"),
 		Stopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "fraudpipe_processor_stopped", Help: "1 when the record failure policy stop has stopped the processor.",
 		}, []string{"processor"}),

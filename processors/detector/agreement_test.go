@@ -130,12 +130,7 @@ func TestDetectorAndEngineAgree(t *testing.T) {
 	}
 	got := map[string]outcome{}
 	late := 0
-	for {
-		_, v, ok := f.alerts.Next()
-		if !ok {
-			break
-		}
-		a := v.(*topics.Alert)
+	for _, a := range f.drainAlerts() {
 		got[a.PaymentID] = describe(a.Action, a.Score, a.Rules)
 		if a.Late {
 			late++

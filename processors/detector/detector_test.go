@@ -75,6 +75,18 @@ func (f *fixture) nextAlert(t *testing.T) *topics.Alert {
 	return v.(*topics.Alert)
 }
 
+// drainAlerts reads every alert emitted since the last read.
+func (f *fixture) drainAlerts() []*topics.Alert {
+	var out []*topics.Alert
+	for {
+		_, v, ok := f.alerts.Next()
+		if !ok {
+			return out
+		}
+		out = append(out, v.(*topics.Alert))
+	}
+}
+
 func (f *fixture) noAlert(t *testing.T) {
 	t.Helper()
 	if k, v, ok := f.alerts.Next(); ok {

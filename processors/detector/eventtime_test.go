@@ -53,12 +53,7 @@ func TestAlertsDoNotDependOnKeysOrArrivalOrder(t *testing.T) {
 			}
 			got := map[string]string{}
 			late := 0
-			for {
-				_, v, ok := f.alerts.Next()
-				if !ok {
-					break
-				}
-				a := v.(*topics.Alert)
+			for _, a := range f.drainAlerts() {
 				got[reference.Key(a.AccountID, a.PaymentID)] = reference.DescribeFired(a.Action, a.Rules)
 				if a.Late {
 					late++

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fraudpipe/fraudpipe/metrics"
 	"github.com/fraudpipe/fraudpipe/rules"
 )
 
@@ -37,27 +38,13 @@ type Metrics struct {
 // NewMetrics creates the metrics and registers them with reg (nil: not registered, for tests).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Processed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fraudpipe_payments_processed_total", Help: "Payments scored (duplicates excluded).",
-		}),
-		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_payments_rejected_total", Help: "Malformed payments sent to payments.dlq, by reason.",
-		}, []string{"reason"}),
-		Duplicates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fraudpipe_payments_duplicate_total", Help: "Payments whose id the account had already seen (producer retries): not counted again.",
-		}),
-		Redelivered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fraudpipe_payments_redelivered_total", Help: "Records processed again after a crash or rebalance; their alert is re-emitted with the same id.",
-		}),
-		Rerouted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fraudpipe_payments_rerouted_total", Help: "Payments that arrived on another partition or key than goka's and went through the loop topic.",
-		}),
-		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_alerts_total", Help: "Alerts emitted, by action.",
-		}, []string{"action"}),
-		RuleFired: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_alert_rules_total", Help: "Rules that fired in emitted alerts, by rule and action.",
-		}, []string{"rule", "action"}),
+		Processed:   metrics.Counter("fraudpipe_payments_processed_total", "Payments scored (duplicates excluded)."),
+		Rejected:    metrics.CounterVec("fraudpipe_payments_rejected_total", "Malformed payments sent to payments.dlq, by reason.", "reason"),
+		Duplicates:  metrics.Counter("fraudpipe_payments_duplicate_total", "Payments whose id the account had already seen (producer retries): not counted again."),
+		Redelivered: metrics.Counter("fraudpipe_payments_redelivered_total", "Records processed again after a crash or rebalance; their alert is re-emitted with the same id."),
+		Rerouted:    metrics.Counter("fraudpipe_payments_rerouted_total", "Payments that arrived on another partition or key than the pipeline's partitioner gives their account and went through the loop topic."),
+		Alerts:      metrics.CounterVec("fraudpipe_alerts_total", "Alerts emitted, by action.", "action"),
+		RuleFired:   metrics.CounterVec("fraudpipe_alert_rules_total", "Rules that fired in emitted alerts, by rule and action.", "rule", "action"),
 		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "fraudpipe_alert_latency_seconds",
 			Help:    "From the payment's own timestamp (event time) to the alert's detection: includes how late the payment was produced, so replayed or delayed payments show hours; fraudpipe_processing_latency_seconds is the pipeline's own latency.",
@@ -68,33 +55,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "From the payment's record reaching Kafka (its record timestamp; for a re-routed payment, its first record's) to its alert handed to the producer: the pipeline's own latency, whatever the payment's event time.",
 			Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}),
-		Unconverted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_unconverted_amounts_total", Help: "Evaluations of a money rule that left out a payment whose currency has no rate in the rules file.",
-		}, []string{"rule"}),
-		Expired: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fraudpipe_state_expired_total", Help: "Idle accounts whose state was deleted.",
-		}),
-		Switches: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fraudpipe_ruleset_switches_total", Help: "Ruleset switch markers processed (one per payments partition and version).",
-		}),
-		Shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_shadow_rule_fired_total", Help: "Shadow-mode rules that fired (never scored), by rule.",
-		}, []string{"rule"}),
-		Cooled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_rule_cooled_down_total", Help: "Rules that fired but stayed quiet within their cooldown, by rule.",
-		}, []string{"rule"}),
-		Allowed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_alerts_allowed_total", Help: "Alerts suppressed by an allow list, by list.",
-		}, []string{"list"}),
-		ExprErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_expression_errors_total", Help: "Expression rule evaluations that failed (and did not fire), by rule.",
-		}, []string{"rule"}),
-		LateAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_late_alerts_total", Help: "Alerts raised after the fact: a payment that arrived after later-stamped ones re-scored them, by action.",
-		}, []string{"action"}),
-		BeyondLateness: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "fraudpipe_payments_beyond_lateness_total", Help: "Payments that arrived later than state.lateness behind their account's newest: scored over what state still held, they re-scored nothing.",
-		}),
+		Unconverted:    metrics.CounterVec("fraudpipe_unconverted_amounts_total", "Evaluations of a money rule that left out a payment whose currency has no rate in the rules file.", "rule"),
+		Expired:        metrics.Counter("fraudpipe_state_expired_total", "Idle accounts whose state was deleted."),
+		Switches:       metrics.Counter("fraudpipe_ruleset_switches_total", "Ruleset switch markers processed (one per payments partition and version)."),
+		Shadow:         metrics.CounterVec("fraudpipe_shadow_rule_fired_total", "Shadow-mode rules that fired (never scored), by rule.", "rule"),
+		Cooled:         metrics.CounterVec("fraudpipe_rule_cooled_down_total", "Rules that fired but stayed quiet within their cooldown, by rule.", "rule"),
+		Allowed:        metrics.CounterVec("fraudpipe_alerts_allowed_total", "Alerts suppressed by an allow list, by list.", "list"),
+		ExprErrors:     metrics.CounterVec("fraudpipe_expression_errors_total", "Expression rule evaluations that failed (and did not fire), by rule.", "rule"),
+		LateAlerts:     metrics.CounterVec("fraudpipe_late_alerts_total", "Alerts raised after the fact: a payment that arrived after later-stamped ones re-scored them, by action.", "action"),
+		BeyondLateness: metrics.Counter("fraudpipe_payments_beyond_lateness_total", "Payments that arrived later than state.lateness behind their account's newest: scored over what state still held, they re-scored nothing."),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Processed, m.Rejected, m.Duplicates, m.Redelivered, m.Rerouted, m.Alerts, m.RuleFired,

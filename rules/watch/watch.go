@@ -13,6 +13,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fraudpipe/fraudpipe/metrics"
 	"github.com/fraudpipe/fraudpipe/rules"
 )
 
@@ -37,9 +38,7 @@ func Load(path string, log *slog.Logger, reg prometheus.Registerer) (*Watcher, e
 		return nil, err
 	}
 	w := &Watcher{path: path, log: log, last: rs.Digest,
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fraudpipe_rules_reloads_total", Help: "Reloads of the rules file, by result (ok, invalid, unpublished).",
-		}, []string{"result"}),
+		reloads: metrics.CounterVec("fraudpipe_rules_reloads_total", "Reloads of the rules file, by result (ok, invalid, unpublished).", "result"),
 		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "fraudpipe_ruleset_info", Help: "The rules file's last good content (value 1), by digest and file.",
 		}, []string{"version", "file"}),

@@ -23,22 +23,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	testenv.WaitFor(t, 10*time.Second, what, cond)
 }
 
-func TestReloadSwapsValidFilesAndKeepsRulesOnInvalidOnes(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "rules.yaml")
+// watching writes the good rules file and runs a watcher on it until the test ends; logs is the watcher's log.
+func watching(t *testing.T) (path string, w *Watcher, logs *testenv.Buffer) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "rules.yaml")
 	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var logs testenv.Buffer
-	w, err := Load(path, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+	logs = new(testenv.Buffer)
+	w, err := Load(path, slog.New(slog.NewTextHandler(logs, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := w.Current()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done })
+	return path, w, logs
+}
+
+func TestReloadSwapsValidFilesAndKeepsRulesOnInvalidOnes(t *testing.T) {
+	path, w, logs := watching(t)
+	first := w.Current()
 
 	// An invalid save: rejected with file, line, rule and field; the rules in force stay.
 	bad := strings.Replace(good, "window: 5m", "window: 5x", 1)
@@ -55,7 +61,7 @@ func TestReloadSwapsValidFilesAndKeepsRulesOnInvalidOnes(t *testing.T) {
 	}
 
 	// A valid save through rename, as editors do it.
-	tmp := filepath.Join(dir, ".rules.yaml.swp")
+	tmp := filepath.Join(filepath.Dir(path), ".rules.yaml.swp")
 	if err := os.WriteFile(tmp, []byte(strings.Replace(good, "limit: 4", "limit: 9", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -84,21 +90,7 @@ func TestInvalidFileAtStartIsAnError(t *testing.T) {
 // Fixing a rejected save back to the rules in force changes nothing, but the log must say the file is valid
 // again: otherwise its last word on the file is the rejection.
 func TestValidSaveAfterARejectedOneIsLogged(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var logs testenv.Buffer
-	w, err := Load(path, slog.New(slog.NewTextHandler(&logs, nil)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-
+	path, _, logs := watching(t)
 	if err := os.WriteFile(path, []byte(strings.Replace(good, "window: 5m", "window: 5x", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}

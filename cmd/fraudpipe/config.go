@@ -43,7 +43,7 @@ func (k *kafkaFlags) register(fs *flag.FlagSet, brokersDefault, brokersHelp stri
 	fs.IntVar(&k.partitions, "partitions", 6, "partitions of the topics the pipeline creates (payments, alerts, tables); more partitions allow more instances")
 	fs.IntVar(&k.replication, "replication", 1, "replication factor of created topics (3 on a production cluster)")
 	fs.DurationVar(&k.flush, "flush-interval", time.Millisecond, "how long producers batch records before sending: latency against throughput")
-	fs.StringVar(&k.compression, "compression", "lz4", "compression of produced batches: none, gzip, snappy, lz4 or zstd (none saves CPU when the broker is on the same machine)")
+	fs.StringVar(&k.compression, "compression", "", "compression of produced batches: none, gzip, snappy, lz4 or zstd (default lz4; none for fraudpipe run's embedded broker, which shares the process)")
 	fs.StringVar(&k.partitioner, "partitioner", "", "how your producers place payments by key: murmur2 (Java clients, Kafka Streams), crc32 (librdkafka, kcat) or fnv1a (goka, sarama); payments placed otherwise take an extra hop. A new pipeline records it (default murmur2); unset, a part uses the recorded one")
 	fs.StringVar(&k.security.SASLMechanism, "kafka-sasl", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (password from "+kafka.EnvPassword+")")
 	fs.StringVar(&k.security.User, "kafka-user", "", "SASL user")

@@ -74,6 +74,10 @@ func (c *runConfig) run(ctx context.Context) error {
 		// Stopped last, after every client below has shut down.
 		defer b.Close()
 		c.kafka.brokers = b.Addr()
+		if c.kafka.compression == "" {
+			// The broker shares the process: compressing a batch for it only spends the CPU the detector needs.
+			c.kafka.compression = "none"
+		}
 		log.Info("embedded broker listening", "addr", b.Addr(), "data", filepath.Join(c.dataDir, "kafka"))
 	}
 	d := newDeps(c.kafka.config(), filepath.Join(c.dataDir, "state"), c.stateCache, c.records, log)

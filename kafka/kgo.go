@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -37,6 +38,23 @@ func (c Config) ClientOptions(clientID string, log *slog.Logger) ([]kgo.Opt, err
 		kgo.ClientID(clientID),
 		kgo.ProducerBatchCompression(codec),
 		kgo.WithLogger(kgoLogger{log}),
+	), nil
+}
+
+// ProducerOptions are ClientOptions for a client that writes. Its writes are idempotent, franz-go's default, with
+// acks from all in-sync replicas: an acknowledged record survives the loss of the leader, and a retried batch lands
+// once and in order. A write waits up to the delivery timeout for a broker that is away, then fails. A keyed record
+// lands on the partition goka's processors expect its key on (KeyPartitioner with goka's default hasher).
+func (c Config) ProducerOptions(clientID string, log *slog.Logger) ([]kgo.Opt, error) {
+	opts, err := c.ClientOptions(clientID, log)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts,
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(c.Flush),
+		kgo.RecordDeliveryTimeout(c.DeliveryTimeoutOrDefault()),
+		kgo.RecordPartitioner(KeyPartitioner(goka.DefaultHasher())),
 	), nil
 }
 

@@ -226,7 +226,7 @@ func (r *Registry) Push(ctx context.Context, cfg kafka.Config, b rules.Bundle, m
 	if err := put(); err != nil {
 		return Version{}, false, fmt.Errorf("publish version %d: %w", v.Version, err)
 	}
-	parts, err := cfg.PartitionCount(string(topics.Payments))
+	parts, err := cfg.PartitionCount(ctx, string(topics.Payments))
 	if err != nil {
 		return Version{}, false, err
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/topics"
@@ -27,7 +28,7 @@ type Lists struct {
 // NewLists returns the lists of the cluster's lists topic; Run starts following it.
 func NewLists(cfg kafka.Config, log *slog.Logger) *Lists {
 	l := &Lists{entries: map[string]map[string]struct{}{}}
-	l.fol = cfg.Follow(topics.Lists, func(m *sarama.ConsumerMessage) { l.apply(string(m.Key), m.Value) }, log)
+	l.fol = cfg.Follow(topics.Lists, func(m *kgo.Record) { l.apply(string(m.Key), m.Value) }, log)
 	return l
 }
 

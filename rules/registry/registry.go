@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/rules"
@@ -67,7 +68,7 @@ type Registry struct {
 // New returns a registry that follows the rules topic of the cluster; Run starts it.
 func New(cfg kafka.Config, log *slog.Logger) *Registry {
 	r := &Registry{log: log, versions: map[int]*entry{}, changed: make(chan struct{})}
-	r.fol = cfg.Follow(topics.Rules, func(m *sarama.ConsumerMessage) { r.apply(m.Key, m.Value) }, log)
+	r.fol = cfg.Follow(topics.Rules, func(m *kgo.Record) { r.apply(m.Key, m.Value) }, log)
 	return r
 }
 

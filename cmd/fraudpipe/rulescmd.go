@@ -573,7 +573,7 @@ func listsCommand() *ffcli.Command {
 				}
 				return showList(ctx, os.Stdout, k, log, name, fileEntries)
 			}
-			if err := registry.UpdateLists(k, name, args[1:], *remove); err != nil {
+			if err := registry.UpdateLists(ctx, k, name, args[1:], *remove); err != nil {
 				return err
 			}
 			verb := "added to"

@@ -272,11 +272,11 @@ func startNotifier(ctx context.Context, g *errgroup.Group, d deps, nf notifierFl
 	if len(senders) > 0 && nf.redisURL == "" {
 		d.log.Warn("providers are configured with the embedded Redis: deliveries parked for later do not survive a restart; use --redis")
 	}
-	repl, err := notifier.NewReplicator(d.kafka.Brokers, d.kafka.SaramaConfig("fraudpipe-customers"), store, d.log)
+	repl, err := notifier.NewReplicator(d.kafka, store, d.log)
 	if err != nil {
 		return err
 	}
-	dlq, err := notifier.NewKafkaDeadLetters(d.kafka.Brokers, d.kafka.SaramaConfig("fraudpipe-notifier-dlq"))
+	dlq, err := notifier.NewKafkaDeadLetters(d.kafka, d.log)
 	if err != nil {
 		return err
 	}

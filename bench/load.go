@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,7 +43,7 @@ func newLoad(cfg Config, prefix string, n int, w *alertWatcher) *load {
 
 // send sends the load's next n payments, at rate per second (0: as fast as possible).
 func (l *load) send(ctx context.Context, cfg Config, n, rate int) error {
-	s, err := producer.NewSender(cfg.Kafka.Brokers, cfg.Kafka.SaramaConfig("fraudpipe-bench"))
+	s, err := producer.NewSender(cfg.Kafka, "fraudpipe-bench", slog.Default())
 	if err != nil {
 		return err
 	}
@@ -88,7 +89,7 @@ func median(v []float64) float64 {
 // raw produces cfg.Count payments to topic, which nobody processes, then consumes them all: the broker's own cost
 // for the records the pipeline moves, on the same machine at the same time.
 func raw(ctx context.Context, cfg Config, topic string) (float64, error) {
-	s, err := producer.NewSender(cfg.Kafka.Brokers, cfg.Kafka.SaramaConfig("fraudpipe-bench-raw"))
+	s, err := producer.NewSender(cfg.Kafka, "fraudpipe-bench-raw", slog.Default())
 	if err != nil {
 		return 0, err
 	}

@@ -66,7 +66,7 @@ func (c *produceConfig) run(ctx context.Context, stdin io.Reader, out io.Writer)
 	if err := k.WaitForCluster(ctx, log); err != nil {
 		return err
 	}
-	s, err := producer.NewSender(k.Brokers, k.SaramaConfig("fraudpipe-producer"))
+	s, err := producer.NewSender(k, "fraudpipe-producer", log)
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 		return nil, err
 	}
 
-	alerts, err := newAlertWatcher(cfg.Kafka)
+	alerts, err := newAlertWatcher(ctx, cfg.Kafka)
 	if err != nil {
 		return nil, err
 	}

@@ -43,8 +43,9 @@ func (c Config) ClientOptions(clientID string, log *slog.Logger) ([]kgo.Opt, err
 
 // ProducerOptions are ClientOptions for a client that writes. Its writes are idempotent, franz-go's default, with
 // acks from all in-sync replicas: an acknowledged record survives the loss of the leader, and a retried batch lands
-// once and in order. A write waits up to the delivery timeout for a broker that is away, then fails. A keyed record
-// lands on the partition goka's processors expect its key on (KeyPartitioner with goka's default hasher).
+// once and in order. A write waits up to the delivery timeout for a broker that is away, then fails; franz-go counts
+// that from the record's timestamp, so records are written without one of their own. A keyed record lands on the
+// partition goka's processors expect its key on (KeyPartitioner with goka's default hasher).
 func (c Config) ProducerOptions(clientID string, log *slog.Logger) ([]kgo.Opt, error) {
 	opts, err := c.ClientOptions(clientID, log)
 	if err != nil {

@@ -490,8 +490,8 @@ func (d *detector) expire(ctx goka.Context, meta any) {
 func IdleTTL(rs *rules.Ruleset) time.Duration { return rs.Retention + 10*time.Minute }
 
 // PartitionOf returns the partition goka's producer picks for a key: sarama's hash partitioner with FNV-1a, which
-// the processors' franz-go producer reproduces (kafka/gokaadapter/producer.go). Written out because sarama's partitioner keeps
-// a hasher that is not safe for concurrent partition processors.
+// every franz-go writer reproduces (kafka.KeyPartitioner). Written out because sarama's partitioner keeps a hasher
+// that is not safe for concurrent partition processors.
 func PartitionOf(key string, partitions int32) int32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(key); i++ {

@@ -55,6 +55,9 @@ func NewSender(cfg kafka.Config, clientID string, log *slog.Logger) (*Sender, er
 // Send queues one record; it blocks while maxUnacked records wait for their acknowledgement. A queued record is
 // written even if ctx ends later: Close waits for it.
 func (s *Sender) Send(ctx context.Context, topic, key string, value []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err // even with a slot free, which select might pick
+	}
 	select {
 	case s.unacked <- struct{}{}:
 	case <-ctx.Done():

@@ -58,7 +58,8 @@ func launchDetector(ctx context.Context, cfg Config, i int) (*child, error) {
 	c.cmd = exec.CommandContext(ctx, cfg.Binary, "detector", "--brokers", strings.Join(cfg.Kafka.Brokers, ","),
 		"--rules", cfg.Rules, "--state-dir", filepath.Join(cfg.WorkDir, fmt.Sprint("detector-", i)),
 		"--metrics-addr", addr, "--partitions", strconv.Itoa(cfg.Kafka.Partitions), "--log-level", "warn",
-		"--flush-interval", cfg.Kafka.Flush.String(), "--compression", cfg.Kafka.Compression)
+		"--flush-interval", cfg.Kafka.Flush.String(), "--compression", cfg.Kafka.Compression,
+		"--partitioner", string(cfg.Kafka.Partitioner))
 	if cfg.CountOnly {
 		c.cmd.Args = append(c.cmd.Args, "--count-only")
 	}

@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/producer"
 	"github.com/fraudpipe/fraudpipe/topics"
@@ -42,7 +45,7 @@ func newLoad(cfg Config, prefix string, n int, w *alertWatcher) *load {
 
 // send sends the load's next n payments, at rate per second (0: as fast as possible).
 func (l *load) send(ctx context.Context, cfg Config, n, rate int) error {
-	s, err := producer.NewSender(cfg.Kafka.Brokers, cfg.Kafka.SaramaConfig("fraudpipe-bench"))
+	s, err := producer.NewSender(cfg.Kafka, "fraudpipe-bench", slog.Default())
 	if err != nil {
 		return err
 	}
@@ -88,7 +91,7 @@ func median(v []float64) float64 {
 // raw produces cfg.Count payments to topic, which nobody processes, then consumes them all: the broker's own cost
 // for the records the pipeline moves, on the same machine at the same time.
 func raw(ctx context.Context, cfg Config, topic string) (float64, error) {
-	s, err := producer.NewSender(cfg.Kafka.Brokers, cfg.Kafka.SaramaConfig("fraudpipe-bench-raw"))
+	s, err := producer.NewSender(cfg.Kafka, "fraudpipe-bench-raw", slog.Default())
 	if err != nil {
 		return 0, err
 	}
@@ -103,77 +106,105 @@ func raw(ctx context.Context, cfg Config, topic string) (float64, error) {
 	if err := s.Close(); err != nil {
 		return 0, err
 	}
-	c, err := sarama.NewConsumer(cfg.Kafka.Brokers, cfg.Kafka.SaramaConfig("fraudpipe-bench-raw"))
+	got, err := consumeAll(ctx, cfg.Kafka, topic)
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
-	parts, err := c.Partitions(topic)
-	if err != nil {
-		return 0, err
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	got := 0
-	for _, p := range parts {
-		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			return 0, err
-		}
-		hwm := pc.HighWaterMarkOffset()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer pc.Close()
-			for m := range pc.Messages() {
-				mu.Lock()
-				got++
-				mu.Unlock()
-				if m.Offset+1 >= hwm {
-					return
-				}
-			}
-		}()
-		if hwm == 0 {
-			pc.Close()
-		}
-	}
-	wg.Wait()
 	if got < cfg.Count {
 		return 0, fmt.Errorf("consumed %d of %d", got, cfg.Count)
 	}
 	return float64(cfg.Count) / time.Since(start).Seconds(), nil
 }
 
-// alertWatcher consumes the alerts topic and records, per alert, the time from its payment's send to arrival.
-type alertWatcher struct {
-	consumer sarama.Consumer
-	mu       sync.Mutex
-	phases   map[string]*sendTimes
-	lat      map[*sendTimes][]float64
+// consumeAll reads every partition of topic from its start up to its end as of now, and counts the records.
+func consumeAll(ctx context.Context, k kafka.Config, topic string) (int, error) {
+	client, ends, err := clientAtEnds(ctx, k, "fraudpipe-bench-raw", topic)
+	if err != nil {
+		return 0, err
+	}
+	defer client.Close()
+	from := map[int32]kgo.Offset{}
+	for p, end := range ends {
+		if end > 0 {
+			from[p] = kgo.NewOffset().AtStart()
+		}
+	}
+	client.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: from})
+	got := 0
+	for len(from) > 0 {
+		fetches := client.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return got, err
+		}
+		if errs := fetches.Errors(); len(errs) > 0 {
+			return got, fmt.Errorf("consume %s/%d: %w", topic, errs[0].Partition, errs[0].Err)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			got++
+			if r.Offset+1 >= ends[r.Partition] {
+				delete(from, r.Partition)
+			}
+		})
+	}
+	return got, nil
 }
 
-func newAlertWatcher(k kafka.Config) (*alertWatcher, error) {
-	c, err := sarama.NewConsumer(k.Brokers, k.SaramaConfig("fraudpipe-bench-alerts"))
+// clientAtEnds returns a client on k's settings and the end offsets of topic's partitions.
+func clientAtEnds(ctx context.Context, k kafka.Config, clientID, topic string) (*kgo.Client, map[int32]int64, error) {
+	opts, err := k.ClientOptions(clientID, slog.Default())
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	listed, err := kadm.NewClient(client).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = listed.Error()
+	}
+	if err != nil {
+		client.Close()
+		return nil, nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	ends := map[int32]int64{}
+	for p, o := range listed[topic] {
+		ends[p] = o.Offset
+	}
+	return client, ends, nil
+}
+
+// alertWatcher consumes the alerts topic and records, per alert, the time from its payment's send to arrival.
+type alertWatcher struct {
+	client *kgo.Client
+	done   chan struct{}
+	mu     sync.Mutex
+	phases map[string]*sendTimes
+	lat    map[*sendTimes][]float64
+}
+
+// newAlertWatcher watches the alerts written from now on.
+func newAlertWatcher(ctx context.Context, k kafka.Config) (*alertWatcher, error) {
+	client, ends, err := clientAtEnds(ctx, k, "fraudpipe-bench-alerts", string(topics.Alerts))
 	if err != nil {
 		return nil, err
 	}
-	w := &alertWatcher{consumer: c, phases: map[string]*sendTimes{}, lat: map[*sendTimes][]float64{}}
-	parts, err := c.Partitions(string(topics.Alerts))
-	if err != nil {
-		return nil, err
+	from := map[int32]kgo.Offset{}
+	for p, end := range ends {
+		from[p] = kgo.NewOffset().At(end)
 	}
-	for _, p := range parts {
-		pc, err := c.ConsumePartition(string(topics.Alerts), p, sarama.OffsetNewest)
-		if err != nil {
-			return nil, err
-		}
-		go func() {
-			for m := range pc.Messages() {
-				w.observe(m.Value, time.Now().UnixNano())
+	client.AddConsumePartitions(map[string]map[int32]kgo.Offset{string(topics.Alerts): from})
+	w := &alertWatcher{client: client, done: make(chan struct{}), phases: map[string]*sendTimes{}, lat: map[*sendTimes][]float64{}}
+	go func() {
+		defer close(w.done)
+		for {
+			fetches := client.PollFetches(context.Background())
+			if fetches.IsClientClosed() {
+				return
 			}
-		}()
-	}
+			fetches.EachRecord(func(r *kgo.Record) { w.observe(r.Value, time.Now().UnixNano()) })
+		}
+	}()
 	return w, nil
 }
 
@@ -216,4 +247,7 @@ func (w *alertWatcher) latencies(st *sendTimes) Latency {
 	return Latency{Alerts: len(l), P50ms: q(0.50), P95ms: q(0.95), P99ms: q(0.99), MaxMs: l[len(l)-1]}
 }
 
-func (w *alertWatcher) close() { w.consumer.Close() }
+func (w *alertWatcher) close() {
+	w.client.Close()
+	<-w.done
+}

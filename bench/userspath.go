@@ -270,7 +270,7 @@ func clientConsume(ctx context.Context, cfg UsersPathConfig, client, broker, top
 // kcatAtRate offers payments to kcat's stdin at cfg.Rate for cfg.RateFor and measures payment-to-alert latency
 // from the moment each line was written.
 func kcatAtRate(ctx context.Context, cfg UsersPathConfig, k kafka.Config, broker string, processed func() float64, log *slog.Logger) (Latency, error) {
-	alerts, err := newAlertWatcher(k)
+	alerts, err := newAlertWatcher(ctx, k)
 	if err != nil {
 		return Latency{}, err
 	}

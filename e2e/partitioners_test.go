@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -153,6 +154,15 @@ func TestMatchingPartitionerNeedsNoHop(t *testing.T) {
 	kcat := func(t *testing.T, brokers string, keyed, _ []string) {
 		kcatProduce(t, brokers, "payments", true, keyed...)
 	}
+	ours := func(t *testing.T, brokers string, _, plain []string) {
+		f := filepath.Join(t.TempDir(), "payments.jsonl")
+		if err := os.WriteFile(f, []byte(strings.Join(plain, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(binary, "produce", "--brokers", brokers, "--file", f).CombinedOutput(); err != nil {
+			t.Fatalf("fraudpipe produce: %v\n%s", err, out)
+		}
+	}
 	for _, c := range []struct {
 		name, partitioner string
 		produce           func(t *testing.T, brokers string, keyed, plain []string)
@@ -160,6 +170,8 @@ func TestMatchingPartitionerNeedsNoHop(t *testing.T) {
 	}{
 		{"Java client into murmur2 (the default)", "", javaProduce, false},
 		{"kcat into crc32", "crc32", kcat, false},
+		{"fraudpipe produce into murmur2 (the default)", "", ours, false},
+		{"fraudpipe produce into fnv1a", "fnv1a", ours, false},
 		{"kcat into murmur2", "murmur2", kcat, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -9,19 +9,22 @@ import (
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/fraudpipe/fraudpipe/topics"
 )
 
 // EnsureTopics creates the topics that do not exist yet and checks the partition count of those that do: goka
 // needs a group's inputs, loop and table copartitioned, and a mismatch would silently split per-account state.
 func (c Config) EnsureTopics(ctx context.Context, specs []topics.Spec) error {
-	admin, err := c.admin()
+	admin, err := c.admin("fraudpipe-admin")
 	if err != nil {
 		return err
 	}
 	defer admin.Close()
-	existing, err := admin.ListTopics()
+	existing, err := admin.ListTopics(ctx)
 	if err != nil {
 		return fmt.Errorf("list topics: %w", err)
 	}
@@ -34,26 +37,26 @@ func (c Config) EnsureTopics(ctx context.Context, specs []topics.Spec) error {
 			if s.Partitions > 0 {
 				continue // a fixed-size control topic: its count does not follow the pipeline's
 			}
-			if int(d.NumPartitions) != want {
+			if len(d.Partitions) != want {
 				return fmt.Errorf("topic %s has %d partitions, the pipeline is configured for %d: use --partitions %d or recreate the topic",
-					s.Name, d.NumPartitions, want, d.NumPartitions)
+					s.Name, len(d.Partitions), want, len(d.Partitions))
 			}
 			continue
 		}
 		cfg := map[string]*string{}
-		set := func(k, v string) { cfg[k] = &v }
 		switch {
 		case s.Compacted:
-			set("cleanup.policy", "compact")
+			cfg["cleanup.policy"] = kadm.StringPtr("compact")
 		case s.Retention < 0:
-			set("retention.ms", "-1")
+			cfg["retention.ms"] = kadm.StringPtr("-1")
 		default:
-			set("retention.ms", strconv.FormatInt(s.Retention.Milliseconds(), 10))
+			cfg["retention.ms"] = kadm.StringPtr(strconv.FormatInt(s.Retention.Milliseconds(), 10))
 		}
-		err := admin.CreateTopic(s.Name, &sarama.TopicDetail{
-			NumPartitions: int32(want), ReplicationFactor: int16(c.Replication), ConfigEntries: cfg,
-		}, false)
-		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		resp, err := admin.CreateTopic(ctx, int32(want), int16(c.Replication), cfg, s.Name)
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			if resp.ErrMessage != "" {
+				return fmt.Errorf("create topic %s: %w: %s", s.Name, err, resp.ErrMessage)
+			}
 			return fmt.Errorf("create topic %s: %w", s.Name, err)
 		}
 		if err := ctx.Err(); err != nil {
@@ -65,38 +68,37 @@ func (c Config) EnsureTopics(ctx context.Context, specs []topics.Spec) error {
 
 // ClusterID asks the cluster for its id. Local state (goka's storage) is kept per cluster id, so storage left
 // over from a broker whose data is gone is never mistaken for state of the current one.
-func (c Config) ClusterID() (string, error) {
-	client, err := sarama.NewClient(c.Brokers, c.SaramaConfig("fraudpipe-cluster-id"))
+func (c Config) ClusterID(ctx context.Context) (string, error) {
+	admin, err := c.admin("fraudpipe-cluster-id")
 	if err != nil {
-		return "", fmt.Errorf("connect to %s: %w", strings.Join(c.Brokers, ","), err)
+		return "", err
 	}
-	defer client.Close()
-	b, err := client.Controller()
+	defer admin.Close()
+	m, err := admin.BrokerMetadata(ctx)
 	if err != nil {
-		return "", fmt.Errorf("find controller: %w", err)
+		return "", fmt.Errorf("metadata from %s: %w", strings.Join(c.Brokers, ","), err)
 	}
-	resp, err := b.GetMetadata(sarama.NewMetadataRequest(client.Config().Version, nil))
-	if err != nil {
-		return "", fmt.Errorf("metadata: %w", err)
-	}
-	if resp.ClusterID == nil || *resp.ClusterID == "" {
+	if m.Cluster == "" {
 		return "", errors.New("the cluster did not report an id")
 	}
-	return *resp.ClusterID, nil
+	return m.Cluster, nil
 }
 
 // PartitionCount returns the number of partitions of a topic.
-func (c Config) PartitionCount(topic string) (int32, error) {
-	client, err := sarama.NewClient(c.Brokers, c.SaramaConfig("fraudpipe-metadata"))
+func (c Config) PartitionCount(ctx context.Context, topic string) (int32, error) {
+	admin, err := c.admin("fraudpipe-metadata")
 	if err != nil {
-		return 0, fmt.Errorf("connect: %w", err)
+		return 0, err
 	}
-	defer client.Close()
-	ps, err := client.Partitions(topic)
+	defer admin.Close()
+	ts, err := admin.ListTopics(ctx, topic)
 	if err != nil {
 		return 0, fmt.Errorf("partitions of %s: %w", topic, err)
 	}
-	return int32(len(ps)), nil
+	if err := ts[topic].Err; err != nil {
+		return 0, fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	return int32(len(ts[topic].Partitions)), nil
 }
 
 // WaitForCluster retries until the brokers answer, so components can start before the broker does.
@@ -104,10 +106,15 @@ func (c Config) WaitForCluster(ctx context.Context, log *slog.Logger) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	cl, err := c.client("fraudpipe-admin", log)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
 	for {
-		admin, err := c.admin()
+		// A broker answers only once the connection is up, TLS and SASL included.
+		err := cl.Ping(ctx)
 		if err == nil {
-			admin.Close()
 			return nil
 		}
 		log.Warn("waiting for kafka", "brokers", strings.Join(c.Brokers, ","), "err", err)
@@ -119,10 +126,25 @@ func (c Config) WaitForCluster(ctx context.Context, log *slog.Logger) error {
 	}
 }
 
-func (c Config) admin() (sarama.ClusterAdmin, error) {
-	admin, err := sarama.NewClusterAdmin(c.Brokers, c.SaramaConfig("fraudpipe-admin"))
+// admin returns an admin client. The queries without a logger of their own log through slog's default, which the
+// command sets.
+func (c Config) admin(clientID string) (*kadm.Client, error) {
+	cl, err := c.client(clientID, slog.Default())
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", strings.Join(c.Brokers, ","), err)
+		return nil, err
 	}
-	return admin, nil
+	return kadm.NewClient(cl), nil
+}
+
+// client returns a client on ClientOptions. It connects on its first request.
+func (c Config) client(clientID string, log *slog.Logger) (*kgo.Client, error) {
+	opts, err := c.ClientOptions(clientID, log)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return cl, nil
 }

@@ -8,8 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/cenkalti/backoff/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Follower reads a small compacted control topic (rulesets, lists) from its beginning and keeps following it,
@@ -18,7 +19,7 @@ import (
 type Follower struct {
 	cfg   Config
 	topic string
-	apply func(*sarama.ConsumerMessage)
+	apply func(*kgo.Record)
 	log   *slog.Logger
 
 	ready     chan struct{}
@@ -26,7 +27,7 @@ type Follower struct {
 }
 
 // Follow returns a follower of topic; Run starts it. apply is called from one goroutine at a time.
-func (c Config) Follow(topic string, apply func(*sarama.ConsumerMessage), log *slog.Logger) *Follower {
+func (c Config) Follow(topic string, apply func(*kgo.Record), log *slog.Logger) *Follower {
 	return &Follower{cfg: c, topic: topic, apply: apply, log: log, ready: make(chan struct{})}
 }
 
@@ -43,7 +44,8 @@ func (f *Follower) WaitReady(ctx context.Context) error {
 	}
 }
 
-// Run follows the topic until ctx is done, reconnecting after errors (a broker restart).
+// Run follows the topic until ctx is done. The client rides out a broker restart by itself; after an error it
+// reports, Run starts a new one where the last left off.
 func (f *Follower) Run(ctx context.Context) error {
 	next := map[int32]int64{}
 	b := backoff.NewExponentialBackOff()
@@ -64,97 +66,75 @@ func (f *Follower) Run(ctx context.Context) error {
 }
 
 func (f *Follower) follow(ctx context.Context, next map[int32]int64) error {
-	sc := f.cfg.SaramaConfig("fraudpipe-follow-" + f.topic)
-	client, err := sarama.NewClient(f.cfg.Brokers, sc)
+	opts, err := f.cfg.ClientOptions("fraudpipe-follow-"+f.topic, f.log)
+	if err != nil {
+		return err
+	}
+	// A position compacted away meanwhile resumes at the log start, as one never read does.
+	client, err := kgo.NewClient(append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return err
+	admin := kadm.NewClient(client)
+	starts, err := admin.ListStartOffsets(ctx, f.topic)
+	if err == nil {
+		err = starts.Error()
 	}
-	defer consumer.Close()
-	parts, err := client.Partitions(f.topic)
 	if err != nil {
-		return err
+		return fmt.Errorf("start offsets of %s: %w", f.topic, err)
 	}
-	pending := 0 // partitions still behind their end as of the first connect
-	behind := map[int32]int64{}
-	for _, p := range parts {
-		end, err := client.GetOffset(f.topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return err
+	ends, err := admin.ListEndOffsets(ctx, f.topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("end offsets of %s: %w", f.topic, err)
+	}
+	from := map[int32]kgo.Offset{}
+	behind := map[int32]int64{} // partitions still behind their end as of the first connect
+	for p, end := range ends[f.topic] {
+		start, ok := next[p]
+		if !ok {
+			start = starts[f.topic][p].Offset
 		}
-		if _, ok := next[p]; !ok {
-			next[p] = sarama.OffsetOldest
-		}
-		start := next[p]
-		if start == sarama.OffsetOldest {
-			if start, err = client.GetOffset(f.topic, p, sarama.OffsetOldest); err != nil {
-				return err
-			}
-		}
+		from[p] = kgo.NewOffset().At(start)
 		// Kafka never compacts the active segment, so the record before the end is still there to be read.
-		if start < end {
-			behind[p] = end
-			pending++
+		if start < end.Offset {
+			behind[p] = end.Offset
 		}
 	}
-	if pending == 0 {
+	if len(behind) == 0 {
 		f.readyOnce.Do(func() { close(f.ready) })
 	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	msgs := make(chan *sarama.ConsumerMessage)
-	errs := make(chan error, len(parts))
-	var wg sync.WaitGroup
-	for _, p := range parts {
-		pc, err := consumer.ConsumePartition(f.topic, p, next[p])
-		if errors.Is(err, sarama.ErrOffsetOutOfRange) {
-			pc, err = consumer.ConsumePartition(f.topic, p, sarama.OffsetOldest) // compacted away meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer pc.AsyncClose()
-			for {
-				select {
-				case m := <-pc.Messages():
-					select {
-					case msgs <- m:
-					case <-ctx.Done():
-						return
-					}
-				case e := <-pc.Errors():
-					errs <- e
-					return
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
-	defer wg.Wait()
+	client.AddConsumePartitions(map[string]map[int32]kgo.Offset{f.topic: from})
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-errs:
+		fetches := client.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
 			return err
-		case m := <-msgs:
-			f.apply(m)
-			next[m.Partition] = m.Offset + 1
-			if end, ok := behind[m.Partition]; ok && m.Offset+1 >= end {
-				delete(behind, m.Partition)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			f.apply(r)
+			next[r.Partition] = r.Offset + 1
+			if end, ok := behind[r.Partition]; ok && r.Offset+1 >= end {
+				delete(behind, r.Partition)
 				if len(behind) == 0 {
 					f.readyOnce.Do(func() { close(f.ready) })
 				}
 			}
+		})
+		var err error
+		fetches.EachError(func(_ string, p int32, e error) {
+			var lost *kgo.ErrDataLoss
+			if errors.As(e, &lost) {
+				// The client resumed where the broker's log allows; a record read again changes nothing when applied.
+				f.log.Warn("control topic lost records", "topic", f.topic, "partition", p, "err", e)
+				return
+			}
+			err = errors.Join(err, e)
+		})
+		if err != nil {
+			return err
 		}
 	}
 }

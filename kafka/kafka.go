@@ -1,7 +1,8 @@
-// Package kafka holds the client settings every fraudpipe component shares: the sarama configuration (with
-// goka's risky defaults overridden) and the franz-go options with the same security, topic creation, the
-// followers of the control topics, and the cluster identity that local state is tied to. It knows no domain
-// package; goka's processors take these settings through kafka/gokaadapter.
+// Package kafka holds the client settings every fraudpipe component shares, topic creation, the cluster's id and
+// the followers of the control topics. Outside goka's consumers there is one Kafka client, franz-go: every client
+// starts from ClientOptions (brokers, security, client id, compression, logging) and every writer from
+// ProducerOptions. goka's consumers are sarama's, configured by SaramaConfig with the same security. It knows no
+// domain package; goka's processors take these settings through kafka/gokaadapter.
 package kafka
 
 import (
@@ -26,11 +27,11 @@ type Config struct {
 	// The empty string means lz4.
 	Compression string
 	Security    Security
-	// Partitioner places keys on partitions for every write of the pipeline's processors; "" leaves goka's hasher
-	// in charge (tests). The parts agree on it through AgreePartitioner.
+	// Partitioner places keys on partitions for every write of the pipeline; "" leaves goka's hasher in charge
+	// (tests). The parts agree on it through AgreePartitioner.
 	Partitioner Partitioner
-	// DeliveryTimeout bounds how long a processor's write may wait for a broker that is away before its promise
-	// fails and the processor stops with the error; 0 means DefaultDeliveryTimeout.
+	// DeliveryTimeout bounds how long a write may wait for a broker that is away before it fails (a processor then
+	// stops with the error); 0 means DefaultDeliveryTimeout.
 	DeliveryTimeout time.Duration
 }
 
@@ -68,10 +69,9 @@ func (c Config) codec() (sarama.CompressionCodec, error) {
 	return cc, nil
 }
 
-// SaramaConfig starts from goka's defaults (which keep its copartitioning rebalance strategy) and fixes the ones
-// that would lose data or add latency here. goka's consumers use it, and so do the sarama writers: the producer
-// command, the rules registry and the notifier's dead letters. The processors' writes take the same settings
-// through franz-go (producer.go).
+// SaramaConfig is the configuration of goka's consumers, its consumer groups and its topic manager
+// (kafka/gokaadapter/options.go); no other fraudpipe client is sarama's. It starts from goka's defaults, which keep its
+// copartitioning rebalance strategy, and fixes the ones that would lose data or add latency here.
 func (c Config) SaramaConfig(clientID string) *sarama.Config {
 	sc := goka.DefaultConfig()
 	sc.ClientID = clientID
@@ -79,16 +79,11 @@ func (c Config) SaramaConfig(clientID string) *sarama.Config {
 	sc.Version = sarama.V3_0_0_0
 	// A new group must read payments from the start, not skip what was produced before it started.
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	// An acknowledged alert or table write must survive the loss of the leader.
+	// The processors write through franz-go (gokaadapter/producer.go). A sarama producer built on this config, such
+	// as goka's default one, writes as fraudpipe's writers do: idempotent, acknowledged by all in-sync replicas, and
+	// with one request in flight, which keeps a partition's writes in order across retries.
 	sc.Producer.RequiredAcks = sarama.WaitForAll
-	// Writes to one partition must land in the order they were made: a table changelog that ends with an account's
-	// older state, or a loop topic that hands on an account's payments out of order, loses payments from its window.
-	// With several requests in flight a failed one is retried after a later one succeeded, so keep one; a batch
-	// waiting for its retry holds back everything newer for its partition (restart_test.go checks it).
 	sc.Net.MaxOpenRequests = 1
-	// Idempotent, as Kafka's own producers are by default: a retry of a batch the broker already wrote is dropped
-	// instead of written twice (TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts holds the sarama release
-	// in go.mod to that). Consumers here still tolerate duplicates: user producers may retry.
 	sc.Producer.Idempotent = true
 	sc.Producer.Flush.Frequency = c.Flush
 	sc.Producer.Compression, _ = c.codec() // checked by Validate; an unknown name falls back to none

@@ -40,6 +40,24 @@ func (c Config) ClientOptions(clientID string, log *slog.Logger) ([]kgo.Opt, err
 	), nil
 }
 
+// ProducerOptions are ClientOptions for a client that writes. Its writes are idempotent, franz-go's default, with
+// acks from all in-sync replicas: an acknowledged record survives the loss of the leader, and a retried batch lands
+// once and in order. A write waits up to the delivery timeout for a broker that is away, then fails; franz-go counts
+// that from the record's timestamp, so records are written without one of their own. A keyed record lands where
+// the pipeline's processors place its key (Placement).
+func (c Config) ProducerOptions(clientID string, log *slog.Logger) ([]kgo.Opt, error) {
+	opts, err := c.ClientOptions(clientID, log)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts,
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(c.Flush),
+		kgo.RecordDeliveryTimeout(c.DeliveryTimeoutOrDefault()),
+		kgo.RecordPartitioner(c.Placement(nil)),
+	), nil
+}
+
 func (c Config) kgoCodec() (kgo.CompressionCodec, error) {
 	cc, err := c.codec()
 	if err != nil {

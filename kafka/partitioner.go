@@ -2,7 +2,9 @@ package kafka
 
 import (
 	"fmt"
+	"hash"
 	"hash/crc32"
+	"hash/fnv"
 	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -93,4 +95,35 @@ func murmur2(b []byte) uint32 {
 	h *= m
 	h ^= h >> 15
 	return h
+}
+
+// Placement is how this configuration's writes place keys: by Partitioner, or without one where sarama's hash
+// partitioner puts them with hasher (goka's default, FNV-1a, when nil).
+func (c Config) Placement(hasher func() hash.Hash32) kgo.Partitioner {
+	if c.Partitioner != "" {
+		return c.Partitioner.KgoPartitioner()
+	}
+	if hasher == nil {
+		hasher = fnv.New32a
+	}
+	return KeyPartitioner(hasher)
+}
+
+// KeyPartitioner places a keyed record on the partition sarama's hash partitioner would with hasher, which is how
+// goka's processors place keys (goka.DefaultHasher, FNV-1a, unless a processor is given another): payments, a
+// table's changelog and a loop topic must agree on which partition holds an account. Each topic gets its own
+// hasher, since franz-go calls a topic's partitioner under that topic's lock only. A record without a key goes to
+// a partition picked at random, as with sarama.
+func KeyPartitioner(hasher func() hash.Hash32) kgo.Partitioner { return keyPartitioner{hasher} }
+
+type keyPartitioner struct{ hasher func() hash.Hash32 }
+
+func (p keyPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	h := p.hasher()
+	sum := func(key []byte) uint32 {
+		h.Reset()
+		h.Write(key)
+		return h.Sum32()
+	}
+	return kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(sum)).ForTopic(topic)
 }

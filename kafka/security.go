@@ -99,7 +99,7 @@ func (s Security) apply(sc *sarama.Config) error {
 	return nil
 }
 
-// kgoOptions are the same settings for a franz-go client (the processors' producer, see producer.go).
+// kgoOptions are the same settings for a franz-go client, every client but goka's consumers (ClientOptions).
 func (s Security) kgoOptions() ([]kgo.Opt, error) {
 	tc, err := s.tlsConfig()
 	if err != nil {

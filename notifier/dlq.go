@@ -4,37 +4,46 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
 
 // KafkaDeadLetters publishes failed deliveries to notifications.dlq, keyed by account id.
-type KafkaDeadLetters struct{ p sarama.SyncProducer }
+type KafkaDeadLetters struct{ client *kgo.Client }
 
-// NewKafkaDeadLetters connects a producer with the given config.
-func NewKafkaDeadLetters(brokers []string, cfg *sarama.Config) (*KafkaDeadLetters, error) {
-	cfg.Producer.Return.Successes = true
-	p, err := sarama.NewSyncProducer(brokers, cfg)
+// NewKafkaDeadLetters returns a dead-letter writer on the cluster's producer settings; it connects on its first
+// write.
+func NewKafkaDeadLetters(cfg kafka.Config, log *slog.Logger) (*KafkaDeadLetters, error) {
+	opts, err := cfg.ProducerOptions("fraudpipe-notifier-dlq", log)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter producer: %w", err)
 	}
-	return &KafkaDeadLetters{p: p}, nil
+	client, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter producer: %w", err)
+	}
+	return &KafkaDeadLetters{client: client}, nil
 }
 
 // DeadLetter implements DeadLetters; it returns once the broker has the record.
-func (k *KafkaDeadLetters) DeadLetter(_ context.Context, d topics.DeadDelivery) error {
+func (k *KafkaDeadLetters) DeadLetter(ctx context.Context, d topics.DeadDelivery) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("encode dead delivery: %w", err)
 	}
-	_, _, err = k.p.SendMessage(&sarama.ProducerMessage{Topic: string(topics.NotificationsDLQ), Key: sarama.StringEncoder(d.AccountID), Value: sarama.ByteEncoder(b)})
-	if err != nil {
+	r := &kgo.Record{Topic: string(topics.NotificationsDLQ), Key: []byte(d.AccountID), Value: b}
+	if err := k.client.ProduceSync(ctx, r).FirstErr(); err != nil {
 		return fmt.Errorf("publish dead delivery: %w", err)
 	}
 	return nil
 }
 
 // Close closes the producer.
-func (k *KafkaDeadLetters) Close() error { return k.p.Close() }
+func (k *KafkaDeadLetters) Close() error {
+	k.client.Close()
+	return nil
+}

@@ -8,69 +8,80 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/rules"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
 
-// Sender produces records asynchronously and counts acknowledgements. Keys are partitioned with sarama's hash
-// partitioner (FNV-1a), the one goka uses, so the detector never has to re-route them.
+// maxUnacked bounds the records sent and not yet acknowledged, franz-go's default buffer.
+const maxUnacked = 10_000
+
+// Sender produces records asynchronously and counts acknowledgements. Keys go where the pipeline's processors
+// place them (kafka.Config.Placement), so the detector never has to re-route them.
 type Sender struct {
-	p      sarama.AsyncProducer
-	acked  atomic.Int64
-	failed atomic.Int64
-	mu     sync.Mutex
-	errs   []error
-	done   sync.WaitGroup
+	client  *kgo.Client
+	unacked chan struct{} // a slot per record not yet acknowledged or failed
+	pending sync.WaitGroup
+	acked   atomic.Int64
+	failed  atomic.Int64
+	mu      sync.Mutex
+	errs    []error
 }
 
-// NewSender connects a producer with the given config (see kafka.Config.SaramaConfig).
-func NewSender(brokers []string, cfg *sarama.Config) (*Sender, error) {
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.Return.Errors = true
-	cfg.Producer.Partitioner = sarama.NewHashPartitioner
-	p, err := sarama.NewAsyncProducer(brokers, cfg)
+// NewSender returns a sender on the cluster's producer settings (kafka.Config.ProducerOptions); it connects on
+// its first record.
+func NewSender(cfg kafka.Config, clientID string, log *slog.Logger) (*Sender, error) {
+	opts, err := cfg.ProducerOptions(clientID, log)
 	if err != nil {
 		return nil, fmt.Errorf("producer: %w", err)
 	}
-	s := &Sender{p: p}
-	s.done.Add(2)
-	go func() {
-		defer s.done.Done()
-		for range p.Successes() {
-			s.acked.Add(1)
-		}
-	}()
-	go func() {
-		defer s.done.Done()
-		for e := range p.Errors() {
-			s.failed.Add(1)
-			s.mu.Lock()
-			if len(s.errs) < 10 {
-				s.errs = append(s.errs, e)
-			}
-			s.mu.Unlock()
-		}
-	}()
-	return s, nil
+	client, err := kgo.NewClient(append(opts, kgo.MaxBufferedRecords(maxUnacked))...)
+	if err != nil {
+		return nil, fmt.Errorf("producer: %w", err)
+	}
+	return &Sender{client: client, unacked: make(chan struct{}, maxUnacked)}, nil
 }
 
-// Send queues one record; it blocks when the producer's buffer is full.
+// Send queues one record; it blocks while maxUnacked records wait for their acknowledgement. A queued record is
+// written even if ctx ends later: Close waits for it.
 func (s *Sender) Send(ctx context.Context, topic, key string, value []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err // even with a slot free, which select might pick
+	}
 	select {
-	case s.p.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(value)}:
-		return nil
+	case s.unacked <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	s.pending.Add(1)
+	s.client.Produce(context.Background(), &kgo.Record{Topic: topic, Key: []byte(key), Value: value}, s.done)
+	return nil
+}
+
+// done counts a record's outcome; franz-go calls it once per record, one call at a time.
+func (s *Sender) done(_ *kgo.Record, err error) {
+	if err == nil {
+		s.acked.Add(1)
+	} else {
+		s.failed.Add(1)
+		s.mu.Lock()
+		if len(s.errs) < 10 {
+			s.errs = append(s.errs, err)
+		}
+		s.mu.Unlock()
+	}
+	<-s.unacked
+	s.pending.Done()
 }
 
 // Acked returns how many records the brokers acknowledged so far.
@@ -78,9 +89,9 @@ func (s *Sender) Acked() int64 { return s.acked.Load() }
 
 // Close flushes what is queued and returns an error if any record failed.
 func (s *Sender) Close() error {
-	// AsyncClose, not Close: Close drains Successes itself and would race the counting goroutine.
-	s.p.AsyncClose()
-	s.done.Wait()
+	s.client.Flush(context.Background()) // returns once every queued record is acknowledged or failed
+	s.pending.Wait()                     // and its outcome counted
+	s.client.Close()
 	if n := s.failed.Load(); n > 0 {
 		s.mu.Lock()
 		defer s.mu.Unlock()

@@ -71,7 +71,7 @@ func (d *deps) prepare(ctx context.Context) (storage string, err error) {
 	if d.stateDir == "" {
 		return "", nil
 	}
-	id, err := d.kafka.ClusterID()
+	id, err := d.kafka.ClusterID(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -131,7 +131,7 @@ func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage strin
 	if !ok {
 		return errors.New("no ruleset published yet: give --rules FILE or run `fraudpipe rules push FILE`")
 	}
-	partitions, err := d.kafka.PartitionCount(string(topics.Payments))
+	partitions, err := d.kafka.PartitionCount(ctx, string(topics.Payments))
 	if err != nil {
 		return err
 	}
@@ -272,11 +272,11 @@ func startNotifier(ctx context.Context, g *errgroup.Group, d deps, nf notifierFl
 	if len(senders) > 0 && nf.redisURL == "" {
 		d.log.Warn("providers are configured with the embedded Redis: deliveries parked for later do not survive a restart; use --redis")
 	}
-	repl, err := notifier.NewReplicator(d.kafka.Brokers, d.kafka.SaramaConfig("fraudpipe-customers"), store, d.log)
+	repl, err := notifier.NewReplicator(d.kafka, store, d.log)
 	if err != nil {
 		return err
 	}
-	dlq, err := notifier.NewKafkaDeadLetters(d.kafka.Brokers, d.kafka.SaramaConfig("fraudpipe-notifier-dlq"))
+	dlq, err := notifier.NewKafkaDeadLetters(d.kafka, d.log)
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func watchKafka(ctx context.Context, k kafka.Config, name string, embedded bool,
 	if embedded {
 		notLiveAfter = 3
 	}
-	return probeLoop(ctx, h, name, every, notLiveAfter, where, func(context.Context) error { _, err := k.ClusterID(); return err })
+	return probeLoop(ctx, h, name, every, notLiveAfter, where, func(ctx context.Context) error { _, err := k.ClusterID(ctx); return err })
 }
 
 // probeLoop asks probe every interval and reports the answer as the part name in h: ready while it answers; live

@@ -66,7 +66,11 @@ func (c *produceConfig) run(ctx context.Context, stdin io.Reader, out io.Writer)
 	if err := k.WaitForCluster(ctx, log); err != nil {
 		return err
 	}
-	s, err := producer.NewSender(k.Brokers, k.SaramaConfig("fraudpipe-producer"))
+	// Payments go where the pipeline places their account, so that none takes the detector's loop hop.
+	if k, err = createPipeline(ctx, k, log); err != nil {
+		return err
+	}
+	s, err := producer.NewSender(k, "fraudpipe-producer", log)
 	if err != nil {
 		return err
 	}

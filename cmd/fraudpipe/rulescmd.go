@@ -17,8 +17,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/rules"
@@ -433,7 +434,7 @@ func replayFile(path string, add func([]byte)) error {
 // replayTopic reads every partition of the payments topic from the offset of time from up to its end as of
 // now, partition by partition: payments keyed by account keep their order, which is what state depends on.
 func replayTopic(ctx context.Context, k kafka.Config, from string, add func([]byte)) error {
-	since := int64(sarama.OffsetOldest)
+	since := int64(-1) // the start of what the topic retains
 	if from != "" {
 		if d, err := rules.ParseDuration(from); err == nil {
 			since = time.Now().Add(-d).UnixMilli()
@@ -443,59 +444,82 @@ func replayTopic(ctx context.Context, k kafka.Config, from string, add func([]by
 			return fmt.Errorf("--from %q: want RFC 3339 or a duration such as 24h", from)
 		}
 	}
-	client, err := sarama.NewClient(k.Brokers, k.SaramaConfig("fraudpipe-backtest"))
+	topic := string(topics.Payments)
+	opts, err := k.ClientOptions("fraudpipe-backtest", slog.Default())
 	if err != nil {
 		return err
 	}
-	defer client.Close()
-	consumer, err := sarama.NewConsumerFromClient(client)
+	// What retention removed meanwhile is skipped: the replay goes on from what the topic still has.
+	opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	admin, err := kadm.NewOptClient(opts...)
 	if err != nil {
 		return err
 	}
-	defer consumer.Close()
-	parts, err := client.Partitions(string(topics.Payments))
-	if err != nil {
-		return err
+	defer admin.Close()
+	ends, err := admin.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
 	}
-	for _, p := range parts {
-		end, err := client.GetOffset(string(topics.Payments), p, sarama.OffsetNewest)
-		if err != nil {
-			return err
-		}
-		first, err := client.GetOffset(string(topics.Payments), p, since)
-		if err != nil {
-			return err
-		}
+	if err != nil {
+		return fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	var firsts kadm.ListedOffsets
+	if since < 0 {
+		firsts, err = admin.ListStartOffsets(ctx, topic)
+	} else {
+		firsts, err = admin.ListOffsetsAfterMilli(ctx, since, topic)
+	}
+	if err == nil {
+		err = firsts.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("start offsets of %s: %w", topic, err)
+	}
+	for _, p := range slices.Sorted(maps.Keys(ends[topic])) {
+		end, first := ends[topic][p].Offset, firsts[topic][p].Offset
 		if first < 0 || first >= end {
 			continue // nothing since then
 		}
-		pc, err := consumer.ConsumePartition(string(topics.Payments), p, first)
-		if err != nil {
+		if err := replayPartition(ctx, opts, topic, p, first, end, add); err != nil {
 			return err
 		}
-		for next := first; next < end; {
-			select {
-			case m := <-pc.Messages():
-				next = m.Offset + 1
-				if !isControl(m.Headers) {
-					add(m.Value)
-				}
-			case err := <-pc.Errors():
-				pc.Close()
-				return err
-			case <-ctx.Done():
-				pc.Close()
-				return ctx.Err()
-			}
-		}
-		pc.Close()
 	}
 	return nil
 }
 
-func isControl(hs []*sarama.RecordHeader) bool {
+// replayPartition hands the payments of one partition from first up to end to add, in order.
+func replayPartition(ctx context.Context, opts []kgo.Opt, topic string, p int32, first, end int64, add func([]byte)) error {
+	client, err := kgo.NewClient(append(slices.Clone(opts),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(first)}}))...)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	for next := first; next < end; {
+		fetches := client.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if errs := fetches.Errors(); len(errs) > 0 {
+			return fmt.Errorf("read %s/%d: %w", topic, p, errs[0].Err)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			if r.Offset >= end {
+				next = end // written after the replay started
+				return
+			}
+			next = r.Offset + 1
+			if !isControl(r.Headers) {
+				add(r.Value)
+			}
+		})
+	}
+	return nil
+}
+
+func isControl(hs []kgo.RecordHeader) bool {
 	for _, h := range hs {
-		if string(h.Key) == topics.HeaderControl {
+		if h.Key == topics.HeaderControl {
 			return true
 		}
 	}
@@ -573,7 +597,7 @@ func listsCommand() *ffcli.Command {
 				}
 				return showList(ctx, os.Stdout, k, log, name, fileEntries)
 			}
-			if err := registry.UpdateLists(k, name, args[1:], *remove); err != nil {
+			if err := registry.UpdateLists(ctx, k, name, args[1:], *remove); err != nil {
 				return err
 			}
 			verb := "added to"

@@ -21,8 +21,8 @@ import (
 // (the CPU it saves: docs/performance.md). What goka relies on is kept: acknowledged writes of a partition land
 // once and in order (idempotent, all replicas' acks; restart_test.go restarts the broker under it), a failed write
 // rejects its promise so the input record is never committed (ordered.go), and every key lands on the partition
-// goka's hasher picks, the one sarama's hash partitioner picks, so tables, loop topics and the inputs written by
-// sarama clients stay copartitioned.
+// goka's hasher picks, the one sarama's hash partitioner picks, so tables, loop topics and the inputs stay
+// copartitioned (kafka.KeyPartitioner).
 
 // ProducerMetrics shows what a component's processor producer is waiting on: while a broker is away, its writes
 // wait in memory (up to the delivery timeout) and the processor stops taking payments once 50,000 are waiting.
@@ -56,24 +56,21 @@ func NewProducerMetrics(reg prometheus.Registerer, client string) *ProducerMetri
 // ProducerBuilder builds the processors' producers for goka on c's franz-go settings; m may be nil.
 func ProducerBuilder(c kafka.Config, clientID string, log *slog.Logger, m *ProducerMetrics) goka.ProducerBuilder {
 	return func(brokers []string, _ string, hasher func() hash.Hash32) (goka.Producer, error) {
-		opts, err := c.ClientOptions(clientID, log)
+		// Idempotent, with acks from all in-sync replicas, as the changelogs need: see Config.ProducerOptions.
+		// Idempotence also keeps a partition's writes in order with several requests in flight: the broker rejects
+		// a sequence number that skips one, and the client resends in order.
+		opts, err := c.ProducerOptions(clientID, log)
 		if err != nil {
 			return nil, err
 		}
 		client, err := kgo.NewClient(append(opts,
 			kgo.SeedBrokers(brokers...),
-			// Idempotent writes, franz-go's default, need acks from all in-sync replicas; named here because the
-			// changelogs rely on it. Idempotence also keeps a partition's writes in order with several requests in
-			// flight: the broker rejects a sequence number that skips one, and the client resends in order.
-			kgo.RequiredAcks(kgo.AllISRAcks()),
-			kgo.ProducerLinger(c.Flush),
-			kgo.RecordDeliveryTimeout(c.DeliveryTimeoutOrDefault()),
 			// franz-go otherwise never fails a write it may have sent, however long the broker stays away, and the
 			// processor would hang instead of stopping with the error. A write failed that way may still have
 			// landed; its input record is then processed again, which the pipeline tolerates (a changelog's last
 			// write wins, the detector recognises a redelivered payment, alerts carry ids).
 			kgo.AllowIdempotentProduceCancellation(),
-			kgo.RecordPartitioner(partitioner(c.Partitioner, hasher)),
+			kgo.RecordPartitioner(c.Placement(hasher)),
 		)...)
 		if err != nil {
 			return nil, fmt.Errorf("producer client: %w", err)
@@ -132,28 +129,4 @@ func (p *producer) Close() error {
 		return fmt.Errorf("flush producer: %w", err)
 	}
 	return nil
-}
-
-// partitioner is the configured placement, or without one goka's hasher's.
-func partitioner(p kafka.Partitioner, hasher func() hash.Hash32) kgo.Partitioner {
-	if p != "" {
-		return p.KgoPartitioner()
-	}
-	return gokaPartitioner{hasher}
-}
-
-// gokaPartitioner places a keyed record on the partition sarama's hash partitioner would, with goka's hasher (FNV-1a
-// unless the processor was given another): a table's changelog, a loop topic and the inputs must agree on which
-// partition holds an account. Each topic gets its own hasher, since franz-go calls a topic's partitioner under
-// that topic's lock only.
-type gokaPartitioner struct{ hasher func() hash.Hash32 }
-
-func (p gokaPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
-	h := p.hasher()
-	sum := func(key []byte) uint32 {
-		h.Reset()
-		h.Write(key)
-		return h.Sum32()
-	}
-	return kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(sum)).ForTopic(topic)
 }

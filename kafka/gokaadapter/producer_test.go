@@ -56,9 +56,8 @@ func await(t *testing.T, p *goka.Promise) emitted {
 }
 
 // goka's processors expect a key on the partition goka's hasher picks, as sarama's hash partitioner does: the
-// producer command writes payments with sarama, the detector writes its table and loop topic with franz-go, and an
-// account whose state landed on another partition than its payments would lose its state on the next rebalance
-// or restart. Checked for every key, the empty one included, and for a hasher other than goka's default.
+// producer command writes payments there, the detector its table and loop topic, and an account whose state
+// landed on another partition than its payments would lose its state on the next rebalance or restart. Checked for every key, the empty one included, and for a hasher other than goka's default.
 func TestProducerPlacesKeysWhereSaramaDoes(t *testing.T) {
 	const partitions = 7
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "t"))

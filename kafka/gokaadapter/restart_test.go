@@ -1,6 +1,7 @@
 package gokaadapter
 
 import (
+	"context"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fraudpipe/fraudpipe/embedded"
 	"github.com/fraudpipe/fraudpipe/internal/testenv"
@@ -22,42 +24,41 @@ import (
 
 // The producers fraudpipe writes with must not lose a record the broker acknowledged, must write each record once,
 // and must keep each key's records in the order they were sent, however often the broker restarts under them:
-// that is what a table's changelog, the detector's loop topic and the alerts rely on. Both are checked: sarama's,
-// which the producer command and the other sarama writers use, and franz-go's, which the processors write through
-// (producer.go). sarama v1.46 failed the first with idempotence on (two records sent under the same epoch and
-// sequence, the second acknowledged as a duplicate and dropped) and the last with it off (later records sent ahead
-// of a batch awaiting retry); see SaramaConfig. v1.61 passes. It runs on the embedded broker, and on Apache Kafka
-// in make e2e-kafka.
+// that is what a table's changelog, the detector's loop topic and the alerts rely on. Both franz-go setups are
+// checked: kafka.Config.ProducerOptions, which the producer command, the rules registry and the dead letters
+// write with, and the processors' producer (producer.go), which adds cancellation of writes in flight. It runs on
+// the embedded broker, and on Apache Kafka in make e2e-kafka.
 func TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts(t *testing.T) {
 	addr, restart := restartableBroker(t)
 	c := kafka.Config{Brokers: []string{addr}, Flush: time.Millisecond, Compression: "lz4", Replication: 1}
-	t.Run("sarama", func(t *testing.T) { checkWritesAcrossRestarts(t, c, "sarama", restart, saramaWriter) })
+	t.Run("franz-go writers", func(t *testing.T) { checkWritesAcrossRestarts(t, c, "writers", restart, franzWriter) })
 	t.Run("goka on franz-go", func(t *testing.T) { checkWritesAcrossRestarts(t, c, "goka", restart, gokaWriter) })
 }
 
 // A writer sends records to a topic and reports each one's fate: acked with where the broker wrote it, or failed.
 type writer func(t *testing.T, c kafka.Config, acked func(value string, partition int32, offset int64), failed func()) (send func(topic, key, value string), close func())
 
-func saramaWriter(t *testing.T, c kafka.Config, acked func(string, int32, int64), failed func()) (func(string, string, string), func()) {
-	sc := c.SaramaConfig("restart-test")
-	sc.Producer.Return.Successes = true
-	p, err := sarama.NewAsyncProducer(c.Brokers, sc)
+func franzWriter(t *testing.T, c kafka.Config, acked func(string, int32, int64), failed func()) (func(string, string, string), func()) {
+	opts, err := c.ProducerOptions("restart-test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for m := range p.Successes() {
-			acked(string(m.Value.(sarama.StringEncoder)), m.Partition, m.Offset)
-		}
-	}()
-	go func() {
-		for range p.Errors() {
-			failed()
-		}
-	}()
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return func(topic, key, value string) {
-		p.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.StringEncoder(value)}
-	}, p.AsyncClose
+			cl.Produce(context.Background(), &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte(value)}, func(r *kgo.Record, err error) {
+				if err != nil {
+					failed()
+					return
+				}
+				acked(value, r.Partition, r.Offset)
+			})
+		}, func() {
+			cl.Flush(context.Background())
+			cl.Close()
+		}
 }
 
 func gokaWriter(t *testing.T, c kafka.Config, acked func(string, int32, int64), failed func()) (func(string, string, string), func()) {

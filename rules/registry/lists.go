@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/topics"
@@ -27,7 +27,7 @@ type Lists struct {
 // NewLists returns the lists of the cluster's lists topic; Run starts following it.
 func NewLists(cfg kafka.Config, log *slog.Logger) *Lists {
 	l := &Lists{entries: map[string]map[string]struct{}{}}
-	l.fol = cfg.Follow(topics.Lists, func(m *sarama.ConsumerMessage) { l.apply(string(m.Key), m.Value) }, log)
+	l.fol = cfg.Follow(topics.Lists, func(m *kgo.Record) { l.apply(string(m.Key), m.Value) }, log)
 	return l
 }
 
@@ -70,26 +70,28 @@ func (l *Lists) Entries(list string) []string {
 }
 
 // UpdateLists adds (or, with remove, deletes) values of a list on the lists topic.
-func UpdateLists(cfg kafka.Config, list string, values []string, remove bool) error {
+func UpdateLists(ctx context.Context, cfg kafka.Config, list string, values []string, remove bool) error {
 	if list == "" || strings.Contains(list, "/") {
 		return fmt.Errorf("list name %q: must be non-empty without '/'", list)
 	}
-	sc := cfg.SaramaConfig("fraudpipe-lists")
-	sc.Producer.Return.Successes = true
-	prod, err := sarama.NewSyncProducer(cfg.Brokers, sc)
+	opts, err := cfg.ProducerOptions("fraudpipe-lists", slog.Default())
+	if err != nil {
+		return err
+	}
+	prod, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer prod.Close()
-	msgs := make([]*sarama.ProducerMessage, 0, len(values))
+	recs := make([]*kgo.Record, 0, len(values))
 	for _, v := range values {
-		m := &sarama.ProducerMessage{Topic: topics.Lists, Key: sarama.StringEncoder(topics.ListKey(list, v))}
+		r := &kgo.Record{Topic: topics.Lists, Key: []byte(topics.ListKey(list, v))}
 		if !remove {
-			m.Value = sarama.StringEncoder("1")
+			r.Value = []byte("1")
 		}
-		msgs = append(msgs, m)
+		recs = append(recs, r)
 	}
-	if err := prod.SendMessages(msgs); err != nil {
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("update list %s: %w", list, err)
 	}
 	return nil

@@ -20,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/rules"
@@ -67,7 +67,7 @@ type Registry struct {
 // New returns a registry that follows the rules topic of the cluster; Run starts it.
 func New(cfg kafka.Config, log *slog.Logger) *Registry {
 	r := &Registry{log: log, versions: map[int]*entry{}, changed: make(chan struct{})}
-	r.fol = cfg.Follow(topics.Rules, func(m *sarama.ConsumerMessage) { r.apply(m.Key, m.Value) }, log)
+	r.fol = cfg.Follow(topics.Rules, func(m *kgo.Record) { r.apply(m.Key, m.Value) }, log)
 	return r
 }
 
@@ -206,10 +206,12 @@ func (r *Registry) Push(ctx context.Context, cfg kafka.Config, b rules.Bundle, m
 	v := Version{Version: latest.Version + 1, Digest: b.Digest(), CreatedAt: time.Now().UTC(),
 		Author: meta.Author, Comment: meta.Comment, RolledBackFrom: meta.RolledBackFrom, Bundle: b}
 
-	sc := cfg.SaramaConfig("fraudpipe-rules-push")
-	sc.Producer.Return.Successes = true
-	sc.Producer.Partitioner = sarama.NewManualPartitioner
-	prod, err := sarama.NewSyncProducer(cfg.Brokers, sc)
+	opts, err := cfg.ProducerOptions("fraudpipe-rules-push", r.log)
+	if err != nil {
+		return Version{}, false, err
+	}
+	// Every record names its partition: the rules topic has one, and a marker goes to each payments partition.
+	prod, err := kgo.NewClient(append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		return Version{}, false, fmt.Errorf("connect: %w", err)
 	}
@@ -219,28 +221,27 @@ func (r *Registry) Push(ctx context.Context, cfg kafka.Config, b rules.Bundle, m
 		if err != nil {
 			return err
 		}
-		_, _, err = prod.SendMessage(&sarama.ProducerMessage{Topic: topics.Rules, Key: sarama.StringEncoder(Key(v.Version)), Value: sarama.ByteEncoder(data)})
-		return err
+		return prod.ProduceSync(ctx, &kgo.Record{Topic: topics.Rules, Key: []byte(Key(v.Version)), Value: data}).FirstErr()
 	}
 	// The version first, so a detector that reads a marker finds what it names.
 	if err := put(); err != nil {
 		return Version{}, false, fmt.Errorf("publish version %d: %w", v.Version, err)
 	}
-	parts, err := cfg.PartitionCount(string(topics.Payments))
+	parts, err := cfg.PartitionCount(ctx, string(topics.Payments))
 	if err != nil {
 		return Version{}, false, err
 	}
 	marker, _ := json.Marshal(Marker{RulesetVersion: v.Version})
 	v.Effective = map[int32]int64{}
 	for p := range parts {
-		_, off, err := prod.SendMessage(&sarama.ProducerMessage{
-			Topic: string(topics.Payments), Partition: p, Value: sarama.ByteEncoder(marker),
-			Headers: []sarama.RecordHeader{{Key: []byte(topics.HeaderControl), Value: []byte(topics.ControlRuleset)}},
-		})
+		m, err := prod.ProduceSync(ctx, &kgo.Record{
+			Topic: string(topics.Payments), Partition: p, Value: marker,
+			Headers: []kgo.RecordHeader{{Key: topics.HeaderControl, Value: []byte(topics.ControlRuleset)}},
+		}).First()
 		if err != nil {
 			return Version{}, false, fmt.Errorf("write the switch marker of version %d to payments/%d: %w (detectors switch partitions as they reach the markers written so far; push again to finish)", v.Version, p, err)
 		}
-		v.Effective[p] = off
+		v.Effective[p] = m.Offset
 	}
 	if err := put(); err != nil {
 		return Version{}, false, fmt.Errorf("record where version %d took effect: %w", v.Version, err)

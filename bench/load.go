@@ -88,67 +88,6 @@ func median(v []float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-// raw produces cfg.Count payments to topic, which nobody processes, then consumes them all: the broker's own cost
-// for the records the pipeline moves, on the same machine at the same time.
-func raw(ctx context.Context, cfg Config, topic string) (float64, error) {
-	s, err := producer.NewSender(cfg.Kafka, "fraudpipe-bench-raw", slog.Default())
-	if err != nil {
-		return 0, err
-	}
-	g := producer.NewGenerator(99, cfg.Accounts, 0.01, time.Now(), time.Hour)
-	start := time.Now()
-	for range cfg.Count {
-		p := g.Next()
-		if err := s.Send(ctx, topic, p.AccountID, producer.Encode(p)); err != nil {
-			return 0, err
-		}
-	}
-	if err := s.Close(); err != nil {
-		return 0, err
-	}
-	got, err := consumeAll(ctx, cfg.Kafka, topic)
-	if err != nil {
-		return 0, err
-	}
-	if got < cfg.Count {
-		return 0, fmt.Errorf("consumed %d of %d", got, cfg.Count)
-	}
-	return float64(cfg.Count) / time.Since(start).Seconds(), nil
-}
-
-// consumeAll reads every partition of topic from its start up to its end as of now, and counts the records.
-func consumeAll(ctx context.Context, k kafka.Config, topic string) (int, error) {
-	client, ends, err := clientAtEnds(ctx, k, "fraudpipe-bench-raw", topic)
-	if err != nil {
-		return 0, err
-	}
-	defer client.Close()
-	from := map[int32]kgo.Offset{}
-	for p, end := range ends {
-		if end > 0 {
-			from[p] = kgo.NewOffset().AtStart()
-		}
-	}
-	client.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: from})
-	got := 0
-	for len(from) > 0 {
-		fetches := client.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return got, err
-		}
-		if errs := fetches.Errors(); len(errs) > 0 {
-			return got, fmt.Errorf("consume %s/%d: %w", topic, errs[0].Partition, errs[0].Err)
-		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			got++
-			if r.Offset+1 >= ends[r.Partition] {
-				delete(from, r.Partition)
-			}
-		})
-	}
-	return got, nil
-}
-
 // clientAtEnds returns a client on k's settings and the end offsets of topic's partitions.
 func clientAtEnds(ctx context.Context, k kafka.Config, clientID, topic string) (*kgo.Client, map[int32]int64, error) {
 	opts, err := k.ClientOptions(clientID, slog.Default())

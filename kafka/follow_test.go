@@ -24,11 +24,7 @@ func TestFollowerCatchesUpThenFollows(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	opts, err := k.ProducerOptions("test", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := kgo.NewClient(opts...)
+	w, err := k.NewProducer("test", log)
 	if err != nil {
 		t.Fatal(err)
 	}

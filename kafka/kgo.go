@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -56,6 +57,19 @@ func (c Config) ProducerOptions(clientID string, log *slog.Logger) ([]kgo.Opt, e
 		kgo.RecordDeliveryTimeout(c.DeliveryTimeoutOrDefault()),
 		kgo.RecordPartitioner(c.Placement(nil)),
 	), nil
+}
+
+// NewProducer returns a client on ProducerOptions, extra options applied last. It connects on its first record.
+func (c Config) NewProducer(clientID string, log *slog.Logger, extra ...kgo.Opt) (*kgo.Client, error) {
+	opts, err := c.ProducerOptions(clientID, log)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka producer: %w", err)
+	}
+	return cl, nil
 }
 
 func (c Config) kgoCodec() (kgo.CompressionCodec, error) {

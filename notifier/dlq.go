@@ -18,11 +18,7 @@ type KafkaDeadLetters struct{ client *kgo.Client }
 // NewKafkaDeadLetters returns a dead-letter writer on the cluster's producer settings; it connects on its first
 // write.
 func NewKafkaDeadLetters(cfg kafka.Config, log *slog.Logger) (*KafkaDeadLetters, error) {
-	opts, err := cfg.ProducerOptions("fraudpipe-notifier-dlq", log)
-	if err != nil {
-		return nil, fmt.Errorf("dead-letter producer: %w", err)
-	}
-	client, err := kgo.NewClient(opts...)
+	client, err := cfg.NewProducer("fraudpipe-notifier-dlq", log)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter producer: %w", err)
 	}

@@ -50,11 +50,7 @@ func TestReplicatorRetriesCatchesUpAndFollows(t *testing.T) {
 	if err := k.EnsureTopics(ctx, []topics.Spec{{Name: string(topics.Customers), Compacted: true, Retention: -1}}); err != nil {
 		t.Fatal(err)
 	}
-	opts, err := k.ProducerOptions("test", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := kgo.NewClient(opts...)
+	w, err := k.NewProducer("test", log)
 	if err != nil {
 		t.Fatal(err)
 	}

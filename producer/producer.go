@@ -41,13 +41,9 @@ type Sender struct {
 // NewSender returns a sender on the cluster's producer settings (kafka.Config.ProducerOptions); it connects on
 // its first record.
 func NewSender(cfg kafka.Config, clientID string, log *slog.Logger) (*Sender, error) {
-	opts, err := cfg.ProducerOptions(clientID, log)
+	client, err := cfg.NewProducer(clientID, log, kgo.MaxBufferedRecords(maxUnacked))
 	if err != nil {
-		return nil, fmt.Errorf("producer: %w", err)
-	}
-	client, err := kgo.NewClient(append(opts, kgo.MaxBufferedRecords(maxUnacked))...)
-	if err != nil {
-		return nil, fmt.Errorf("producer: %w", err)
+		return nil, err
 	}
 	return &Sender{client: client, unacked: make(chan struct{}, maxUnacked)}, nil
 }

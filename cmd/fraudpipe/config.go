@@ -110,9 +110,13 @@ func pipelineTopics() []topics.Spec {
 	return topics.Specs([]string{string(detector.Table)}, []string{detector.Loop})
 }
 
-// createPipeline agrees on the pipeline's partitioner (recording it when this is the first part of a new
-// pipeline, before any state topic exists) and creates the pipeline's topics. It returns k placing keys by it.
+// createPipeline waits for the cluster, agrees on the pipeline's partitioner (recording it when this is the first
+// part of a new pipeline, before any state topic exists) and creates the pipeline's topics. It returns k placing
+// keys by it.
 func createPipeline(ctx context.Context, k kafka.Config, log *slog.Logger) (kafka.Config, error) {
+	if err := k.WaitForCluster(ctx, log); err != nil {
+		return k, err
+	}
 	p, err := k.AgreePartitioner(ctx, k.Partitioner, string(detector.Table), log)
 	if err != nil {
 		return k, err

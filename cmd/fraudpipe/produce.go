@@ -63,9 +63,6 @@ func (c *produceConfig) run(ctx context.Context, stdin io.Reader, out io.Writer)
 		return err
 	}
 	k := c.kafka.config()
-	if err := k.WaitForCluster(ctx, log); err != nil {
-		return err
-	}
 	// Payments go where the pipeline places their account, so that none takes the detector's loop hop.
 	if k, err = createPipeline(ctx, k, log); err != nil {
 		return err

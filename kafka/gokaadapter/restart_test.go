@@ -39,11 +39,7 @@ func TestProducerKeepsAcknowledgedRecordsAcrossBrokerRestarts(t *testing.T) {
 type writer func(t *testing.T, c kafka.Config, acked func(value string, partition int32, offset int64), failed func()) (send func(topic, key, value string), close func())
 
 func franzWriter(t *testing.T, c kafka.Config, acked func(string, int32, int64), failed func()) (func(string, string, string), func()) {
-	opts, err := c.ProducerOptions("restart-test", slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := c.NewProducer("restart-test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,13 +74,9 @@ func UpdateLists(ctx context.Context, cfg kafka.Config, list string, values []st
 	if list == "" || strings.Contains(list, "/") {
 		return fmt.Errorf("list name %q: must be non-empty without '/'", list)
 	}
-	opts, err := cfg.ProducerOptions("fraudpipe-lists", slog.Default())
+	prod, err := cfg.NewProducer("fraudpipe-lists", slog.Default())
 	if err != nil {
 		return err
-	}
-	prod, err := kgo.NewClient(opts...)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
 	}
 	defer prod.Close()
 	recs := make([]*kgo.Record, 0, len(values))

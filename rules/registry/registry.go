@@ -206,14 +206,10 @@ func (r *Registry) Push(ctx context.Context, cfg kafka.Config, b rules.Bundle, m
 	v := Version{Version: latest.Version + 1, Digest: b.Digest(), CreatedAt: time.Now().UTC(),
 		Author: meta.Author, Comment: meta.Comment, RolledBackFrom: meta.RolledBackFrom, Bundle: b}
 
-	opts, err := cfg.ProducerOptions("fraudpipe-rules-push", r.log)
+	// Every record names its partition: the rules topic has one, and a marker goes to each payments partition.
+	prod, err := cfg.NewProducer("fraudpipe-rules-push", r.log, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		return Version{}, false, err
-	}
-	// Every record names its partition: the rules topic has one, and a marker goes to each payments partition.
-	prod, err := kgo.NewClient(append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
-	if err != nil {
-		return Version{}, false, fmt.Errorf("connect: %w", err)
 	}
 	defer prod.Close()
 	put := func() error {

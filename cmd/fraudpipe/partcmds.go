@@ -1,8 +1,12 @@
 package main
 
+// The subcommands that run one part of the pipeline each (detector, notifier, broker, topics); what they start is
+// in startdetector.go and startnotifier.go, what they share in deps.go.
+
 import (
 	"context"
 	"flag"
+	"log/slog"
 	"os"
 	"time"
 
@@ -90,13 +94,22 @@ func notifierCommand() *ffcli.Command {
 	}
 }
 
+// logAndListen opens a part's diagnostic log (stderr) and its metrics listener.
+func logAndListen(l logFlags, addr string) (*slog.Logger, metrics.Listener, error) {
+	log, err := l.logger(os.Stderr)
+	if err != nil {
+		return nil, metrics.Listener{}, err
+	}
+	ln, err := metrics.Listen(addr)
+	if err != nil {
+		return nil, metrics.Listener{}, err
+	}
+	return log, ln, nil
+}
+
 // runPart prepares the cluster, starts one part and the metrics listener, and runs until ctx is done.
 func (c *partConfig) runPart(ctx context.Context, start func(context.Context, *errgroup.Group, deps, string) error) error {
-	log, err := c.log.logger(os.Stderr)
-	if err != nil {
-		return err
-	}
-	ln, err := metrics.Listen(c.metricsAddr)
+	log, ln, err := logAndListen(c.log, c.metricsAddr)
 	if err != nil {
 		return err
 	}
@@ -126,11 +139,7 @@ func brokerCommand() *ffcli.Command {
 		Name: "broker", ShortUsage: "fraudpipe broker [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Run only the embedded Kafka-protocol broker, with the pipeline's topics created.",
 		Exec: func(ctx context.Context, _ []string) error {
-			log, err := c.log.logger(os.Stderr)
-			if err != nil {
-				return err
-			}
-			ln, err := metrics.Listen(c.metricsAddr)
+			log, ln, err := logAndListen(c.log, c.metricsAddr)
 			if err != nil {
 				return err
 			}
@@ -165,9 +174,6 @@ func topicsCommand() *ffcli.Command {
 				return err
 			}
 			k := c.kafka.config()
-			if err := k.WaitForCluster(ctx, log); err != nil {
-				return err
-			}
 			if k, err = createPipeline(ctx, k, log); err != nil {
 				return err
 			}

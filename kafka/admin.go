@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -111,19 +112,18 @@ func (c Config) WaitForCluster(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer cl.Close()
-	for {
-		// A broker answers only once the connection is up, TLS and SASL included.
-		err := cl.Ping(ctx)
-		if err == nil {
-			return nil
-		}
-		log.Warn("waiting for kafka", "brokers", strings.Join(c.Brokers, ","), "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("kafka at %s not reachable: %w", strings.Join(c.Brokers, ","), err)
-		case <-time.After(time.Second):
-		}
+	var last error
+	// A broker answers only once the connection is up, TLS and SASL included. Asked every second for as long as ctx
+	// lasts: a part may start long before its broker.
+	_, err = backoff.Retry(ctx, func() (struct{}, error) { last = cl.Ping(ctx); return struct{}{}, last },
+		backoff.WithBackOff(backoff.NewConstantBackOff(time.Second)), backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, _ time.Duration) {
+			log.Warn("waiting for kafka", "brokers", strings.Join(c.Brokers, ","), "err", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("kafka at %s not reachable: %w (%w)", strings.Join(c.Brokers, ","), last, err)
 	}
+	return nil
 }
 
 // admin returns an admin client. The queries without a logger of their own log through slog's default, which the

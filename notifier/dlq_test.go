@@ -9,10 +9,9 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fraudpipe/fraudpipe/kafka"
+	"github.com/fraudpipe/fraudpipe/internal/testenv"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
 
@@ -20,12 +19,7 @@ import (
 // hasher picks for it.
 func TestDeadLettersAreWrittenKeyedByAccount(t *testing.T) {
 	const partitions = 5
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, string(topics.NotificationsDLQ)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	k := kafka.Config{Brokers: c.ListenAddrs(), Partitions: partitions, Replication: 1}
+	k := testenv.Kafka(t, partitions, string(topics.NotificationsDLQ))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dlq, err := NewKafkaDeadLetters(k, slog.New(slog.DiscardHandler))

@@ -8,11 +8,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fraudpipe/fraudpipe/internal/testenv"
-	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
 
@@ -21,12 +19,7 @@ import (
 // a tombstone deleting one, and it follows later records. A second replicator on the same Redis resumes from the
 // offsets there.
 func TestReplicatorRetriesCatchesUpAndFollows(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	k := kafka.Config{Brokers: c.ListenAddrs(), Partitions: 3, Replication: 1}
+	k := testenv.Kafka(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rds := testenv.StartRedis(t)

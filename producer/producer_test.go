@@ -9,10 +9,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/fraudpipe/fraudpipe/internal/testenv"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/fraudpipe/fraudpipe/kafka"
 )
 
 // The producer command puts every key on the partition goka's hasher picks (sarama's hash partitioner with FNV-1a),
@@ -20,12 +18,7 @@ import (
 // under a context that ended before they were written.
 func TestSenderPlacesKeysWhereGokaReadsThem(t *testing.T) {
 	const partitions = 7
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "payments"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	k := kafka.Config{Brokers: c.ListenAddrs(), Partitions: partitions, Replication: 1, Flush: time.Millisecond}
+	k := testenv.Kafka(t, partitions, "payments")
 	s, err := NewSender(k, "producer-test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -7,22 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fraudpipe/fraudpipe/kafka"
+	"github.com/fraudpipe/fraudpipe/internal/testenv"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
 
 // A backtest replays the payments topic partition by partition, each in order, skipping control records, from the
 // start or from the first payment written at or after --from.
 func TestReplayTopicFromTheStartAndFromATime(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, string(topics.Payments)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	k := kafka.Config{Brokers: c.ListenAddrs(), Partitions: 2, Replication: 1}
+	k := testenv.Kafka(t, 2, string(topics.Payments))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// Without a delivery timeout, which franz-go counts from a record's timestamp.

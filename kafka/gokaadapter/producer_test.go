@@ -60,14 +60,10 @@ func await(t *testing.T, p *goka.Promise) emitted {
 // landed on another partition than its payments would lose its state on the next rebalance or restart. Checked for every key, the empty one included, and for a hasher other than goka's default.
 func TestProducerPlacesKeysWhereSaramaDoes(t *testing.T) {
 	const partitions = 7
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	brokers := testenv.Kafka(t, partitions, "t").Brokers
 	for name, hasher := range map[string]func() hash.Hash32{"fnv-1a (goka's default)": fnv.New32a, "crc32": func() hash.Hash32 { return crc32.NewIEEE() }} {
 		t.Run(name, func(t *testing.T) {
-			p := newProducer(t, c.ListenAddrs(), hasher, nil)
+			p := newProducer(t, brokers, hasher, nil)
 			defer p.Close()
 			sp := sarama.NewCustomHashPartitioner(hasher)("t")
 			keys := []string{""}
@@ -103,12 +99,8 @@ func TestProducerPlacesKeysWhereSaramaDoes(t *testing.T) {
 // A write resolves its promise with where the broker put it (goka keeps a table write's offset as the local
 // storage's), and the record carries the key, value and headers it was given.
 func TestProducerWritesWhatItWasGiven(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	p := newProducer(t, c.ListenAddrs(), fnv.New32a, nil)
+	brokers := testenv.Kafka(t, 3, "t").Brokers
+	p := newProducer(t, brokers, fnv.New32a, nil)
 	defer p.Close()
 	var last emitted
 	for i := range 5 {
@@ -120,7 +112,7 @@ func TestProducerWritesWhatItWasGiven(t *testing.T) {
 			t.Fatalf("write %d resolved with offset %d", i, last.msg.Offset)
 		}
 	}
-	consumer, err := sarama.NewConsumer(c.ListenAddrs(), sarama.NewConfig())
+	consumer, err := sarama.NewConsumer(brokers, sarama.NewConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +140,9 @@ func TestProducerRejectsWritesItCannotDeliver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	brokers := c.ListenAddrs()
 	m := NewProducerMetrics(prometheus.NewRegistry(), "producer-test")
-	p := newProducer(t, c.ListenAddrs(), fnv.New32a, m)
+	p := newProducer(t, brokers, fnv.New32a, m)
 	defer p.Close()
 	if e := await(t, p.Emit("t", "k", make([]byte, 2<<20))); e.err == nil {
 		t.Fatal("a 2 MiB record was acknowledged; the broker's limit is 1 MiB")
@@ -161,7 +154,7 @@ func TestProducerRejectsWritesItCannotDeliver(t *testing.T) {
 		t.Fatalf("failed writes %v, want 1", got)
 	}
 
-	p2 := newProducerWith(t, kafka.Config{Brokers: c.ListenAddrs(), Partitions: 1, Replication: 1, Flush: time.Millisecond,
+	p2 := newProducerWith(t, kafka.Config{Brokers: brokers, Partitions: 1, Replication: 1, Flush: time.Millisecond,
 		DeliveryTimeout: 5 * time.Second}, fnv.New32a, m)
 	defer p2.Close()
 	if e := await(t, p2.Emit("t", "k", []byte("v"))); e.err != nil {
@@ -190,14 +183,10 @@ func TestProducerRejectsWritesItCannotDeliver(t *testing.T) {
 // detector's loop and table then sit where the users' producers put each account's payments.
 func TestProducerPlacesKeysByTheConfiguredPartitioner(t *testing.T) {
 	const partitions = 7
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	brokers := testenv.Kafka(t, partitions, "t").Brokers
 	for _, pt := range []kafka.Partitioner{kafka.Murmur2, kafka.CRC32, kafka.FNV1a} {
 		t.Run(string(pt), func(t *testing.T) {
-			p := newProducerWith(t, kafka.Config{Brokers: c.ListenAddrs(), Partitions: partitions, Replication: 1, Flush: time.Millisecond, Partitioner: pt}, fnv.New32a, nil)
+			p := newProducerWith(t, kafka.Config{Brokers: brokers, Partitions: partitions, Replication: 1, Flush: time.Millisecond, Partitioner: pt}, fnv.New32a, nil)
 			defer p.Close()
 			promises := map[string]*goka.Promise{}
 			for i := range 1000 {

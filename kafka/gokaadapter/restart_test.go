@@ -230,12 +230,12 @@ func restartableBroker(t *testing.T) (addr string, restart func()) {
 		_, port, _ := net.SplitHostPort(addr)
 		_, ctrl, _ := net.SplitHostPort(free())
 		kafka := func(args ...string) {
-			out, err := exec.Command("bash", append([]string{"../e2e/kafka/kafka.sh"}, args...)...).CombinedOutput()
+			out, err := exec.Command("bash", append([]string{"../../e2e/kafka/kafka.sh"}, args...)...).CombinedOutput()
 			if err != nil {
 				t.Fatalf("kafka.sh %v: %v\n%s", args, err, out)
 			}
 		}
-		t.Cleanup(func() { exec.Command("bash", "../e2e/kafka/kafka.sh", "stop", dir).Run() })
+		t.Cleanup(func() { exec.Command("bash", "../../e2e/kafka/kafka.sh", "stop", dir).Run() })
 		kafka("start", dir, port, ctrl)
 		return addr, func() { kafka("stop", dir); kafka("start", dir, port, ctrl) }
 	default:

@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fraudpipe/fraudpipe/kafka"
+	"github.com/fraudpipe/fraudpipe/internal/testenv"
 	"github.com/fraudpipe/fraudpipe/rules"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
@@ -20,12 +19,7 @@ import (
 // the same content again publishes nothing, and a rollback publishes the old content as the next version. List
 // entries added and removed on the lists topic reach a follower.
 func TestPushRollbackAndListsOnTheCluster(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	k := kafka.Config{Brokers: c.ListenAddrs(), Partitions: 3, Replication: 1}
+	k := testenv.Kafka(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := k.EnsureTopics(ctx, topics.Specs(nil, nil)); err != nil {

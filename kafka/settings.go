@@ -22,11 +22,7 @@ func (c Config) AgreePartitioner(ctx context.Context, want Partitioner, stateTop
 	if err := c.EnsureTopics(ctx, []topics.Spec{{Name: topics.Settings, Retention: -1, Partitions: 1}}); err != nil {
 		return "", err
 	}
-	opts, err := c.ClientOptions("fraudpipe-settings", log)
-	if err != nil {
-		return "", err
-	}
-	cl, err := kgo.NewClient(append(opts, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(c.DeliveryTimeoutOrDefault()))...)
+	cl, err := c.NewProducer("fraudpipe-settings", log)
 	if err != nil {
 		return "", fmt.Errorf("settings client: %w", err)
 	}

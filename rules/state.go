@@ -159,6 +159,9 @@ func (s *State) KeepAlerts(alert []byte) {
 		return
 	}
 	s.seen[len(s.seen)-1].alert = alert
+	if len(alert) == 0 {
+		return // the older entries' alerts already fit; nothing to give way
+	}
 	// The newest entry keeps its alerts whatever their size (a late payment may raise many): they are what a
 	// redelivery of the record just processed must send again. Older ones give way beyond seenAlertBytes.
 	kept := len(alert)

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -83,6 +84,9 @@ type detector struct {
 
 	mu      sync.Mutex
 	current map[int32]position // per payments partition, with Versions
+	// looped is the version the last loop record named: nearly every re-routed payment names the same one, and a
+	// registered version never changes, so it is returned without a wait (and its timer) per record.
+	looped atomic.Pointer[rules.Ruleset]
 }
 
 // position is the ruleset a payments partition is at, and the offset it expects next. A record at any other

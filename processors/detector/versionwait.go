@@ -15,6 +15,9 @@ import (
 // hold the partition forever without a word: after VersionWait the record fails instead, and the guard retries it
 // a bounded number of times before its policy applies.
 func (d *detector) waitVersion(ctx goka.Context, n int) *rules.Ruleset {
+	if rs := d.looped.Load(); rs != nil && rs.Number == n {
+		return rs
+	}
 	wait := d.VersionWait
 	if wait <= 0 {
 		wait = time.Minute
@@ -25,5 +28,6 @@ func (d *detector) waitVersion(ctx goka.Context, n int) *rules.Ruleset {
 	if err != nil {
 		processors.PanicFail(ctx, err)
 	}
+	d.looped.Store(rs)
 	return rs
 }

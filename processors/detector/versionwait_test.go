@@ -40,3 +40,31 @@ func TestUnknownRulesetVersionFailsTheRecordInsteadOfWaitingForever(t *testing.T
 		t.Fatalf("waitVersion of a version that never comes: %v", failed)
 	}
 }
+
+// someVersions knows versions 1 and 2 and counts the lookups that reach it.
+type someVersions struct{ waits int }
+
+func (*someVersions) At(int32, int64) *rules.Ruleset { return nil }
+func (v *someVersions) Wait(ctx context.Context, n int) (*rules.Ruleset, error) {
+	v.waits++
+	if n == 1 || n == 2 {
+		return &rules.Ruleset{Number: n}, nil
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// Loop records mostly name the version the one before named: that one is answered without asking the registry,
+// and a record naming another version still gets its own.
+func TestLoopRecordsGetTheVersionTheyName(t *testing.T) {
+	v := &someVersions{}
+	d := &detector{Config: Config{Versions: v, VersionWait: 50 * time.Millisecond}}
+	for i, n := range []int{1, 1, 1, 2, 2, 1} {
+		if got := d.waitVersion(failCtx{}, n); got.Number != n {
+			t.Fatalf("record %d naming version %d got version %d", i, n, got.Number)
+		}
+	}
+	if v.waits != 3 { // 1, 2, 1: each change of version asks once
+		t.Fatalf("the registry was asked %d times for 6 records in 3 runs of one version, want 3", v.waits)
+	}
+}

@@ -14,6 +14,7 @@ import (
 // a real Redis (--redis) where that matters.
 type Redis struct {
 	m *miniredis.Miniredis
+	emulation
 }
 
 // StartRedis starts the server and makes its key expiry follow the wall clock (miniredis only expires keys

@@ -11,7 +11,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/fraudpipe/fraudpipe/embedded"
 	"github.com/fraudpipe/fraudpipe/rules"
 )
 
@@ -20,12 +19,7 @@ import (
 func TestStoreWorksOnTheEmbeddedRedis(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r, err := embedded.StartRedis(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: startEmbeddedRedis(t, ctx).Addr()})
 	defer rdb.Close()
 	s := NewStore(rdb, slog.Default(), nil)
 

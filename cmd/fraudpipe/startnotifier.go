@@ -140,6 +140,9 @@ func redisClient(ctx context.Context, url, caFile string) (redis.UniversalClient
 			return nil, "", err
 		}
 		context.AfterFunc(ctx, r.Close)
+		for _, s := range notifier.ScriptEquivalents() {
+			r.Emulate(s.Digest, func(k embedded.Keys, keys, args []string) (any, error) { return s.Go(k, keys, args) })
+		}
 		return redis.NewClient(&redis.Options{Addr: r.Addr()}), "embedded " + r.Addr(), nil
 	}
 	opts, err := redis.ParseURL(url)

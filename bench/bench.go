@@ -218,6 +218,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Result, error) {
 	time.Sleep(time.Second) // the last alerts of the run are still on their way to the watcher
 	res.SaturationLatency = alerts.latencies(sat.st)
 
+	settleDisk()
 	for _, rate := range cfg.Rates {
 		n := int(float64(rate) * cfg.RateFor.Seconds())
 		log.Info("latency at a fixed offered rate", "rate", rate, "payments", n)

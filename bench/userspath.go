@@ -215,6 +215,7 @@ func runUsersPathCase(ctx context.Context, cfg UsersPathConfig, c UsersPathCase,
 	// Latency at a fixed offered rate, through kcat (the Java console producer lingers a second by design).
 	if c.Client == ClientKcat && cfg.Rate > 0 {
 		row.Rate = cfg.Rate
+		settleDisk()
 		if row.AtRate, err = kcatAtRate(ctx, cfg, k, broker, processed, log); err != nil {
 			return nil, err
 		}

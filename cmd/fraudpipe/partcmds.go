@@ -36,6 +36,7 @@ type partConfig struct {
 	listen  string
 	// detector and notifier
 	records recordFlags
+	console consoleFlags
 }
 
 func (c *partConfig) common(name, metricsDefault string) *flag.FlagSet {

@@ -25,6 +25,7 @@ type runConfig struct {
 	expireEvery  time.Duration
 	stateCache   int
 	records      recordFlags
+	console      consoleFlags
 }
 
 func runCommand() *ffcli.Command {
@@ -40,6 +41,7 @@ func runCommand() *ffcli.Command {
 	fs.DurationVar(&c.expireEvery, "expire-interval", 10*time.Minute, "how often idle accounts' state is deleted")
 	fs.IntVar(&c.stateCache, "state-cache", defaultStateCacheMiB, stateCacheHelp)
 	c.records.register(fs)
+	c.console.register(fs, "127.0.0.1:8080")
 	return &ffcli.Command{
 		Name: "run", ShortUsage: "fraudpipe run [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Run the whole pipeline: embedded broker (unless --brokers), detector and notifier.",
@@ -94,6 +96,9 @@ func (c *runConfig) run(ctx context.Context) error {
 		return err
 	}
 	if err := startNotifier(gctx, g, d, c.notifier, alerts); err != nil {
+		return err
+	}
+	if err := startConsole(gctx, g, d, c.console, c.dataDir); err != nil {
 		return err
 	}
 	d.health.Remove("startup")

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fraudpipe/fraudpipe/console"
+)
+
+// The console's secrets come from the environment only, like the Kafka and SMTP passwords.
+const (
+	envConsoleUsers      = "FRAUDPIPE_CONSOLE_USERS"       // name:bcrypt-hash,...
+	envConsoleSessionKey = "FRAUDPIPE_CONSOLE_SESSION_KEY" // 32 characters or more; consoles sharing it share sessions
+)
+
+// consoleFlags configure the analysts' console.
+type consoleFlags struct {
+	addr        string
+	proxyHeader string
+}
+
+func (c *consoleFlags) register(fs *flag.FlagSet, addrDefault string) {
+	fs.StringVar(&c.addr, "console-addr", addrDefault, "listen address of the analysts' web console (empty: off)")
+	fs.StringVar(&c.proxyHeader, "console-proxy-user-header", "", "trust this header (e.g. X-Forwarded-User) for the signed-in user: for a console behind an authenticating reverse proxy that sets it on every request; users then need no password here")
+}
+
+// startConsole serves the console on c.addr and feeds its live view from the alerts topic. Users come from
+// FRAUDPIPE_CONSOLE_USERS; without them (and without a proxy), devPasswordDir != "" makes one user, analyst, with a
+// random password written to a file there (fraudpipe run, on a developer's machine), and otherwise it refuses.
+func startConsole(ctx context.Context, g *errgroup.Group, d deps, c consoleFlags, devPasswordDir string) error {
+	if c.addr == "" {
+		return nil
+	}
+	users, err := console.ParseUsers(os.Getenv(envConsoleUsers))
+	if err != nil {
+		return err
+	}
+	var devNote string
+	if len(users) == 0 && c.proxyHeader == "" {
+		if devPasswordDir == "" {
+			return fmt.Errorf("console: set %s (name:bcrypt-hash,...; fraudpipe console hash-password makes a hash) or --console-proxy-user-header, or --console-addr '' to turn it off", envConsoleUsers)
+		}
+		if users, devNote, err = devUser(devPasswordDir); err != nil {
+			return err
+		}
+	}
+	var key []byte
+	if k := os.Getenv(envConsoleSessionKey); k != "" {
+		key = []byte(k)
+	}
+	hub := console.NewHub(200)
+	srv, err := console.New(console.Config{Users: users, ProxyHeader: c.proxyHeader, SessionKey: key, Alerts: hub, Log: d.log.With("part", "console")})
+	if err != nil {
+		return err
+	}
+	opts, err := d.kafka.ClientOptions("fraudpipe-console", d.log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	g.Go(func() error { return console.Follow(ctx, opts, hub, d.log) })
+	g.Go(func() error {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("console: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	})
+	d.log.Info("console listening", "url", "http://"+ln.Addr().String(), "sign_in", devNote)
+	return nil
+}
+
+// devUser makes the user analyst with a random password, written to dir/console.password (mode 0600): the
+// password of a developer's local console never goes to a log.
+func devUser(dir string) (console.Users, string, error) {
+	password := rand.Text()
+	hash, err := console.HashPassword(password)
+	if err != nil {
+		return nil, "", err
+	}
+	path := filepath.Join(dir, "console.password")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
+		return nil, "", fmt.Errorf("console password: %w", err)
+	}
+	return console.Users{"analyst": []byte(hash)}, "user analyst, password in " + path + " (set " + envConsoleUsers + " to choose users)", nil
+}
+
+func consoleCommand() *ffcli.Command {
+	var c partConfig
+	fs := c.common("console", "127.0.0.1:9104")
+	c.console.register(fs, "127.0.0.1:8080")
+	return &ffcli.Command{
+		Name: "console", ShortUsage: "fraudpipe console [flags] | fraudpipe console hash-password < password", FlagSet: fs, Options: envOptions,
+		ShortHelp: "Serve the analysts' web console (users from " + envConsoleUsers + ").",
+		Subcommands: []*ffcli.Command{{
+			Name: "hash-password", ShortUsage: "fraudpipe console hash-password < password",
+			ShortHelp: "Print the bcrypt hash of the password on stdin, for " + envConsoleUsers + ".",
+			Exec: func(context.Context, []string) error {
+				line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+				if err != nil && line == "" {
+					return fmt.Errorf("read the password from stdin: %w", err)
+				}
+				h, err := console.HashPassword(strings.TrimRight(line, "\r\n"))
+				if err != nil {
+					return err
+				}
+				fmt.Println(h)
+				return nil
+			},
+		}},
+		Exec: func(ctx context.Context, _ []string) error {
+			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, _ string) error {
+				return startConsole(ctx, g, d, c.console, "")
+			})
+		},
+	}
+}

@@ -1,0 +1,122 @@
+package console
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/fraudpipe/fraudpipe/topics"
+)
+
+// browser starts headless Chromium for a test, or skips it where Chromium is not installed outside CI (.ci/run
+// installs it).
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("chromium is not installed; .ci/run installs it")
+		}
+		t.Skip("chromium is not installed (apt-get install chromium)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 720), chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	return ctx
+}
+
+// artifacts is where tests leave screenshots: $FRAUDPIPE_ARTIFACTS (CI keeps it), else the test's temp dir.
+func artifacts(t *testing.T) string {
+	if d := os.Getenv("FRAUDPIPE_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
+}
+
+// An analyst signs in with a real browser, sees the alerts so far, and a new alert appears on the page without a
+// reload; signing out ends the session.
+func TestTheConsoleInABrowser(t *testing.T) {
+	hub := NewHub(50)
+	at := time.Date(2026, 12, 5, 9, 30, 0, 0, time.UTC)
+	hub.Publish(topics.Alert{ID: "alert_old", AccountID: "acct_1001", PaymentID: "pay_1", Action: topics.ActionReview, Score: 45,
+		Rules: []topics.Fired{{Name: "rapid_fire"}}, Payment: topics.Payment{Amount: 4999, Currency: "EUR", MerchantID: "m_books"}, DetectedAt: at})
+	_, ts := newTestConsole(t, Config{Users: testUsers(t), Alerts: hub})
+	ctx := browser(t)
+
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(ts.URL+"/"),
+		chromedp.WaitVisible(`input[name=user]`),
+	); err != nil {
+		t.Fatalf("open the console: %v", err)
+	}
+	if title, err := chromedp.Run(ctx, chromedp.Title()); err != nil || !strings.HasPrefix(title, "Sign in") {
+		t.Fatalf("a signed-out visit did not land on the sign-in page: %q %v", title, err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(`input[name=user]`, "alice"),
+		chromedp.SendKeys(`input[name=password]`, testPassword),
+		chromedp.Submit(`input[name=password]`),
+		chromedp.WaitVisible(`#alerts`),
+	); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	table, err := chromedp.Run(ctx, chromedp.Text(`#alerts tbody`))
+	if err != nil || !strings.Contains(table, "pay_1") || !strings.Contains(table, "49.99 EUR") {
+		t.Fatalf("the alerts so far are not on the page: %q %v", table, err)
+	}
+	// The feed is live once the page's EventSource is open; an alert published then appears at the top.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('feed-state').textContent === 'live'`,
+		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("the live feed did not connect: %v", err)
+	}
+	hub.Publish(topics.Alert{ID: "alert_new", AccountID: "acct_2002", PaymentID: "pay_2", Action: topics.ActionBlock, Score: 95,
+		Rules: []topics.Fired{{Name: "big_ticket"}, {Name: "new_country"}}, Payment: topics.Payment{Amount: 650000, Currency: "EUR", MerchantID: "m_jewels"},
+		DetectedAt: at.Add(time.Minute)})
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`tr[data-alert="alert_new"]`)); err != nil {
+		t.Fatalf("the new alert did not appear: %v", err)
+	}
+	first, err := chromedp.Run(ctx, chromedp.Text(`#alerts tbody tr:first-child`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(first, "pay_2") || !strings.Contains(first, "6,500.00 EUR") || !strings.Contains(first, "big_ticket, new_country") {
+		t.Fatalf("first row %q", first)
+	}
+	if err := os.WriteFile(filepath.Join(artifacts(t), "console-live.png"), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`header form button`),
+		chromedp.WaitVisible(`input[name=user]`),
+		chromedp.Navigate(ts.URL+"/"),
+		chromedp.WaitVisible(`input[name=user]`),
+	); err != nil {
+		t.Fatalf("sign out: %v", err)
+	}
+	if title, err := chromedp.Run(ctx, chromedp.Title()); err != nil || !strings.HasPrefix(title, "Sign in") {
+		t.Fatalf("after signing out the console is still open: %q %v", title, err)
+	}
+}

@@ -1,0 +1,62 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+var consoleListening = regexp.MustCompile(`msg="console listening" url=(http://\S+)`)
+
+// fraudpipe run serves the analysts' console: the developer signs in with the password run wrote to its data
+// directory, and an alert the pipeline raises shows on the console's live view.
+func TestRunServesTheConsoleWithThePipelinesAlerts(t *testing.T) {
+	embeddedOnly(t)
+	requireTool(t, "kcat")
+	dir := t.TempDir()
+	copyRules(t, dir)
+	brokers := freeAddr(t)
+	data := filepath.Join(dir, "data")
+	r := start(t, "run", "run", "--data-dir", data, "--broker-listen", brokers, "--rules", filepath.Join(dir, "rules.yaml"),
+		"--metrics-addr", "127.0.0.1:0", "--console-addr", "127.0.0.1:0")
+	r.waitStderr(60*time.Second, `msg="console listening"`)
+	base := consoleListening.FindStringSubmatch(r.Stderr())[1]
+	if strings.Contains(r.Stderr(), "password=") {
+		t.Fatal("the console's password is in the log")
+	}
+	password, err := os.ReadFile(filepath.Join(data, "console.password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(data, "console.password")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("console.password is readable by others: %v", fi.Mode())
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := c.PostForm(base+"/login", url.Values{"user": {"analyst"}, "password": {strings.TrimSpace(string(password))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/" {
+		t.Fatalf("sign-in: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+
+	kcatProduce(t, brokers, "payments", true, "acct_console|"+pay("console1", "acct_console", 600000, "EUR", "2026-11-22T10:00:00Z", "DE"))
+	waitFor(t, 2*time.Minute, "the alert on the console", func() bool {
+		resp, err := c.Get(base + "/")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK && strings.Contains(string(b), "console1") && strings.Contains(string(b), "acct_console")
+	})
+}

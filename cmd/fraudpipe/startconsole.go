@@ -72,7 +72,7 @@ func startConsole(ctx context.Context, g *errgroup.Group, d deps, c consoleFlags
 	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
-		return fmt.Errorf("console: %w", err)
+		return fmt.Errorf("console: %w (--console-addr another address, or '' to turn the console off)", err)
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	g.Go(func() error { return console.Follow(ctx, opts, hub, d.log) })

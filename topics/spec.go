@@ -21,6 +21,9 @@ func Specs(groupTables, loops []string) []Spec {
 		{Name: string(AlertsDLQ), Retention: 30 * 24 * time.Hour},
 		{Name: string(Customers), Compacted: true, Retention: -1},
 		{Name: string(NotificationsDLQ), Retention: 30 * 24 * time.Hour},
+		{Name: CustomerAnswers, Retention: 30 * 24 * time.Hour},
+		{Name: CustomerAnswersDLQ, Retention: 30 * 24 * time.Hour},
+		{Name: PaymentActions, Retention: 30 * 24 * time.Hour},
 		// One partition each: every detector reads all of them, and their order is the order of versions.
 		{Name: Rules, Compacted: true, Retention: -1, Partitions: 1},
 		{Name: Lists, Compacted: true, Retention: -1, Partitions: 1},

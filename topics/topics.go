@@ -88,6 +88,7 @@ const (
 	ReasonPanic            = "panic"             // processing the record panicked (a decoder's bug the record triggers)
 	ReasonBadLoopRecord    = "bad_loop_record"   // a record on a loop topic whose routing headers do not parse
 	ReasonNotAlert         = "not_alert"         // a record on the alerts topic that is not an alert
+	ReasonBadAnswer        = "bad_answer"        // a record on customer-answers that is not a valid answer for its key
 	ReasonRetriesExhausted = "retries_exhausted" // failed on every attempt (policy skip); the error header says why
 )
 

@@ -3,6 +3,7 @@
 package console
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/fraudpipe/fraudpipe/confirm"
 	"github.com/fraudpipe/fraudpipe/rules"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
@@ -37,7 +39,11 @@ type Config struct {
 	SessionTTL time.Duration
 	// Alerts feeds the live view.
 	Alerts *Hub
-	Log    *slog.Logger
+	// Confirm checks customers' "Was this you?" links (nil: no confirmation page), and Answers records their
+	// answers (the customer-answers topic).
+	Confirm *confirm.Signer
+	Answers func(context.Context, topics.CustomerAnswer) error
+	Log     *slog.Logger
 	// Now is the clock (tests set it).
 	Now func() time.Time
 }
@@ -67,6 +73,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Alerts == nil {
 		cfg.Alerts = NewHub(100)
 	}
+	if cfg.Confirm != nil && cfg.Answers == nil {
+		return nil, fmt.Errorf("console: a confirmation page needs somewhere to record answers")
+	}
 	if cfg.ProxyHeader == "" && len(cfg.Users) == 0 {
 		return nil, fmt.Errorf("console: no users and no proxy header: nobody could sign in")
 	}
@@ -79,7 +88,7 @@ func New(cfg Config) (*Server, error) {
 	} else if len(cfg.SessionKey) < 32 {
 		return nil, fmt.Errorf("console: the session key has %d bytes, at least 32 are needed", len(cfg.SessionKey))
 	}
-	pages, err := template.New("").Funcs(template.FuncMap{"amount": rules.FormatAmount}).ParseFS(assets, "templates/*.html")
+	pages, err := template.New("").Funcs(template.FuncMap{"amount": rules.FormatAmount, "expiry": linkExpiry}).ParseFS(assets, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("console templates: %w", err)
 	}
@@ -93,6 +102,8 @@ func New(cfg Config) (*Server, error) {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /{$}", s.page(s.live))
 	mux.HandleFunc("GET /alerts/stream", s.api(s.stream))
+	mux.HandleFunc("GET /confirm/{token}", s.confirmPage)
+	mux.HandleFunc("POST /confirm/{token}", s.confirmAnswer)
 	// Cross-site requests that change something (every POST) are refused: the browser says where a request
 	// comes from (Sec-Fetch-Site, Origin), and the session cookie is SameSite=Strict besides.
 	s.handler = secureHeaders(http.NewCrossOriginProtection().Handler(mux))

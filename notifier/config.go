@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/fraudpipe/fraudpipe/confirm"
 	"github.com/fraudpipe/fraudpipe/rules"
 )
 
@@ -35,6 +37,20 @@ type Config struct {
 	Email     *EmailConfig `yaml:"email"`
 	SMS       *SMSConfig   `yaml:"sms"`
 	Push      *PushConfig  `yaml:"push"`
+	// Confirm puts a signed "Was this you?" link in the messages of some alerts (see docs/notifications.md).
+	Confirm *ConfirmConfig `yaml:"confirm"`
+}
+
+// ConfirmConfig is where customers answer "Was this you?": the console's /confirm page, behind your public URL.
+type ConfirmConfig struct {
+	// URL is the page's public address; a message links to URL/<token>.
+	URL string `yaml:"url"`
+	// Actions are the alerts whose messages carry the link (default: block).
+	Actions []rules.Action `yaml:"actions"`
+	// TTL is how long a link can be answered (default 72h).
+	TTL time.Duration `yaml:"ttl"`
+	// Key signs the links: from FRAUDPIPE_CONFIRM_KEY, the same for the console that checks them.
+	Key string `yaml:"-"`
 }
 
 // RateLimit is Limit deliveries per Per.
@@ -86,6 +102,7 @@ const (
 	EnvSMTPPassword    = "FRAUDPIPE_SMTP_PASSWORD"
 	EnvSMSToken        = "FRAUDPIPE_SMS_TOKEN"
 	EnvVAPIDPrivateKey = "FRAUDPIPE_VAPID_PRIVATE_KEY"
+	EnvConfirmKey      = "FRAUDPIPE_CONFIRM_KEY"
 )
 
 // DefaultConfig routes review alerts to email and block alerts to every channel, lets block alerts through
@@ -118,6 +135,13 @@ func (c *Config) setDefaults() {
 	r.Budget = cmp(r.Budget, time.Hour)
 	r.Lease = cmp(r.Lease, 30*time.Second)
 	r.BreakerTimeout = cmp(r.BreakerTimeout, 30*time.Second)
+	if c.Confirm != nil {
+		if c.Confirm.Actions == nil {
+			c.Confirm.Actions = []rules.Action{rules.ActionBlock}
+		}
+		c.Confirm.TTL = cmp(c.Confirm.TTL, 72*time.Hour)
+		c.Confirm.Key = os.Getenv(EnvConfirmKey)
+	}
 	if c.Email != nil {
 		c.Email.Port = cmp(c.Email.Port, 587)
 		if c.Email.TLS == "" {
@@ -166,6 +190,19 @@ func (c *Config) Validate() error {
 		}
 		if rl.Limit < 1 || rl.Per <= 0 {
 			errs = append(errs, fmt.Errorf("rate_limits.%s: want limit >= 1 and a positive per", ch))
+		}
+	}
+	if cf := c.Confirm; cf != nil {
+		if u, err := url.Parse(cf.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("confirm.url: %q is not an http(s) URL", cf.URL))
+		}
+		for _, a := range cf.Actions {
+			if a != rules.ActionReview && a != rules.ActionBlock {
+				errs = append(errs, fmt.Errorf("confirm.actions: unknown action %q (review, block)", a))
+			}
+		}
+		if len(cf.Key) < confirm.MinKeyBytes {
+			errs = append(errs, fmt.Errorf("confirm: %s needs at least %d characters", EnvConfirmKey, confirm.MinKeyBytes))
 		}
 	}
 	if c.Retry.Attempts < 1 || c.Retry.Max < c.Retry.Initial {
@@ -274,6 +311,9 @@ func (c *Config) Secrets() []string {
 	}
 	if c.Push != nil && c.Push.PrivateKey != "" {
 		s = append(s, c.Push.PrivateKey)
+	}
+	if c.Confirm != nil && c.Confirm.Key != "" {
+		s = append(s, c.Confirm.Key)
 	}
 	return s
 }

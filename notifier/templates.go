@@ -8,10 +8,12 @@ import (
 	htmltemplate "html/template"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
 
+	"github.com/fraudpipe/fraudpipe/confirm"
 	"github.com/fraudpipe/fraudpipe/rules"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
@@ -32,6 +34,29 @@ const (
 type Templates struct {
 	text map[string]*template.Template
 	html *htmltemplate.Template
+	// confirmURL returns the "Was this you?" link of an alert, "" for none (WithConfirm).
+	confirmURL func(*topics.Alert) string
+}
+
+// WithConfirm has messages of the configured actions carry a signed link to the confirmation page.
+func (t *Templates) WithConfirm(c *ConfirmConfig, now func() time.Time) error {
+	if c == nil {
+		t.confirmURL = nil
+		return nil
+	}
+	s, err := confirm.NewSigner([]byte(c.Key))
+	if err != nil {
+		return err
+	}
+	base := strings.TrimRight(c.URL, "/")
+	t.confirmURL = func(a *topics.Alert) string {
+		if !slices.Contains(c.Actions, a.Action) {
+			return ""
+		}
+		return base + "/" + s.Token(confirm.Link{AlertID: a.ID, AccountID: a.AccountID, PaymentID: a.PaymentID,
+			CardID: a.Payment.CardID, Action: string(a.Action), Expires: now().Add(c.TTL).Unix()})
+	}
+	return nil
 }
 
 // TemplateData is what templates see. Personal data is reduced to what the channel needs: the card appears as
@@ -52,6 +77,8 @@ type TemplateData struct {
 	Locale   string
 	Lang     string
 	Alert    *topics.Alert
+	// ConfirmURL is the signed "Was this you?" link, "" when the alert's messages carry none.
+	ConfirmURL string
 }
 
 var funcs = template.FuncMap{
@@ -139,6 +166,9 @@ func (t *Templates) exec(name string, d TemplateData) (string, error) {
 // Render builds the message of an alert for one channel and recipient.
 func (t *Templates) Render(channel, to string, a *topics.Alert, c *topics.Customer) (*Message, error) {
 	d := templateData(a, c)
+	if t.confirmURL != nil {
+		d.ConfirmURL = t.confirmURL(a)
+	}
 	m := &Message{Channel: channel, To: to, MessageID: messageID(a.DeliveryID(), to), Urgent: a.Action == rules.ActionBlock,
 		Topic: a.DeliveryID()}
 	var err error

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,10 +15,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lovoo/goka"
 	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fraudpipe/fraudpipe/confirm"
 	"github.com/fraudpipe/fraudpipe/console"
+	"github.com/fraudpipe/fraudpipe/kafka/gokaadapter"
+	"github.com/fraudpipe/fraudpipe/metrics"
+	"github.com/fraudpipe/fraudpipe/notifier"
+	"github.com/fraudpipe/fraudpipe/processors"
+	"github.com/fraudpipe/fraudpipe/processors/confirmations"
+	"github.com/fraudpipe/fraudpipe/topics"
 )
 
 // The console's secrets come from the environment only, like the Kafka and SMTP passwords.
@@ -62,7 +72,13 @@ func startConsole(ctx context.Context, g *errgroup.Group, d deps, c consoleFlags
 		key = []byte(k)
 	}
 	hub := console.NewHub(200)
-	srv, err := console.New(console.Config{Users: users, ProxyHeader: c.proxyHeader, SessionKey: key, Alerts: hub, Log: d.log.With("part", "console")})
+	cc := console.Config{Users: users, ProxyHeader: c.proxyHeader, SessionKey: key, Alerts: hub, Log: d.log.With("part", "console")}
+	if k := os.Getenv(notifier.EnvConfirmKey); k != "" {
+		if err := startConfirmations(ctx, g, d, &cc, []byte(k)); err != nil {
+			return err
+		}
+	}
+	srv, err := console.New(cc)
 	if err != nil {
 		return err
 	}
@@ -89,6 +105,42 @@ func startConsole(ctx context.Context, g *errgroup.Group, d deps, c consoleFlags
 		return hs.Shutdown(sctx)
 	})
 	d.log.Info("console listening", "url", "http://"+ln.Addr().String(), "sign_in", devNote)
+	return nil
+}
+
+// startConfirmations runs the customer confirmation saga (processors/confirmations) and gives the console the
+// "Was this you?" page: links signed with key (FRAUDPIPE_CONFIRM_KEY, the notifier's), answers to customer-answers.
+func startConfirmations(ctx context.Context, g *errgroup.Group, d deps, cc *console.Config, key []byte) error {
+	signer, err := confirm.NewSigner(key)
+	if err != nil {
+		return fmt.Errorf("%s: %w", notifier.EnvConfirmKey, err)
+	}
+	prod, err := d.kafka.NewProducer("fraudpipe-console", d.log)
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(ctx, prod.Close)
+	cc.Confirm = signer
+	cc.Answers = func(ctx context.Context, a topics.CustomerAnswer) error {
+		b, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		return prod.ProduceSync(ctx, &kgo.Record{Topic: topics.CustomerAnswers, Key: []byte(a.AccountID), Value: b}).FirstErr()
+	}
+	guard, err := d.records.guard(d, string(confirmations.Group), topics.CustomerAnswersDLQ)
+	if err != nil {
+		return err
+	}
+	m := confirmations.NewMetrics(d.reg)
+	pm := gokaadapter.NewProducerMetrics(d.reg, "fraudpipe-confirmations")
+	sup := &processors.Supervisor{Name: "confirmations", Log: d.log, Guard: guard, Metrics: d.procMetrics, Build: func() (*goka.Processor, error) {
+		return confirmations.New(d.kafka.Brokers, confirmations.Config{Log: d.log, Metrics: m, Guard: guard},
+			gokaadapter.ProcessorOptions(d.kafka, "fraudpipe-confirmations", d.log, pm)...)
+	}}
+	metrics.RegisterLag(d.reg, string(confirmations.Group), sup.Current)
+	d.health.Add("confirmations", sup.Status)
+	g.Go(func() error { return sup.Run(ctx) })
 	return nil
 }
 

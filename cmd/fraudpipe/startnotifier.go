@@ -68,6 +68,9 @@ func startNotifier(ctx context.Context, g *errgroup.Group, d deps, nf notifierFl
 	if err != nil {
 		return err
 	}
+	if err := tmpl.WithConfirm(cfg.Confirm, time.Now); err != nil {
+		return err
+	}
 	senders := map[string]notifier.Sender{}
 	if cfg.Email != nil {
 		senders[notifier.ChannelEmail] = notifier.NewEmailSender(cfg.Email)

@@ -43,6 +43,11 @@ func TestPackagesDependOnlyDownTheFlow(t *testing.T) {
 		{"rules", "the rules are pure logic: no Kafka, no storage, no metrics, no logging",
 			[]string{module + "/kafka", module + "/processors", module + "/notifier", "github.com/lovoo/goka", "github.com/IBM/sarama",
 				"github.com/twmb/franz-go", "github.com/redis/go-redis", "github.com/prometheus/", "log/slog"}},
+		{"confirm", "the confirmation links and saga are pure logic like the rules",
+			[]string{module + "/kafka", module + "/processors", module + "/notifier", module + "/console", "github.com/lovoo/goka",
+				"github.com/IBM/sarama", "github.com/twmb/franz-go", "github.com/redis/go-redis", "github.com/prometheus/", "log/slog", "net/http"}},
+		{"console", "the console reads alerts and records answers; it scores nothing and delivers nothing",
+			[]string{module + "/processors", module + "/notifier", module + "/rules/registry", "github.com/lovoo/goka"}},
 		{"notifier", "the notifier is its own service: it shares the processors' guard, not the detector",
 			[]string{module + "/processors/detector", module + "/rules/registry"}},
 	} {

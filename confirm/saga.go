@@ -71,3 +71,12 @@ func Decide(st *Answered, a topics.CustomerAnswer, now time.Time) ([]topics.Paym
 	}
 	return cmds, First, nil
 }
+
+// LabelOf is the label an answer gives its payment: "it wasn't me" is fraud, "it was me" legitimate.
+func LabelOf(a topics.CustomerAnswer) *topics.Label {
+	v := topics.VerdictLegitimate
+	if a.Answer == topics.AnswerDenied {
+		v = topics.VerdictFraud
+	}
+	return &topics.Label{AccountID: a.AccountID, PaymentID: a.PaymentID, Verdict: v, Source: "customer", AlertID: a.AlertID, At: a.AnsweredAt}
+}

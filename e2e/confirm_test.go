@@ -108,4 +108,28 @@ confirm: { url: "http://%s/confirm", actions: [review, block] }
 		got[0][len("block-card@"):] != got[1][len("confirm-block@"):] {
 		t.Fatalf("payment-actions %v, want block-card and confirm-block for the one payment, once each", got)
 	}
+
+	// The answer is a label, and a backtest measures the rules against it: the denied payment was alerted.
+	waitFor(t, 30*time.Second, "the label", func() bool { return len(kcatConsume(t, brokers, topics.Labels)) == 1 })
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	out, errOut, err := fraudpipeCLI(t, "rules", "backtest", "--brokers", brokers, "--live", rulesFile, "--labels", "topic", "--json", rulesFile)
+	if err != nil {
+		t.Fatalf("backtest: %v\n%s", err, errOut)
+	}
+	var rep struct {
+		Quality struct {
+			Live struct {
+				Labelled       int `json:"labelled"`
+				TruePositives  int `json:"true_positives"`
+				FalsePositives int `json:"false_positives"`
+				FalseNegatives int `json:"false_negatives"`
+			} `json:"live"`
+		} `json:"quality"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if q := rep.Quality.Live; q.Labelled != 1 || q.TruePositives != 1 || q.FalsePositives != 0 || q.FalseNegatives != 0 {
+		t.Fatalf("backtest against the customer's label: %+v", rep.Quality)
+	}
 }

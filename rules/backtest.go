@@ -19,6 +19,8 @@ type Backtest struct {
 
 type outcomes struct {
 	account, payment string
+	amount           int64
+	currency         string
 	live, cand       Decision
 }
 
@@ -37,6 +39,8 @@ type BacktestReport struct {
 	Changed       []AlertDiff `json:"changed"`
 	// Candidate lists every alert of the candidate, in replay order, to compare with what the pipeline emits.
 	Candidate []AlertDiff `json:"candidate"`
+	// Quality measures both rulesets against labelled payments, when labels were given (Backtest.Quality).
+	Quality *QualityReport `json:"quality,omitempty"`
 }
 
 // RuleStats counts, per rule, the alerts it took part in and the accounts they concern.
@@ -76,7 +80,7 @@ func (b *Backtest) Add(p Payment) {
 	for _, f := range cd.Shadow {
 		b.stats(f.Name).CandidateShadow++
 	}
-	o := &outcomes{account: p.AccountID, payment: p.ID, live: ld, cand: cd}
+	o := &outcomes{account: p.AccountID, payment: p.ID, amount: p.Amount, currency: p.Currency, live: ld, cand: cd}
 	b.outcomes[p.AccountID+"\x00"+p.ID] = o
 	b.order = append(b.order, o)
 	for _, l := range ld.Late {

@@ -56,28 +56,41 @@ type PaymentCommand struct {
 	IssuedAt  time.Time `json:"issued_at"`
 }
 
-// CustomerAnswerCodec encodes answers as JSON.
-type CustomerAnswerCodec struct{}
+// JSON is the codec of the saga's records: JSON both ways, decoding to a *T.
+type JSON[T any] struct{}
 
-func (CustomerAnswerCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
+func (JSON[T]) Encode(v any) ([]byte, error) { return json.Marshal(v) }
 
-func (CustomerAnswerCodec) Decode(b []byte) (any, error) {
-	var a CustomerAnswer
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, fmt.Errorf("decode customer answer: %w", err)
+func (JSON[T]) Decode(b []byte) (any, error) {
+	v := new(T)
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, fmt.Errorf("decode %T: %w", *v, err)
 	}
-	return &a, nil
+	return v, nil
 }
 
-// PaymentCommandCodec encodes payment commands as JSON.
-type PaymentCommandCodec struct{}
+// Labels holds what is known of payments after the fact: fraud or legitimate, from a customer's answer (and, in
+// time, an analyst's verdict). Key = account id + "/" + payment id (payment ids are unique per account); compacted,
+// so the newest label of a payment stands.
+const Labels = "labels"
 
-func (PaymentCommandCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
+// Verdict is a label's finding.
+type Verdict string
 
-func (PaymentCommandCodec) Decode(b []byte) (any, error) {
-	var c PaymentCommand
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("decode payment command: %w", err)
-	}
-	return &c, nil
+const (
+	VerdictFraud      Verdict = "fraud"
+	VerdictLegitimate Verdict = "legitimate"
+)
+
+// Label says whether a payment was fraud, who said so and when.
+type Label struct {
+	AccountID string    `json:"account_id"`
+	PaymentID string    `json:"payment_id"`
+	Verdict   Verdict   `json:"verdict"`
+	Source    string    `json:"source"` // customer, analyst, generator
+	AlertID   string    `json:"alert_id,omitempty"`
+	At        time.Time `json:"at"`
 }
+
+// LabelKey is a label's record key.
+func LabelKey(account, payment string) string { return account + "/" + payment }

@@ -47,7 +47,7 @@ func TestReplayTopicFromTheStartAndFromATime(t *testing.T) {
 		"1h": {"p0-2", "p0-3", "p1-2", "p1-3"},
 	} {
 		var got []string
-		if err := replayTopic(ctx, k, from, func(b []byte) { got = append(got, string(b)) }); err != nil {
+		if err := replayTopic(ctx, k, string(topics.Payments), from, func(b []byte) { got = append(got, string(b)) }); err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Equal(got, want) {

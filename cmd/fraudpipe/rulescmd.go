@@ -345,6 +345,7 @@ func rulesBacktest() *ffcli.Command {
 	from := fs.String("from", "", "with the payments topic: replay from this time (RFC 3339, or a duration back such as 24h); default: all it retains")
 	live := fs.String("live", "", "the ruleset to compare with: a rules file, or empty for the live version on the rules topic")
 	asJSON := fs.Bool("json", false, "print the whole report as JSON")
+	labels := fs.String("labels", "", "measure both rulesets against labelled payments (precision, recall, fraud caught): a JSON-lines file of labels, or 'topic' for the labels topic (customers' answers)")
 	return &ffcli.Command{
 		Name: "backtest", ShortUsage: "fraudpipe rules backtest [flags] FILE", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Replay payments through FILE and the live ruleset, touching no live state, and report the difference.",
@@ -358,7 +359,7 @@ func rulesBacktest() *ffcli.Command {
 			}
 			var liveRS *rules.Ruleset
 			var k kafka.Config
-			needKafka := *live == "" || *payments == ""
+			needKafka := *live == "" || *payments == "" || *labels == "topic"
 			var env rules.Env
 			if needKafka {
 				reg, kc, closeReg, err := c.registry(ctx)
@@ -400,10 +401,18 @@ func rulesBacktest() *ffcli.Command {
 				if err := replayFile(*payments, add); err != nil {
 					return err
 				}
-			} else if err := replayTopic(ctx, k, *from, add); err != nil {
+			} else if err := replayTopic(ctx, k, string(topics.Payments), *from, add); err != nil {
 				return err
 			}
 			rep := bt.Report()
+			if *labels != "" {
+				v, err := loadVerdicts(ctx, k, *labels)
+				if err != nil {
+					return err
+				}
+				q := bt.Quality(v)
+				rep.Quality = &q
+			}
 			if *asJSON {
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
@@ -413,6 +422,35 @@ func rulesBacktest() *ffcli.Command {
 			return nil
 		},
 	}
+}
+
+// loadVerdicts reads labels from a JSON-lines file, or from the labels topic when src is "topic"; a payment's
+// newest label stands.
+func loadVerdicts(ctx context.Context, k kafka.Config, src string) (rules.Verdicts, error) {
+	v := rules.Verdicts{}
+	var bad int
+	add := func(b []byte) {
+		var l topics.Label
+		if json.Unmarshal(b, &l) != nil || l.AccountID == "" || l.PaymentID == "" ||
+			(l.Verdict != topics.VerdictFraud && l.Verdict != topics.VerdictLegitimate) {
+			bad++
+			return
+		}
+		v[rules.VerdictKey(l.AccountID, l.PaymentID)] = l.Verdict == topics.VerdictFraud
+	}
+	var err error
+	if src == "topic" {
+		err = replayTopic(ctx, k, topics.Labels, "", add)
+	} else {
+		err = replayFile(src, add)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("labels: %w", err)
+	}
+	if bad > 0 {
+		fmt.Fprintf(os.Stderr, "labels: %d unreadable records skipped\n", bad)
+	}
+	return v, nil
 }
 
 func replayFile(path string, add func([]byte)) error {
@@ -433,7 +471,7 @@ func replayFile(path string, add func([]byte)) error {
 
 // replayTopic reads every partition of the payments topic from the offset of time from up to its end as of
 // now, partition by partition: payments keyed by account keep their order, which is what state depends on.
-func replayTopic(ctx context.Context, k kafka.Config, from string, add func([]byte)) error {
+func replayTopic(ctx context.Context, k kafka.Config, topic, from string, add func([]byte)) error {
 	since := int64(-1) // the start of what the topic retains
 	if from != "" {
 		if d, err := rules.ParseDuration(from); err == nil {
@@ -444,7 +482,6 @@ func replayTopic(ctx context.Context, k kafka.Config, from string, add func([]by
 			return fmt.Errorf("--from %q: want RFC 3339 or a duration such as 24h", from)
 		}
 	}
-	topic := string(topics.Payments)
 	opts, err := k.ClientOptions("fraudpipe-backtest", slog.Default())
 	if err != nil {
 		return err
@@ -553,6 +590,33 @@ func printBacktest(w io.Writer, r rules.BacktestReport, live *rules.Ruleset, rej
 	section("newly alerting", r.NewlyAlerting)
 	section("no longer alerting", r.StopAlerting)
 	section("alerting differently", r.Changed)
+	if q := r.Quality; q != nil {
+		fmt.Fprintf(w, "\nagainst %d labelled payments (TP true positives, FP false positives, FN missed fraud):\n", q.Live.Labelled)
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\tLIVE TP/FP/FN\tPRECISION\tRECALL\tFRAUD CAUGHT\tCANDIDATE TP/FP/FN\tPRECISION\tRECALL\tFRAUD CAUGHT")
+		row := func(name string, l, c rules.Quality) {
+			fmt.Fprintf(tw, "%s\t%d/%d/%d\t%.2f\t%.2f\t%s\t%d/%d/%d\t%.2f\t%.2f\t%s\n", name,
+				l.TruePositives, l.FalsePositives, l.FalseNegatives, l.Precision, l.Recall, caught(l.FraudCaught),
+				c.TruePositives, c.FalsePositives, c.FalseNegatives, c.Precision, c.Recall, caught(c.FraudCaught))
+		}
+		row("ruleset", q.Live, q.Candidate)
+		for _, rq := range q.Rules {
+			row(rq.Rule, rq.Live, rq.Candidate)
+		}
+		tw.Flush()
+	}
+}
+
+// caught lists amounts per currency: "7,000.00 EUR, 12.00 USD".
+func caught(m map[string]int64) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	var out []string
+	for _, cur := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, rules.FormatAmount(m[cur], cur))
+	}
+	return strings.Join(out, ", ")
 }
 
 // listsCommand edits the lists topic: entries there add to the rules file's list files at once, without a new

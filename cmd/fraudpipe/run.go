@@ -98,7 +98,7 @@ func (c *runConfig) run(ctx context.Context) error {
 	if err := startNotifier(gctx, g, d, c.notifier, alerts); err != nil {
 		return err
 	}
-	if err := startConsole(gctx, g, d, c.console, c.dataDir); err != nil {
+	if err := startConsole(gctx, g, d, c.console, storage, c.dataDir); err != nil {
 		return err
 	}
 	d.health.Remove("startup")

@@ -50,7 +50,7 @@ func (c *consoleFlags) register(fs *flag.FlagSet, addrDefault string) {
 // startConsole serves the console on c.addr and feeds its live view from the alerts topic. Users come from
 // FRAUDPIPE_CONSOLE_USERS; without them (and without a proxy), devPasswordDir != "" makes one user, analyst, with a
 // random password written to a file there (fraudpipe run, on a developer's machine), and otherwise it refuses.
-func startConsole(ctx context.Context, g *errgroup.Group, d deps, c consoleFlags, devPasswordDir string) error {
+func startConsole(ctx context.Context, g *errgroup.Group, d deps, c consoleFlags, storage, devPasswordDir string) error {
 	if c.addr == "" {
 		return nil
 	}
@@ -74,7 +74,7 @@ func startConsole(ctx context.Context, g *errgroup.Group, d deps, c consoleFlags
 	hub := console.NewHub(200)
 	cc := console.Config{Users: users, ProxyHeader: c.proxyHeader, SessionKey: key, Alerts: hub, Log: d.log.With("part", "console")}
 	if k := os.Getenv(notifier.EnvConfirmKey); k != "" {
-		if err := startConfirmations(ctx, g, d, &cc, []byte(k)); err != nil {
+		if err := startConfirmations(ctx, g, d, &cc, storage, []byte(k)); err != nil {
 			return err
 		}
 	}
@@ -110,7 +110,7 @@ func startConsole(ctx context.Context, g *errgroup.Group, d deps, c consoleFlags
 
 // startConfirmations runs the customer confirmation saga (processors/confirmations) and gives the console the
 // "Was this you?" page: links signed with key (FRAUDPIPE_CONFIRM_KEY, the notifier's), answers to customer-answers.
-func startConfirmations(ctx context.Context, g *errgroup.Group, d deps, cc *console.Config, key []byte) error {
+func startConfirmations(ctx context.Context, g *errgroup.Group, d deps, cc *console.Config, storage string, key []byte) error {
 	signer, err := confirm.NewSigner(key)
 	if err != nil {
 		return fmt.Errorf("%s: %w", notifier.EnvConfirmKey, err)
@@ -134,9 +134,10 @@ func startConfirmations(ctx context.Context, g *errgroup.Group, d deps, cc *cons
 	}
 	m := confirmations.NewMetrics(d.reg)
 	pm := gokaadapter.NewProducerMetrics(d.reg, "fraudpipe-confirmations")
-	sup := &processors.Supervisor{Name: "confirmations", Log: d.log, Guard: guard, Metrics: d.procMetrics, Build: func() (*goka.Processor, error) {
-		return confirmations.New(d.kafka.Brokers, confirmations.Config{Log: d.log, Metrics: m, Guard: guard},
-			gokaadapter.ProcessorOptions(d.kafka, "fraudpipe-confirmations", d.log, pm)...)
+	dir := filepath.Join(storage, string(confirmations.Group))
+	sup := &processors.Supervisor{Name: "confirmations", Storage: dir, Log: d.log, Guard: guard, Metrics: d.procMetrics, Build: func() (*goka.Processor, error) {
+		opts := append(gokaadapter.ProcessorOptions(d.kafka, "fraudpipe-confirmations", d.log, pm), processors.Storage(dir, 16<<20))
+		return confirmations.New(d.kafka.Brokers, confirmations.Config{Log: d.log, Metrics: m, Guard: guard}, opts...)
 	}}
 	metrics.RegisterLag(d.reg, string(confirmations.Group), sup.Current)
 	d.health.Add("confirmations", sup.Status)
@@ -166,6 +167,7 @@ func consoleCommand() *ffcli.Command {
 	var c partConfig
 	fs := c.common("console", "127.0.0.1:9104")
 	c.console.register(fs, "127.0.0.1:8080")
+	fs.StringVar(&c.stateDir, "state-dir", "data/state", "local state of the confirmation saga (goka storage); each instance on a machine needs its own")
 	return &ffcli.Command{
 		Name: "console", ShortUsage: "fraudpipe console [flags] | fraudpipe console hash-password < password", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Serve the analysts' web console (users from " + envConsoleUsers + ").",
@@ -186,8 +188,8 @@ func consoleCommand() *ffcli.Command {
 			},
 		}},
 		Exec: func(ctx context.Context, _ []string) error {
-			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, _ string) error {
-				return startConsole(ctx, g, d, c.console, "")
+			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, storage string) error {
+				return startConsole(ctx, g, d, c.console, storage, "")
 			})
 		},
 	}

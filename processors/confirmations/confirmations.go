@@ -62,9 +62,10 @@ func New(brokers []string, cfg Config, opts ...goka.ProcessorOption) (*goka.Proc
 	s := &saga{cfg}
 	g := goka.DefineGroup(Group,
 		goka.Input(topics.CustomerAnswers, topics.Raw{}, cfg.Guard.Wrap(s.answer)),
-		goka.Output(topics.PaymentActions, topics.PaymentCommandCodec{}),
+		goka.Output(topics.PaymentActions, topics.JSON[topics.PaymentCommand]{}),
+		goka.Output(topics.Labels, topics.JSON[topics.Label]{}),
 		goka.Output(goka.Stream(cfg.Guard.DeadLetters), topics.Raw{}),
-		goka.Persist(answeredCodec{}),
+		goka.Persist(topics.JSON[confirm.Answered]{}),
 	)
 	p, err := goka.NewProcessor(brokers, g, append([]goka.ProcessorOption{goka.WithNilHandling(goka.NilProcess)}, opts...)...)
 	if err != nil {
@@ -96,23 +97,12 @@ func (s *saga) answer(ctx goka.Context, msg any) {
 		ctx.Emit(topics.PaymentActions, a.AccountID, &c)
 	}
 	if outcome == confirm.First {
+		// The customer's answer is also what the rules are measured against (rules backtest --labels).
+		ctx.Emit(topics.Labels, topics.LabelKey(a.AccountID, a.PaymentID), confirm.LabelOf(a))
 		ctx.SetValue(st)
 	}
 	if s.Metrics != nil {
 		s.Metrics.Answers.WithLabelValues(string(a.Answer), string(outcome)).Inc()
 	}
 	s.Log.Info("customer answer", "account", a.AccountID, "alert", a.AlertID, "answer", a.Answer, "outcome", outcome, "commands", len(cmds))
-}
-
-// answeredCodec encodes the saga's state as JSON.
-type answeredCodec struct{}
-
-func (answeredCodec) Encode(v any) ([]byte, error) { return json.Marshal(v) }
-
-func (answeredCodec) Decode(b []byte) (any, error) {
-	var a confirm.Answered
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, fmt.Errorf("decode answered alerts: %w", err)
-	}
-	return &a, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,7 @@ func drain(t *testing.T, q *tester.QueueTracker) []string {
 // the first answer set them.
 func TestEachAlertsCommandsAreIssuedOnce(t *testing.T) {
 	tt, actions, dlq := run(t)
+	labels := tt.NewQueueTracker(topics.Labels)
 	for _, a := range [][]byte{
 		answer("a1", topics.AnswerDenied), answer("a1", topics.AnswerDenied), answer("a1", topics.AnswerConfirmed),
 		answer("a2", topics.AnswerConfirmed), answer("a2", topics.AnswerConfirmed), answer("a2", topics.AnswerDenied),
@@ -81,6 +83,18 @@ func TestEachAlertsCommandsAreIssuedOnce(t *testing.T) {
 	}
 	if _, _, ok := dlq.Next(); ok {
 		t.Fatal("a valid answer was dead-lettered")
+	}
+	var got2 []string
+	for {
+		key, v, ok := labels.Next()
+		if !ok {
+			break
+		}
+		l := v.(*topics.Label)
+		got2 = append(got2, key+"="+string(l.Verdict)+"/"+l.Source)
+	}
+	if strings.Join(got2, " ") != "acct_1/pay_a1=fraud/customer acct_1/pay_a2=legitimate/customer" {
+		t.Fatalf("labels %v, want one per alert from its first answer", got2)
 	}
 }
 

@@ -4,13 +4,14 @@
 package confirm
 
 import (
-	"crypto/hmac"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -34,48 +35,53 @@ var (
 // MinKeyBytes is the shortest key accepted for signing links.
 const MinKeyBytes = 32
 
-// Signer signs and checks links with an HMAC-SHA256 key (FRAUDPIPE_CONFIRM_KEY), the same on every notifier and
-// console instance.
-type Signer struct{ key []byte }
+// Signer seals and opens links with AES-256-GCM under a key derived from FRAUDPIPE_CONFIRM_KEY, the same on every
+// notifier and console instance: a link can be neither read (it names the card and the account, and travels in SMS
+// and mail) nor changed without the key.
+type Signer struct{ aead cipher.AEAD }
 
 // NewSigner returns a Signer, refusing a key too short to be a secret.
 func NewSigner(key []byte) (*Signer, error) {
 	if len(key) < MinKeyBytes {
 		return nil, fmt.Errorf("confirmation key: %d bytes, at least %d needed", len(key), MinKeyBytes)
 	}
-	return &Signer{key: key}, nil
+	k := sha256.Sum256(append([]byte("fraudpipe confirmation link\x00"), key...))
+	block, err := aes.NewCipher(k[:])
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{aead: aead}, nil
 }
 
-func (s *Signer) mac(payload string) []byte {
-	m := hmac.New(sha256.New, s.key)
-	m.Write([]byte(payload))
-	return m.Sum(nil)
-}
-
-// Token returns the link's token: its fields and their MAC, URL-safe.
+// Token returns the link's token: its fields sealed, URL-safe.
 func (s *Signer) Token(l Link) string {
 	b, _ := json.Marshal(l) // a struct of strings and an int cannot fail
-	payload := base64.RawURLEncoding.EncodeToString(b)
-	return payload + "." + base64.RawURLEncoding.EncodeToString(s.mac(payload))
+	nonce := make([]byte, s.aead.NonceSize())
+	rand.Read(nonce)
+	return base64.RawURLEncoding.EncodeToString(s.aead.Seal(nonce, nonce, b, nil))
 }
 
 // maxToken bounds what Verify reads: a token is a few hundred bytes.
 const maxToken = 2048
 
-// Verify returns the link a token stands for if it is signed with this key and not expired at now.
+// Verify returns the link a token stands for if it was sealed with this key and has not expired at now.
 func (s *Signer) Verify(token string, now time.Time) (Link, error) {
 	var l Link
-	payload, sig, ok := strings.Cut(token, ".")
-	if !ok || len(token) > maxToken {
+	if len(token) > maxToken {
 		return l, ErrForged
 	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, s.mac(payload)) {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(b) < s.aead.NonceSize() {
 		return l, ErrForged
 	}
-	b, err := base64.RawURLEncoding.DecodeString(payload)
-	if err != nil || json.Unmarshal(b, &l) != nil || l.AlertID == "" || l.AccountID == "" {
-		return Link{}, ErrForged // signed by us, so not expected; refused all the same
+	n := s.aead.NonceSize()
+	plain, err := s.aead.Open(nil, b[:n], b[n:], nil)
+	if err != nil || json.Unmarshal(plain, &l) != nil || l.AlertID == "" || l.AccountID == "" {
+		return Link{}, ErrForged
 	}
 	if now.Unix() >= l.Expires {
 		return Link{}, ErrExpired

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -60,13 +61,16 @@ var hashCost = bcrypt.DefaultCost
 
 // dummyHash is compared against when the user does not exist, so a login takes as long for a wrong name as for a
 // wrong password and does not tell which names exist.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no such user, no such password"), bcrypt.DefaultCost)
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("no such user, no such password"), hashCost)
+	return h
+})
 
 // check reports whether password is user's.
 func (u Users) check(user, password string) bool {
 	h, ok := u[user]
 	if !ok {
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return false
 	}
 	return bcrypt.CompareHashAndPassword(h, []byte(password)) == nil
@@ -74,12 +78,15 @@ func (u Users) check(user, password string) bool {
 
 const sessionCookie = "fraudpipe_session"
 
-// sessions signs and checks session cookies: "user|expiry|mac", the MAC an HMAC-SHA256 under the console's key.
-// Nothing is stored on the server, so any console instance with the same key accepts the cookie.
+// sessions signs and checks session cookies: "user|expiry|mac", the MAC an HMAC-SHA256 under the console's key
+// over the payload and the user's password hash. Nothing is stored on the server, so any console instance with the
+// same key accepts the cookie; removing a user or changing their password ends their sessions.
 type sessions struct {
 	key []byte
 	ttl time.Duration
 	now func() time.Time
+	// secret returns what a user's sessions are bound to (their password hash), ok false for no such user.
+	secret func(user string) ([]byte, bool)
 }
 
 func newSessionKey() ([]byte, error) {
@@ -88,9 +95,11 @@ func newSessionKey() ([]byte, error) {
 	return k, err
 }
 
-func (s sessions) mac(payload string) string {
+func (s sessions) mac(payload string, secret []byte) string {
 	m := hmac.New(sha256.New, s.key)
 	m.Write([]byte(payload))
+	m.Write([]byte{0})
+	m.Write(secret)
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
@@ -98,8 +107,9 @@ func (s sessions) mac(payload string) string {
 func (s sessions) issue(w http.ResponseWriter, r *http.Request, user string) {
 	exp := s.now().Add(s.ttl).Unix()
 	payload := base64.RawURLEncoding.EncodeToString([]byte(user)) + "|" + strconv.FormatInt(exp, 10)
+	secret, _ := s.secret(user)
 	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: payload + "|" + s.mac(payload), Path: "/",
+		Name: sessionCookie, Value: payload + "|" + s.mac(payload, secret), Path: "/",
 		MaxAge: int(s.ttl.Seconds()), HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
 	})
 }
@@ -115,16 +125,17 @@ func (s sessions) user(r *http.Request) string {
 		return ""
 	}
 	payload, mac := c.Value[:i], c.Value[i+1:]
-	if subtle.ConstantTimeCompare([]byte(mac), []byte(s.mac(payload))) != 1 {
-		return ""
-	}
 	enc, expS, ok := strings.Cut(payload, "|")
-	exp, err := strconv.ParseInt(expS, 10, 64)
-	if !ok || err != nil || s.now().Unix() >= exp {
+	name, err := base64.RawURLEncoding.DecodeString(enc)
+	if !ok || err != nil {
 		return ""
 	}
-	name, err := base64.RawURLEncoding.DecodeString(enc)
-	if err != nil {
+	secret, known := s.secret(string(name))
+	if !known || subtle.ConstantTimeCompare([]byte(mac), []byte(s.mac(payload, secret))) != 1 {
+		return ""
+	}
+	exp, err := strconv.ParseInt(expS, 10, 64)
+	if err != nil || s.now().Unix() >= exp {
 		return ""
 	}
 	return string(name)

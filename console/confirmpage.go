@@ -39,7 +39,7 @@ func (s *Server) confirmAnswer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Log.Info("customer answer", "alert", l.AlertID, "account", l.AccountID, "answer", ans)
-	s.render(w, http.StatusOK, "answered.html", map[string]any{"Answer": string(ans)})
+	s.render(w, http.StatusOK, "answered.html", map[string]any{"Answer": string(ans), "Card": l.CardID != ""})
 }
 
 // link checks the request's token; on a refusal it has answered already.

@@ -50,7 +50,7 @@ func TestTheConfirmationPage(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, body := post(tok, "denied"); code != http.StatusOK || !strings.Contains(body, "stays blocked") {
+	if code, body := post(tok, "denied"); code != http.StatusOK || !strings.Contains(body, "it was not you") || !strings.Contains(body, "card will be blocked") {
 		t.Fatalf("denied: %d\n%s", code, body)
 	}
 	want := topics.CustomerAnswer{AlertID: "alert_9", AccountID: "acct_9", PaymentID: "pay_9", CardID: "card_9", Action: topics.ActionBlock,

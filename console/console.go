@@ -92,7 +92,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console templates: %w", err)
 	}
-	s := &Server{cfg: cfg, sessions: sessions{key: cfg.SessionKey, ttl: cfg.SessionTTL, now: cfg.Now}, pages: pages,
+	secret := func(user string) ([]byte, bool) { h, ok := cfg.Users[user]; return h, ok }
+	s := &Server{cfg: cfg, sessions: sessions{key: cfg.SessionKey, ttl: cfg.SessionTTL, now: cfg.Now, secret: secret}, pages: pages,
 		limiters: map[string]*rate.Limiter{}}
 	static, _ := fs.Sub(assets, "static")
 	mux := http.NewServeMux()

@@ -303,3 +303,29 @@ func TestASlowFeedIsDroppedNotWaitedFor(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// Sessions are bound to the user's entry: removing the user or changing the password ends them on every console.
+func TestRemovingAUserOrChangingThePasswordEndsTheirSessions(t *testing.T) {
+	key := []byte("a shared session key of 32 bytes or more")
+	users := testUsers(t)
+	_, ts := newTestConsole(t, Config{Users: users, SessionKey: key})
+	c := client(t)
+	signIn(t, c, ts.URL, "alice", testPassword)
+	u, _ := url.Parse(ts.URL)
+	cookie := c.Jar.Cookies(u)[0]
+	newHash, _ := HashPassword("another long password")
+	bob, _ := HashPassword("bob's long password")
+	for name, us := range map[string]Users{"same users": users, "alice removed": {"bob": []byte(bob)}, "new password": {"alice": []byte(newHash)}} {
+		_, other := newTestConsole(t, Config{Users: us, SessionKey: key})
+		req, _ := http.NewRequest("GET", other.URL+"/", nil)
+		req.AddCookie(cookie)
+		resp, err := client(t).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{true: http.StatusOK, false: http.StatusSeeOther}[name == "same users"]; resp.StatusCode != want {
+			t.Fatalf("%s: %d, want %d", name, resp.StatusCode, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -30,9 +31,19 @@ func Follow(ctx context.Context, opts []kgo.Opt, hub *Hub, log *slog.Logger) err
 		if ctx.Err() != nil {
 			return nil
 		}
+		failed := false
 		fs.EachError(func(t string, p int32, err error) {
+			failed = true
 			log.Warn("console: reading alerts", "topic", t, "partition", p, "err", err)
 		})
+		if failed { // a lasting error (no access, no topic) would otherwise be retried and logged in a loop
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(5 * time.Second):
+			}
+			continue
+		}
 		fs.EachRecord(func(r *kgo.Record) {
 			v, err := topics.AlertCodec{}.Decode(r.Value)
 			if err != nil {

@@ -7,7 +7,8 @@ import (
 )
 
 // Hub fans alerts out to the live feeds of every open console page, and keeps the newest for a page that opens.
-// A slow page misses alerts rather than holding up the others: its feed is dropped and the browser reconnects.
+// A slow page misses alerts rather than holding up the others: its feed is dropped, and the page reloads to show
+// the newest again.
 type Hub struct {
 	mu     sync.Mutex
 	recent []topics.Alert // oldest first
@@ -31,7 +32,7 @@ func (h *Hub) Publish(a topics.Alert) {
 	for ch := range h.subs {
 		select {
 		case ch <- a:
-		default: // this feed is behind: close it, the page reconnects and starts over from recent
+		default: // this feed is behind: close it; the page reloads, which shows the newest again
 			delete(h.subs, ch)
 			close(ch)
 		}

@@ -31,7 +31,9 @@ type Script func(k Keys, keys, args []string) (any, error)
 // miniredis builds a fresh Lua interpreter for every call, which made the notifier's two scripts per delivery
 // the largest cost in `fraudpipe run` that was not the pipeline's own; clients still send the same EVALSHA as
 // to a real Redis. Emulated scripts run one at a time, so a script is atomic against every other emulated one;
-// only the keys no other command writes may be emulated, and not inside MULTI (the hook runs them at once).
+// only the keys no other command writes may be emulated, and not inside MULTI (the hook runs them at once). Key
+// expiry runs between the steps of one (each takes miniredis's lock on its own): a lease that runs out mid-claim
+// reads as busy with no time left, which the caller treats as a lease about to end.
 func (r *Redis) Emulate(digest string, fn Script) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -15,7 +15,7 @@ import (
 
 const confirmKey = "0123456789abcdef0123456789abcdef"
 
-var confirmLink = regexp.MustCompile(`https://bank\.example/confirm/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)`)
+var confirmLink = regexp.MustCompile(`https://bank\.example/confirm/([A-Za-z0-9_\-]+)`)
 
 // A block alert's messages carry a "Was this you?" link signed for that alert, valid for the configured time;
 // other actions' messages carry none, and so does every message without the confirm section.

@@ -90,7 +90,9 @@ func startConsole(ctx context.Context, g *errgroup.Group, d deps, c consoleFlags
 	if err != nil {
 		return fmt.Errorf("console: %w (--console-addr another address, or '' to turn the console off)", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	// Requests end with ctx (the live feed streams until its request is done): a stop does not wait on open pages.
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	g.Go(func() error { return console.Follow(ctx, opts, hub, d.log) })
 	g.Go(func() error {
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

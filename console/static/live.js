@@ -4,7 +4,13 @@
   const state = document.getElementById('feed-state');
   const feed = new EventSource('/alerts/stream');
   feed.onopen = () => { state.textContent = 'live'; };
-  feed.onerror = () => { state.textContent = 'reconnecting…'; };
+  // A dropped feed (the page fell behind, the console restarted) may have missed alerts: the page reloads, and the
+  // server renders the newest again.
+  feed.onerror = () => {
+    state.textContent = 'reconnecting…';
+    feed.close();
+    setTimeout(() => location.reload(), 2000);
+  };
   feed.addEventListener('alert', (ev) => {
     const a = JSON.parse(ev.data);
     const tr = document.createElement('tr');

@@ -56,6 +56,25 @@ func (s *State) holds(id string) bool {
 	return false
 }
 
+// Outcome returns the score and action of a payment still held exactly: its decision, or the stronger one a late
+// arrival re-scored it to. The detector sends it again when the payment is delivered again.
+func (s *State) Outcome(id string) (score int, action Action, ok bool) {
+	for i := len(s.events) - 1; i >= 0; i-- {
+		if e := s.events[i]; e.recLen > 0 {
+			rec := s.record(e)
+			n, k := binary.Uvarint(rec)
+			if k > 0 && n == uint64(len(id)) && uint64(len(rec)-k) >= n+2 && string(rec[k:k+int(n)]) == id {
+				r := int(rec[k+int(n)+1])
+				if r >= len(actions) {
+					return 0, ActionNone, false
+				}
+				return int(rec[k+int(n)]), actions[r], true
+			}
+		}
+	}
+	return 0, ActionNone, false
+}
+
 // setRecord writes the record of exact event i: the payment's fields, its decision and the sticky outcomes.
 func (s *State) setRecord(i int, p *Payment, d *Decision, sticky []Fired, ruleset uint32) {
 	var buf [8]uint32

@@ -95,13 +95,13 @@ func (g *GroupStep) decode(b []byte) error {
 
 // ScoreAtAccount is step 2 at the account whose state is st; env.Grouped holds step 1's outcomes. On First it
 // scores the payment and remembers it, and the caller keeps what a redelivery must send again with KeepAlerts.
-// On Redelivered, stored is what was kept.
+// On Redelivered and Retried, stored is what was kept for the payment (nil if nothing, or no longer).
 func (rs *Ruleset) ScoreAtAccount(st *State, p *Payment, env Env, src uint64) (d Decision, del Delivery, stored []byte) {
 	if prevSrc, alert, seen := st.Lookup(p.ID); seen {
 		if prevSrc == src {
 			return Decision{}, Redelivered, alert
 		}
-		return Decision{}, Retried, nil
+		return Decision{}, Retried, alert
 	}
 	d = rs.EvaluateWith(st, p, env)
 	st.Remember(p.ID, src, nil)

@@ -186,6 +186,27 @@ func RestoreAlerts(stored []byte, p Payment) ([][]byte, error) {
 	return out, nil
 }
 
+// StoredOwnAlert returns the payment's own alert from what StoredAlerts (or StoredAlert) kept, or nil if it had
+// none.
+func StoredOwnAlert(stored []byte) (*Alert, error) {
+	own := stored
+	if len(stored) > 0 && stored[0] == '[' {
+		var all []json.RawMessage
+		if err := json.Unmarshal(stored, &all); err != nil || len(all) == 0 {
+			return nil, fmt.Errorf("decode stored alerts: %w", err)
+		}
+		own = all[0]
+	}
+	if len(own) == 0 || string(own) == "null" {
+		return nil, nil
+	}
+	var a Alert
+	if err := json.Unmarshal(own, &a); err != nil {
+		return nil, fmt.Errorf("decode stored alert: %w", err)
+	}
+	return &a, nil
+}
+
 // RestoreAlert turns a stored alert back into the alert that was first emitted, payment included.
 func RestoreAlert(stored []byte, p Payment) ([]byte, error) {
 	var a Alert

@@ -32,7 +32,7 @@ func run(ctx context.Context, args []string) error {
 			"case with - as _ (--data-dir is FRAUDPIPE_DATA_DIR). Flags win over the environment.",
 		Subcommands: []*ffcli.Command{
 			runCommand(), brokerCommand(), detectorCommand(), notifierCommand(), topicsCommand(), produceCommand(),
-			deliveriesCommand(), benchCommand(), rulesCommand(), listsCommand(), healthCommand(), consoleCommand(),
+			deliveriesCommand(), benchCommand(), rulesCommand(), listsCommand(), healthCommand(), consoleCommand(), apiCommand(),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

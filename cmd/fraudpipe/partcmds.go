@@ -29,6 +29,7 @@ type partConfig struct {
 	rulesPushOnSave bool
 	expireEvery     time.Duration
 	countOnly       bool
+	decisions       bool
 	// notifier
 	notifier notifierFlags
 	// broker
@@ -37,6 +38,7 @@ type partConfig struct {
 	// detector and notifier
 	records recordFlags
 	console consoleFlags
+	api     apiFlags
 }
 
 func (c *partConfig) common(name, metricsDefault string) *flag.FlagSet {
@@ -56,6 +58,7 @@ func detectorCommand() *ffcli.Command {
 	fs.DurationVar(&c.expireEvery, "expire-interval", 10*time.Minute, "how often idle accounts' state is deleted")
 	fs.IntVar(&c.stateCache, "state-cache", defaultStateCacheMiB, stateCacheHelp)
 	fs.BoolVar(&c.countOnly, "count-only", false, "for benchmarks only: score nothing, just count each payment in its account's state (fraudpipe bench --count-only)")
+	registerDecisions(fs, &c.decisions)
 	c.records.register(fs)
 	return &ffcli.Command{
 		Name: "detector", ShortUsage: "fraudpipe detector [flags]", FlagSet: fs, Options: envOptions,
@@ -65,7 +68,7 @@ func detectorCommand() *ffcli.Command {
 				return err
 			}
 			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, storage string) error {
-				return startDetector(ctx, g, d, storage, detectorOptions{rulesPath: c.rules, pushOnSave: c.rulesPushOnSave, expireEvery: c.expireEvery, countOnly: c.countOnly})
+				return startDetector(ctx, g, d, storage, detectorOptions{rulesPath: c.rules, pushOnSave: c.rulesPushOnSave, expireEvery: c.expireEvery, countOnly: c.countOnly, decisions: c.decisions})
 			})
 		},
 	}

@@ -26,6 +26,8 @@ type runConfig struct {
 	stateCache   int
 	records      recordFlags
 	console      consoleFlags
+	api          apiFlags
+	decisions    bool
 }
 
 func runCommand() *ffcli.Command {
@@ -42,6 +44,8 @@ func runCommand() *ffcli.Command {
 	fs.IntVar(&c.stateCache, "state-cache", defaultStateCacheMiB, stateCacheHelp)
 	c.records.register(fs)
 	c.console.register(fs, "127.0.0.1:8080")
+	c.api.register(fs, "127.0.0.1:8081", false)
+	registerDecisions(fs, &c.decisions)
 	return &ffcli.Command{
 		Name: "run", ShortUsage: "fraudpipe run [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Run the whole pipeline: embedded broker (unless --brokers), detector and notifier.",
@@ -92,13 +96,16 @@ func (c *runConfig) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := startDetector(gctx, g, d, storage, detectorOptions{rulesPath: c.rules, pushOnSave: true, expireEvery: c.expireEvery}); err != nil {
+	if err := startDetector(gctx, g, d, storage, detectorOptions{rulesPath: c.rules, pushOnSave: true, expireEvery: c.expireEvery, decisions: c.decisions}); err != nil {
 		return err
 	}
 	if err := startNotifier(gctx, g, d, c.notifier, alerts); err != nil {
 		return err
 	}
 	if err := startConsole(gctx, g, d, c.console, storage, c.dataDir); err != nil {
+		return err
+	}
+	if err := startAPI(gctx, g, d, c.api, c.notifier.redisURL, c.notifier.redisCA, c.dataDir); err != nil {
 		return err
 	}
 	d.health.Remove("startup")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"log/slog"
 	"os"
 	"os/user"
@@ -28,6 +29,11 @@ type detectorOptions struct {
 	pushOnSave  bool
 	expireEvery time.Duration
 	countOnly   bool // benchmarks: score nothing (detector.Config.CountOnly)
+	decisions   bool // a decision per payment on the decisions topic (detector.Config.Decisions)
+}
+
+func registerDecisions(fs *flag.FlagSet, v *bool) {
+	fs.BoolVar(v, "decisions", true, "write a decision (approve, review, block) for every payment to the decisions topic; the decision API needs them")
 }
 
 // startDetector runs the detector group, the followers of the rules and lists topics, the rules-file watcher
@@ -86,7 +92,7 @@ func startDetector(ctx context.Context, g *errgroup.Group, d deps, storage strin
 		opts := append(gokaadapter.ProcessorOptions(d.kafka, "fraudpipe-detector", d.log, pm), processors.Storage(dir, int64(d.stateCacheMiB)<<20))
 		return detector.New(d.kafka.Brokers, detector.Config{
 			Rules: reg.LatestRuleset, Versions: reg, Lists: lists, Partitions: partitions, Partitioner: d.kafka.Partitioner, Metrics: m, Log: d.log,
-			CountOnly: o.countOnly, Guard: guard,
+			CountOnly: o.countOnly, Guard: guard, Decisions: o.decisions,
 		}, opts...)
 	}}
 	metrics.RegisterLag(d.reg, string(detector.Group), sup.Current)

@@ -48,6 +48,8 @@ func TestPackagesDependOnlyDownTheFlow(t *testing.T) {
 				"github.com/IBM/sarama", "github.com/twmb/franz-go", "github.com/redis/go-redis", "github.com/prometheus/", "log/slog", "net/http"}},
 		{"console", "the console reads alerts and records answers; it scores nothing and delivers nothing",
 			[]string{module + "/processors", module + "/notifier", module + "/rules/registry", "github.com/lovoo/goka"}},
+		{"api", "the decision API produces payments and waits for decisions; it scores nothing itself",
+			[]string{module + "/processors", module + "/notifier", module + "/console", module + "/rules/registry"}},
 		{"notifier", "the notifier is its own service: it shares the processors' guard, not the detector",
 			[]string{module + "/processors/detector", module + "/rules/registry"}},
 	} {

@@ -69,6 +69,8 @@ type Config struct {
 	Guard *processors.Guard
 	// VersionWait bounds how long a record waits for the ruleset version it names (waitVersion). 0: a minute.
 	VersionWait time.Duration
+	// Decisions writes a topics.Decision for every payment, clean ones included, to the decisions topic.
+	Decisions bool
 }
 
 // Versions is what the detector needs from the ruleset registry.
@@ -116,6 +118,8 @@ func New(brokers []string, cfg Config, opts ...goka.ProcessorOption) (*goka.Proc
 		goka.Input(topics.Payments, topics.Raw{}, cfg.Guard.Wrap(d.process)),
 		goka.Loop(topics.Raw{}, cfg.Guard.Wrap(d.process)),
 		goka.Output(topics.Alerts, topics.AlertCodec{}),
+		goka.Output(topics.Decisions, topics.DecisionCodec{}),
+		goka.Output(topics.DecisionReplies, topics.DecisionCodec{}),
 		goka.Output(topics.PaymentsDLQ, topics.Raw{}),
 		goka.Visitor(expireVisitor, d.expire),
 		goka.Persist(StateCodec{}),
@@ -218,14 +222,20 @@ func (d *detector) process(ctx goka.Context, msg any) {
 			}
 		}
 		ctx.SetValue(st)
+		d.replayDecision(ctx, st, &p, rs, stored)
 		d.Metrics.Redelivered.Inc()
 		return
 	case rules.Retried:
+		// The producer sent the payment again, maybe because it never learnt the decision: it gets the same one.
+		d.replayDecision(ctx, st, &p, rs, stored)
 		d.Metrics.Duplicates.Inc()
 		return
 	}
 	now := d.Now()
 	d.Metrics.observe(dec)
+	if d.Decisions {
+		d.emitDecision(ctx, &p, dec.Score, dec.Action, dec.Fired, rs.Number, rs.Digest, now, false)
+	}
 	if dec.Action != rules.ActionNone {
 		a := NewAlert(p, dec, rs, now)
 		alert, err := topics.AlertCodec{}.Encode(a)
@@ -277,6 +287,54 @@ func (d *detector) emitLate(ctx goka.Context, rs *rules.Ruleset, raisedBy string
 	return stored
 }
 
+// emitDecision writes a payment's decision, addressed to the API instance waiting for it if one is.
+func (d *detector) emitDecision(ctx goka.Context, p *rules.Payment, score int, action rules.Action, fired []rules.Fired,
+	version int, digest string, now time.Time, replayed bool) {
+	dec := topics.Decision{
+		PaymentID: p.ID, AccountID: p.AccountID, Decision: topics.OutcomeOf(action), Score: score, Rules: fired,
+		RulesetVersion: version, RulesetDigest: digest, ArrivedAt: arrival(ctx).UTC(), DecidedAt: now.UTC(), Replayed: replayed,
+	}
+	if dec.Rules == nil {
+		dec.Rules = []rules.Fired{}
+	}
+	b, err := json.Marshal(&dec)
+	if err != nil {
+		processors.PanicFail(ctx, fmt.Errorf("encode decision: %w", err))
+	}
+	if to := ctx.Headers()[topics.HeaderReplyTo]; len(to) > 0 {
+		h := goka.WithCtxEmitHeaders(goka.Headers{topics.HeaderReplyTo: to})
+		ctx.Emit(topics.Decisions, p.AccountID, b, h)
+		ctx.Emit(topics.DecisionReplies, p.AccountID, b, h)
+		return
+	}
+	ctx.Emit(topics.Decisions, p.AccountID, b)
+}
+
+// replayDecision sends again the decision of a payment delivered again: the outcome the state holds for it, with
+// the rules of its kept alert. When the state keeps neither (the payment is long aggregated), it says nothing
+// rather than guess: the first decision stands.
+func (d *detector) replayDecision(ctx goka.Context, st *rules.State, p *rules.Payment, rs *rules.Ruleset, stored []byte) {
+	if !d.Decisions {
+		return
+	}
+	score, action, ok := st.Outcome(p.ID)
+	var fired []rules.Fired
+	version, digest := rs.Number, rs.Digest
+	own, err := topics.StoredOwnAlert(stored)
+	if err != nil {
+		processors.PanicFail(ctx, err)
+	}
+	if own != nil {
+		fired, version, digest = own.Rules, own.RulesetVersion, own.RulesetDigest
+		if !ok {
+			score, action, ok = own.Score, own.Action, true
+		}
+	}
+	if ok {
+		d.emitDecision(ctx, p, score, action, fired, version, digest, d.Now(), true)
+	}
+}
+
 // count is a payment's whole processing with CountOnly: one state read, one table write. The count goes in Touched,
 // which only the idle sweep reads, and in this mode the sweep deletes nothing (expire).
 func (d *detector) count(ctx goka.Context) {
@@ -299,6 +357,9 @@ func (d *detector) forward(ctx goka.Context, rs *rules.Ruleset, key string, raw 
 	}
 	if at := arrival(ctx); !at.IsZero() {
 		h[topics.HeaderArrived] = strconv.AppendInt(nil, at.UnixMilli(), 10)
+	}
+	if to := ctx.Headers()[topics.HeaderReplyTo]; len(to) > 0 {
+		h[topics.HeaderReplyTo] = to
 	}
 	if len(grouped) > 0 {
 		b, err := json.Marshal(grouped)

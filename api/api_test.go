@@ -1,0 +1,346 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fraudpipe/fraudpipe/api"
+	"github.com/fraudpipe/fraudpipe/internal/testenv"
+	"github.com/fraudpipe/fraudpipe/kafka"
+	"github.com/fraudpipe/fraudpipe/rules"
+	"github.com/fraudpipe/fraudpipe/topics"
+)
+
+const testKey = "0123456789abcdef0123456789abcdef"
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// decider stands in for the detector: it reads payments and writes each one's decision, with the reply address,
+// to decision-replies. Its outcome is a function of the amount; it counts how often it saw each payment.
+type decider struct {
+	mu     sync.Mutex
+	seen   map[string]int
+	stall  chan struct{} // while open and non-nil, payments wait
+	client *kgo.Client
+}
+
+func outcomeFor(amount int64) topics.Outcome {
+	switch {
+	case amount >= 100_000:
+		return topics.OutcomeBlock
+	case amount >= 10_000:
+		return topics.OutcomeReview
+	}
+	return topics.OutcomeApprove
+}
+
+func (d *decider) run(ctx context.Context, t *testing.T) {
+	for {
+		fs := d.client.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			d.mu.Lock()
+			stall := d.stall
+			d.mu.Unlock()
+			if stall != nil {
+				select {
+				case <-stall:
+				case <-ctx.Done():
+					return
+				}
+			}
+			p, err := rules.ParsePayment(r.Value)
+			if err != nil {
+				t.Errorf("the API produced an invalid payment: %v", err)
+				return
+			}
+			d.mu.Lock()
+			d.seen[api.Key(p.AccountID, p.ID)]++
+			replayed := d.seen[api.Key(p.AccountID, p.ID)] > 1
+			d.mu.Unlock()
+			b, _ := json.Marshal(topics.Decision{PaymentID: p.ID, AccountID: p.AccountID, Decision: outcomeFor(p.Amount),
+				Score: 10, Rules: []topics.Fired{}, RulesetVersion: 1, DecidedAt: time.Now().UTC(), Replayed: replayed})
+			d.client.Produce(ctx, &kgo.Record{Topic: topics.DecisionReplies, Key: r.Key, Value: b, Headers: r.Headers}, nil)
+		})
+	}
+}
+
+func (d *decider) count(key string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.seen[key]
+}
+
+func (d *decider) total() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, c := range d.seen {
+		n += c
+	}
+	return n
+}
+
+type env struct {
+	kafka   kafka.Config
+	rdb     *redis.Client
+	decider *decider
+	urls    []string
+	spec    *openapi3.T
+	router  routers.Router
+}
+
+// start runs a broker, a redis-server, the decider and n API instances (relay and server each), as fraudpipe api does.
+func start(t *testing.T, n int, tweak func(*api.Config)) *env {
+	t.Helper()
+	e := &env{kafka: testenv.Kafka(t, 3, topics.Payments, topics.DecisionReplies)}
+	r := testenv.StartRedis(t)
+	e.rdb = redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { e.rdb.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	dc, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.Brokers...), kgo.ConsumeTopics(topics.Payments), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dc.Close)
+	e.decider = &decider{seen: map[string]int{}, client: dc}
+	wg.Go(func() { e.decider.run(ctx, t) })
+
+	keys, err := api.ParseKeys("test:" + testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		prod, err := e.kafka.NewProducer(fmt.Sprint("api-test-", i), quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(prod.Close)
+		store := api.NewStore(e.rdb, time.Hour)
+		relay, err := api.NewRelay(e.kafka, store, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := api.Config{
+			Instance: api.NewInstanceID(), Store: store, Redis: e.rdb, Keys: keys, Deadline: 5 * time.Second,
+			Fallback: topics.OutcomeReview, Log: quiet,
+			Produce: func(ctx context.Context, key string, value []byte, replyTo string, done func(error)) {
+				prod.Produce(ctx, &kgo.Record{Topic: topics.Payments, Key: []byte(key), Value: value,
+					Headers: []kgo.RecordHeader{{Key: topics.HeaderReplyTo, Value: []byte(replyTo)}}}, func(_ *kgo.Record, err error) { done(err) })
+			},
+		}
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		srv, err := api.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subscribed := make(chan struct{})
+		wg.Go(func() { relay.Run(ctx) })
+		wg.Go(func() { srv.Run(ctx, subscribed) })
+		for _, ch := range []<-chan struct{}{subscribed, relay.Ready()} {
+			select {
+			case <-ch:
+			case <-time.After(30 * time.Second):
+				t.Fatal("API instance not ready within 30s")
+			}
+		}
+		hs := httptest.NewServer(srv)
+		t.Cleanup(hs.Close)
+		e.urls = append(e.urls, hs.URL)
+	}
+	e.spec, err = openapi3.NewLoader().LoadFromData(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.spec.Validate(context.Background()); err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	e.spec.Servers = nil // match requests to any host
+	if e.router, err = legacy.NewRouter(e.spec); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// do sends a request to instance i and checks request and answer against the OpenAPI document.
+func (e *env) do(t *testing.T, i int, method, path, key string, body []byte, header http.Header) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.urls[i]+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	route, params, err := e.router.FindRoute(req)
+	if err != nil {
+		t.Fatalf("%s %s: not in the OpenAPI document: %v", method, path, err)
+	}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, ExcludeRequestBody: true}}
+	err = openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header, Body: io.NopCloser(bytes.NewReader(got)),
+	})
+	if err != nil {
+		t.Fatalf("%s %s answered %d %s, which the OpenAPI document does not allow: %v", method, path, resp.StatusCode, got, err)
+	}
+	return resp.StatusCode, got
+}
+
+func payment(account, id string, amount int64) []byte {
+	b, _ := json.Marshal(rules.Payment{ID: id, AccountID: account, Amount: amount, Currency: "EUR", Timestamp: time.Now().UTC()})
+	return b
+}
+
+func answer(t *testing.T, b []byte) api.Answer {
+	t.Helper()
+	var a api.Answer
+	if err := json.Unmarshal(b, &a); err != nil {
+		t.Fatalf("answer %s: %v", b, err)
+	}
+	return a
+}
+
+func TestConcurrentRequestsAcrossTwoInstancesGetTheirOwnDecisions(t *testing.T) {
+	e := start(t, 2, nil)
+	amounts := []int64{500, 20_000, 150_000}
+	var wg sync.WaitGroup
+	for c := range 8 { // clients
+		wg.Go(func() {
+			for i := range 25 {
+				account, id := fmt.Sprintf("acct_%d", (c*25+i)%13), fmt.Sprintf("p-%d-%d", c, i)
+				amount := amounts[(c+i)%3]
+				code, body := e.do(t, (c+i)%2, "POST", "/v1/payments", testKey, payment(account, id, amount), nil)
+				a := answer(t, body)
+				if code != 200 || a.Fallback || a.PaymentID != id || a.AccountID != account || a.Decision.Decision != outcomeFor(amount) {
+					t.Errorf("%s/%s (%d): %d %s", account, id, amount, code, body)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := e.decider.total(); n != 200 {
+		t.Fatalf("the detector saw %d payments, want each of the 200 once", n)
+	}
+}
+
+func TestTheSamePaymentAgainGetsItsFirstDecisionWithoutScoring(t *testing.T) {
+	e := start(t, 2, nil)
+	p := payment("acct_1", "p1", 20_000)
+	_, first := e.do(t, 0, "POST", "/v1/payments", testKey, p, nil)
+	// A retry through the other instance, and one with the amount changed: the first decision stands.
+	_, again := e.do(t, 1, "POST", "/v1/payments", testKey, p, nil)
+	_, changed := e.do(t, 1, "POST", "/v1/payments", testKey, payment("acct_1", "p1", 500), nil)
+	a, b, c := answer(t, first), answer(t, again), answer(t, changed)
+	if a.Decision.Decision != topics.OutcomeReview || b.Decision.Decision != a.Decision.Decision || c.Decision.Decision != a.Decision.Decision || !b.DecidedAt.Equal(a.DecidedAt) {
+		t.Fatalf("first %s\nagain %s\nchanged %s", first, again, changed)
+	}
+	if n := e.decider.count(api.Key("acct_1", "p1")); n != 1 {
+		t.Fatalf("scored %d times, want once", n)
+	}
+	// The same payment id in another account is another payment.
+	if _, body := e.do(t, 0, "POST", "/v1/payments", testKey, payment("acct_2", "p1", 500), nil); answer(t, body).Decision.Decision != topics.OutcomeApprove {
+		t.Fatalf("acct_2/p1: %s", body)
+	}
+}
+
+func TestAMissedDeadlineGivesTheFallbackAndLaterTheDecision(t *testing.T) {
+	e := start(t, 1, func(c *api.Config) { c.Fallback = topics.OutcomeBlock })
+	stall := make(chan struct{})
+	e.decider.mu.Lock()
+	e.decider.stall = stall
+	e.decider.mu.Unlock()
+	code, body := e.do(t, 0, "POST", "/v1/payments", testKey, payment("acct_1", "p1", 500), http.Header{api.HeaderDeadline: {"100"}})
+	a := answer(t, body)
+	if code != 200 || !a.Fallback || a.Decision.Decision != topics.OutcomeBlock || a.PaymentID != "p1" || a.ElapsedMs < 100 || a.ElapsedMs > 2000 {
+		t.Fatalf("want the fallback (block) after about 100 ms, got %d %s", code, body)
+	}
+	if code, body := e.do(t, 0, "GET", "/v1/payments/p1/decision?account_id=acct_1", testKey, nil, nil); code != http.StatusAccepted {
+		t.Fatalf("while the detector is stalled: %d %s, want 202 pending", code, body)
+	}
+	close(stall)
+	testenv.WaitFor(t, 10*time.Second, "the real decision", func() bool {
+		code, body := e.do(t, 0, "GET", "/v1/payments/p1/decision?account_id=acct_1", testKey, nil, nil)
+		return code == 200 && answer(t, body).Decision.Decision == topics.OutcomeApprove && !answer(t, body).Fallback
+	})
+	// Posting it again now gets the real decision, still scored once.
+	if _, body := e.do(t, 0, "POST", "/v1/payments", testKey, payment("acct_1", "p1", 500), nil); answer(t, body).Decision.Decision != topics.OutcomeApprove || answer(t, body).Fallback {
+		t.Fatalf("retry: %s", body)
+	}
+	if n := e.decider.count(api.Key("acct_1", "p1")); n != 1 {
+		t.Fatalf("scored %d times", n)
+	}
+}
+
+func TestBadRequestsAreRefusedAndNothingIsProduced(t *testing.T) {
+	e := start(t, 1, func(c *api.Config) { c.RatePerKey, c.Burst = 0.01, 5 })
+	cases := []struct {
+		name, key, body string
+		header          http.Header
+		code            int
+		field, reason   string
+	}{
+		{"no key", "", string(payment("a", "p", 1)), nil, 401, "", ""},
+		{"unknown key", strings.Repeat("x", 32), string(payment("a", "p", 1)), nil, 401, "", ""},
+		{"negative amount", testKey, `{"id":"p","account_id":"a","amount":-5,"currency":"EUR","timestamp":"2026-12-05T10:00:00Z"}`, nil, 400, "amount", rules.ReasonBadAmount},
+		{"no account", testKey, `{"id":"p","amount":5,"currency":"EUR","timestamp":"2026-12-05T10:00:00Z"}`, nil, 400, "account_id", rules.ReasonMissingField},
+		{"not JSON", testKey, `{"id":`, nil, 400, "", ""},
+		{"too large", testKey, `{"id":"` + strings.Repeat("x", rules.MaxPaymentBytes) + `"}`, nil, 413, "", ""},
+		{"bad deadline", testKey, string(payment("a", "p", 1)), http.Header{api.HeaderDeadline: {"soon"}}, 400, "", ""},
+	}
+	for _, c := range cases {
+		code, body := e.do(t, 0, "POST", "/v1/payments", c.key, []byte(c.body), c.header)
+		var got struct{ Error, Field, Reason, Detail string }
+		json.Unmarshal(body, &got)
+		if code != c.code || got.Field != c.field || (c.reason != "" && got.Reason != c.reason) {
+			t.Errorf("%s: %d %s, want %d field %q", c.name, code, body, c.code, c.field)
+		}
+		if bytes.Contains(body, []byte(testKey)) || bytes.Contains(body, []byte("redis")) {
+			t.Errorf("%s: the answer leaks: %s", c.name, body)
+		}
+	}
+	// The rate limit: the burst of 5 is spent above, so 429.
+	limited := false
+	for range 5 {
+		if code, _ := e.do(t, 0, "GET", "/v1/payments/x/decision?account_id=a", testKey, nil, nil); code == http.StatusTooManyRequests {
+			limited = true
+		}
+	}
+	if !limited {
+		t.Error("no 429 beyond the key's burst")
+	}
+	if n := e.decider.total(); n != 0 {
+		t.Fatalf("%d payments produced by refused requests", n)
+	}
+}

@@ -1,0 +1,166 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fraudpipe/fraudpipe/kafka"
+	"github.com/fraudpipe/fraudpipe/topics"
+)
+
+// RelayGroup is the consumer group the API instances share on the decision-replies topic (the decisions of payments
+// posted to the API): each is read by one of them, whichever owns its partition, and handed to the instance its payment names (the reply address the detector
+// copies from the payment) through Redis. No instance reads what it does not relay, and none needs sticky routing.
+const RelayGroup = "fraudpipe-api"
+
+// Relay reads the decisions of payments asked for through the API and records and forwards them (Store.Record).
+type Relay struct {
+	client *kgo.Client
+	store  *Store
+	log    *slog.Logger
+	ready  chan struct{}
+	once   sync.Once
+}
+
+// NewRelay joins the relay group. A group that never committed starts a minute before now: the decisions of
+// requests taken while the first instance was joining are not skipped.
+func NewRelay(cfg kafka.Config, store *Store, log *slog.Logger) (*Relay, error) {
+	r := &Relay{store: store, log: log, ready: make(chan struct{})}
+	opts, err := cfg.ClientOptions("fraudpipe-api-relay", log)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
+		kgo.ConsumerGroup(RelayGroup),
+		kgo.ConsumeTopics(topics.DecisionReplies),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(time.Now().Add(-time.Minute).UnixMilli())),
+		kgo.FetchMaxWait(100*time.Millisecond),
+		// Offsets are committed for what was relayed, never for what was only fetched.
+		kgo.AutoCommitMarks(),
+		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { r.once.Do(func() { close(r.ready) }) }),
+	)
+	if r.client, err = kgo.NewClient(opts...); err != nil {
+		return nil, fmt.Errorf("api relay: %w", err)
+	}
+	return r, nil
+}
+
+// Ready is closed once the relay owns its first partitions.
+func (r *Relay) Ready() <-chan struct{} { return r.ready }
+
+// Run relays until ctx ends.
+func (r *Relay) Run(ctx context.Context) error {
+	defer r.client.Close()
+	var replies []Reply
+	for {
+		fs := r.client.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			r.log.Warn("api relay: fetch failed", "topic", t, "partition", p, "err", err)
+		})
+		replies = replies[:0]
+		fs.EachRecord(func(rec *kgo.Record) {
+			for _, h := range rec.Headers {
+				if h.Key == topics.HeaderReplyTo && len(h.Value) > 0 {
+					d, err := decode(rec.Value)
+					if err != nil {
+						r.log.Warn("api relay: unreadable decision skipped", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+						return
+					}
+					replies = append(replies, Reply{Instance: string(h.Value), Key: Key(d.AccountID, d.PaymentID), Decision: rec.Value})
+					return
+				}
+			}
+		})
+		// Redis away: keep trying (the decisions wait on Kafka, uncommitted); requests meanwhile get their fallback.
+		for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
+			err := r.store.Record(ctx, replies)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.log.Warn("api relay: recording decisions failed, retrying", "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+		}
+		fs.EachRecord(func(rec *kgo.Record) { r.client.MarkCommitRecords(rec) })
+	}
+}
+
+// replies is where this instance's waiting requests get their decisions.
+type replies struct {
+	mu      sync.Mutex
+	waiting map[string]chan []byte
+}
+
+func newReplies() *replies { return &replies{waiting: map[string]chan []byte{}} }
+
+// wait registers a request for key's decision; ok is false if another request of this instance already waits.
+func (w *replies) wait(key string) (ch chan []byte, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, busy := w.waiting[key]; busy {
+		return nil, false
+	}
+	ch = make(chan []byte, 1)
+	w.waiting[key] = ch
+	return ch, true
+}
+
+func (w *replies) done(key string) {
+	w.mu.Lock()
+	delete(w.waiting, key)
+	w.mu.Unlock()
+}
+
+func (w *replies) deliver(key string, decision []byte) {
+	w.mu.Lock()
+	ch := w.waiting[key]
+	delete(w.waiting, key)
+	w.mu.Unlock()
+	if ch != nil {
+		ch <- decision
+	}
+}
+
+// listen delivers what the relays publish to this instance until ctx ends. go-redis resubscribes after a lost
+// connection; a decision published meanwhile is still found in the store when the request's deadline comes.
+func (w *replies) listen(ctx context.Context, rdb redis.UniversalClient, instance string, log *slog.Logger, subscribed chan<- struct{}) error {
+	ps := rdb.Subscribe(ctx, ReplyChannel(instance))
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil { // the subscription's confirmation
+		return fmt.Errorf("api: subscribe to replies: %w", err)
+	}
+	close(subscribed)
+	ch := ps.Channel(redis.WithChannelSize(4096))
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-ch:
+			if !ok {
+				return errors.New("api: reply subscription closed")
+			}
+			d, err := decode([]byte(m.Payload))
+			if err != nil {
+				log.Warn("api: unreadable reply", "err", err)
+				continue
+			}
+			w.deliver(Key(d.AccountID, d.PaymentID), []byte(m.Payload))
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fraudpipe/fraudpipe/topics"
+)
+
+// Store keeps, in Redis, what every API instance must agree on: the first decision of each payment asked for through
+// the API (so a retry, on any instance, gets it without scoring twice) and which payments are being decided now.
+type Store struct {
+	rdb redis.UniversalClient
+	// Retain is how long a decision stays answerable (GET, retries).
+	Retain time.Duration
+}
+
+// NewStore returns a store on rdb keeping decisions for retain.
+func NewStore(rdb redis.UniversalClient, retain time.Duration) *Store {
+	return &Store{rdb: rdb, Retain: retain}
+}
+
+const keyPrefix = "fraudpipe:api:"
+
+// Key is how the API names a payment: ids are unique per account only.
+func Key(account, payment string) string { return account + "/" + payment }
+
+func decisionKey(key string) string { return keyPrefix + "d:" + key }
+func pendingKey(key string) string  { return keyPrefix + "p:" + key }
+
+// ReplyChannel is the Redis channel an API instance hears its decisions on.
+func ReplyChannel(instance string) string { return keyPrefix + "reply:" + instance }
+
+// Begin looks a payment up and claims it for this request in one round trip. It returns the decision if the
+// payment has one; otherwise claimed says whether this request should produce it (no other request is deciding
+// it), the claim lasting ttl.
+func (s *Store) Begin(ctx context.Context, key string, ttl time.Duration) (decided []byte, claimed bool, err error) {
+	var get *redis.StringCmd
+	var set *redis.BoolCmd
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, decisionKey(key))
+		set = p.SetNX(ctx, pendingKey(key), 1, ttl)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, fmt.Errorf("api store: %w", err)
+	}
+	if b, err := get.Bytes(); err == nil {
+		return b, false, nil
+	}
+	return nil, set.Val(), nil
+}
+
+// Release gives a claim up (the payment could not be produced), so that a retry produces it.
+func (s *Store) Release(ctx context.Context, key string) error {
+	if err := s.rdb.Del(ctx, pendingKey(key)).Err(); err != nil {
+		return fmt.Errorf("api store: %w", err)
+	}
+	return nil
+}
+
+// Decision returns the payment's first decision, and whether it is being decided (claimed) if it has none.
+func (s *Store) Decision(ctx context.Context, key string) (decided []byte, pending bool, err error) {
+	var get *redis.StringCmd
+	var exists *redis.IntCmd
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, decisionKey(key))
+		exists = p.Exists(ctx, pendingKey(key))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, fmt.Errorf("api store: %w", err)
+	}
+	if b, err := get.Bytes(); err == nil {
+		return b, false, nil
+	}
+	return nil, exists.Val() > 0, nil
+}
+
+// Reply is a decision to record and pass to the instance waiting for it.
+type Reply struct {
+	Instance string
+	Key      string
+	Decision []byte // topics.Decision, JSON
+}
+
+// Record stores each reply's decision unless its payment already has one (the first decision stands), and
+// publishes it to its instance, in one round trip for the batch.
+func (s *Store) Record(ctx context.Context, replies []Reply) error {
+	if len(replies) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, r := range replies {
+			p.SetNX(ctx, decisionKey(r.Key), r.Decision, s.Retain)
+			p.Publish(ctx, ReplyChannel(r.Instance), r.Decision)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("api store: record decisions: %w", err)
+	}
+	return nil
+}
+
+// decode reads a stored or published decision.
+func decode(b []byte) (*topics.Decision, error) {
+	var d topics.Decision
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("decode decision: %w", err)
+	}
+	if d.PaymentID == "" || d.AccountID == "" {
+		return nil, errors.New("decode decision: no payment or account id")
+	}
+	return &d, nil
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fraudpipe/fraudpipe/api"
+	"github.com/fraudpipe/fraudpipe/topics"
+)
+
+// envAPIKeys holds the decision API's keys, name:key,...: secrets, from the environment only.
+const envAPIKeys = "FRAUDPIPE_API_KEYS"
+
+// apiFlags configure the decision API.
+type apiFlags struct {
+	addr        string
+	redisURL    string
+	redisCA     string
+	deadline    time.Duration
+	maxDeadline time.Duration
+	fallback    string
+	rate        float64
+	burst       int
+	retain      time.Duration
+}
+
+func (a *apiFlags) register(fs *flag.FlagSet, addrDefault string, redis bool) {
+	fs.StringVar(&a.addr, "api-addr", addrDefault, "listen address of the decision API (empty: off)")
+	if redis {
+		fs.StringVar(&a.redisURL, "redis", "", "Redis URL the API instances share (decisions, claims, replies), e.g. redis://:password@host:6379/0 (default: an embedded in-memory Redis, for one instance)")
+		fs.StringVar(&a.redisCA, "redis-ca-file", "", "PEM CA certificates that sign Redis's TLS certificate (with rediss://)")
+	}
+	fs.DurationVar(&a.deadline, "api-deadline", 250*time.Millisecond, "how long a request waits for its decision unless its "+api.HeaderDeadline+" header says")
+	fs.DurationVar(&a.maxDeadline, "api-max-deadline", 10*time.Second, "the longest deadline a request may ask for")
+	fs.StringVar(&a.fallback, "api-fallback", "review", "the answer when the decision misses the deadline: approve, review or block (marked \"fallback\": true)")
+	fs.Float64Var(&a.rate, "api-rate", 50000, "requests per second allowed per API key (0: unlimited)")
+	fs.IntVar(&a.burst, "api-burst", 5000, "requests an API key may send at once above its rate")
+	fs.DurationVar(&a.retain, "api-retain", 24*time.Hour, "how long a payment's decision stays answerable to GET and to retries")
+}
+
+// startAPI serves the decision API on a.addr: keys from FRAUDPIPE_API_KEYS, or, with devKeyDir != "" and none set
+// (fraudpipe run), a random key written to devKeyDir/api.key.
+func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisURL, redisCA, devKeyDir string) error {
+	if a.addr == "" {
+		return nil
+	}
+	keys, err := api.ParseKeys(os.Getenv(envAPIKeys))
+	if err != nil {
+		return err
+	}
+	var devNote string
+	if len(keys) == 0 {
+		if devKeyDir == "" {
+			return fmt.Errorf("api: set %s (name:key,...; keys of %d characters or more) or --api-addr '' to turn it off", envAPIKeys, api.MinKeyLen)
+		}
+		if keys, devNote, err = devAPIKey(devKeyDir); err != nil {
+			return err
+		}
+	}
+	rdb, where, err := redisClient(ctx, redisURL, redisCA)
+	if err != nil {
+		return err
+	}
+	if err := checkRedis(ctx, rdb); err != nil {
+		return err
+	}
+	producer, err := d.kafka.NewProducer("fraudpipe-api", d.log)
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(ctx, producer.Close)
+	store := api.NewStore(rdb, a.retain)
+	relay, err := api.NewRelay(d.kafka, store, d.log.With("part", "api-relay"))
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(api.Config{
+		Instance: api.NewInstanceID(), Store: store, Redis: rdb, Keys: keys,
+		Deadline: a.deadline, MaxDeadline: a.maxDeadline, Fallback: topics.Outcome(a.fallback),
+		RatePerKey: a.rate, Burst: a.burst, Metrics: api.NewMetrics(d.reg), Log: d.log.With("part", "api"),
+		Produce: func(ctx context.Context, key string, value []byte, replyTo string, done func(error)) {
+			producer.Produce(ctx, &kgo.Record{Topic: topics.Payments, Key: []byte(key), Value: value,
+				Headers: []kgo.RecordHeader{{Key: topics.HeaderReplyTo, Value: []byte(replyTo)}}},
+				func(_ *kgo.Record, err error) { done(err) })
+		},
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", a.addr)
+	if err != nil {
+		return fmt.Errorf("api: %w (--api-addr another address, or '' to turn the API off)", err)
+	}
+	d.health.Add("api", starting("joining the decisions relay group"))
+	subscribed := make(chan struct{})
+	g.Go(func() error { return relay.Run(ctx) })
+	g.Go(func() error { return srv.Run(ctx, subscribed) })
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: a.maxDeadline + 5*time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	g.Go(func() error {
+		// Requests are taken once replies can reach this instance and the relay reads its partitions.
+		for _, ch := range []<-chan struct{}{subscribed, relay.Ready()} {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		d.health.Remove("api")
+		d.log.Info("decision API listening", "url", "http://"+ln.Addr().String(), "redis", where, "keys", devNote)
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("api: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		ln.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	})
+	return nil
+}
+
+// devAPIKey makes the key "dev", random, written to dir/api.key (mode 0600), never logged.
+func devAPIKey(dir string) (api.Keys, string, error) {
+	key := rand.Text()
+	keys, err := api.ParseKeys("dev:" + key)
+	if err != nil {
+		return nil, "", err
+	}
+	path := filepath.Join(dir, "api.key")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return nil, "", fmt.Errorf("api key: %w", err)
+	}
+	return keys, "key in " + path + " (set " + envAPIKeys + " to choose keys)", nil
+}
+
+func apiCommand() *ffcli.Command {
+	var c partConfig
+	fs := c.common("api", "127.0.0.1:9105")
+	c.api.register(fs, "127.0.0.1:8081", true)
+	return &ffcli.Command{
+		Name: "api", ShortUsage: "fraudpipe api [flags]", FlagSet: fs, Options: envOptions,
+		ShortHelp: "Serve the decision API (POST /v1/payments); run several behind a load balancer, sharing one Redis.",
+		Exec: func(ctx context.Context, _ []string) error {
+			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, _ string) error {
+				return startAPI(ctx, g, d, c.api, c.api.redisURL, c.api.redisCA, "")
+			})
+		},
+	}
+}

@@ -166,7 +166,7 @@ func runUsersPathCase(ctx context.Context, cfg UsersPathConfig, c UsersPathCase,
 	run := &child{metrics: metricsAddr, done: make(chan struct{})}
 	run.cmd = exec.CommandContext(ctx, cfg.Binary, "run", "--data-dir", dir, "--rules", cfg.Rules,
 		"--broker-listen", broker, "--metrics-addr", metricsAddr, "--partitions", strconv.Itoa(cfg.Partitions),
-		"--partitioner", string(c.Partitioner), "--log-level", "warn", "--console-addr", "")
+		"--partitioner", string(c.Partitioner), "--log-level", "warn", "--console-addr", "", "--api-addr", "")
 	run.cmd.Stdout, run.cmd.Stderr = alertLog, os.Stderr // the notifier's log channel: one line per alert
 	if err := run.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start fraudpipe run: %w", err)

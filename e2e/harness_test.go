@@ -116,7 +116,7 @@ func start(t *testing.T, name string, args ...string) *proc {
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Stdout, p.cmd.Stderr = out, errf
 	// Parts with a console bind a port of their own, as with metrics: tests run several at once.
-	p.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1", "FRAUDPIPE_CONSOLE_ADDR=127.0.0.1:0")
+	p.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1", "FRAUDPIPE_CONSOLE_ADDR=127.0.0.1:0", "FRAUDPIPE_API_ADDR=127.0.0.1:0")
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fraudpipe/fraudpipe/embedded"
 	"github.com/fraudpipe/fraudpipe/metrics"
+	"github.com/fraudpipe/fraudpipe/processors"
 )
 
 // partConfig is the configuration of the subcommands that run one part of the pipeline.
@@ -43,6 +44,8 @@ type partConfig struct {
 
 func (c *partConfig) common(name, metricsDefault string) *flag.FlagSet {
 	fs := flag.NewFlagSet("fraudpipe "+name, flag.ContinueOnError)
+	// Parts without processors of their own (api, console) take no record flags, yet their deps carry the policy.
+	c.records = recordFlags{attempts: processors.DefaultMaxAttempts, policy: string(processors.PolicySkip)}
 	c.kafka.register(fs, defaultBrokers, "Kafka brokers (host:port,...)")
 	c.log.register(fs)
 	fs.StringVar(&c.metricsAddr, "metrics-addr", metricsDefault, "Prometheus metrics and pprof listener (empty: off)")

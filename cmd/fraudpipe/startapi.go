@@ -115,6 +115,7 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 			select {
 			case <-ch:
 			case <-ctx.Done():
+				ln.Close()
 				return nil
 			}
 		}
@@ -127,7 +128,6 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 	})
 	g.Go(func() error {
 		<-ctx.Done()
-		ln.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		return hs.Shutdown(sctx)

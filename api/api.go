@@ -5,6 +5,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	_ "embed"
@@ -208,10 +209,7 @@ func (s *Server) decide(ctx context.Context, key, account string, payment []byte
 // first returns the payment's first decision: a replayed one (the payment was produced again) may carry a late
 // re-score, while the API answers what it answered first.
 func (s *Server) first(ctx context.Context, key string, d []byte) []byte {
-	var head struct {
-		Replayed bool `json:"replayed"`
-	}
-	if json.Unmarshal(d, &head) == nil && head.Replayed {
+	if bytes.Contains(d, []byte(`"replayed":true`)) {
 		if stored, _, err := s.cfg.Store.Decision(ctx, key); err == nil && stored != nil {
 			return stored
 		}
@@ -235,27 +233,51 @@ func (s *Server) poll(ctx context.Context, key string) []byte {
 	}
 }
 
+// answer writes the decision as the detector wrote it, with the answer's own fields added (no second encoding),
+// or the fallback when there is none.
 func (s *Server) answer(w http.ResponseWriter, start time.Time, p rules.Payment, decided []byte) {
-	a := Answer{}
-	if decided != nil {
-		d, err := decode(decided)
-		if err != nil {
-			decided = nil
-			s.cfg.Log.Error("api: unreadable stored decision", "err", err)
-		} else {
-			a.Decision = *d
+	outcome := outcomeIn(decided)
+	fallback := outcome == ""
+	if fallback {
+		if decided != nil {
+			s.cfg.Log.Error("api: unreadable stored decision", "key", Key(p.AccountID, p.ID))
 		}
-	}
-	if decided == nil {
-		a.Decision = topics.Decision{PaymentID: p.ID, AccountID: p.AccountID, Decision: s.cfg.Fallback, Rules: []topics.Fired{}}
-		a.Fallback = true
+		b, _ := json.Marshal(topics.Decision{PaymentID: p.ID, AccountID: p.AccountID, Decision: s.cfg.Fallback, Rules: []topics.Fired{}})
+		decided, outcome = b, s.cfg.Fallback
 		s.cfg.Metrics.Fallbacks.Inc()
 	}
 	elapsed := time.Since(start)
-	a.ElapsedMs = float64(elapsed.Microseconds()) / 1000
-	s.cfg.Metrics.Latency.WithLabelValues(string(a.Decision.Decision), strconv.FormatBool(a.Fallback)).Observe(elapsed.Seconds())
+	s.cfg.Metrics.Latency.WithLabelValues(string(outcome), strconv.FormatBool(fallback)).Observe(elapsed.Seconds())
 	s.cfg.Metrics.Requests.WithLabelValues("answered").Inc()
-	writeJSON(w, http.StatusOK, a)
+	b := make([]byte, 0, len(decided)+48)
+	b = append(b, decided[:len(decided)-1]...)
+	b = append(b, `,"fallback":`...)
+	b = strconv.AppendBool(b, fallback)
+	b = append(b, `,"elapsed_ms":`...)
+	b = strconv.AppendFloat(b, float64(elapsed.Microseconds())/1000, 'f', -1, 64)
+	b = append(b, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(b)
+}
+
+// outcomeIn returns the outcome of an encoded decision, "" if it is not one.
+func outcomeIn(d []byte) topics.Outcome {
+	if len(d) < 2 || d[0] != '{' || d[len(d)-1] != '}' {
+		return ""
+	}
+	_, rest, ok := bytes.Cut(d, []byte(`"decision":"`))
+	if !ok {
+		return ""
+	}
+	v, _, ok := bytes.Cut(rest, []byte(`"`))
+	switch o := topics.Outcome(v); o {
+	case topics.OutcomeApprove, topics.OutcomeReview, topics.OutcomeBlock:
+		if ok {
+			return o
+		}
+	}
+	return ""
 }
 
 func (s *Server) getDecision(w http.ResponseWriter, r *http.Request, _ string) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,12 +72,12 @@ func (r *Relay) Run(ctx context.Context) error {
 		fs.EachRecord(func(rec *kgo.Record) {
 			for _, h := range rec.Headers {
 				if h.Key == topics.HeaderReplyTo && len(h.Value) > 0 {
-					d, err := decode(rec.Value)
+					key, err := decisionKeyOf(rec.Value)
 					if err != nil {
 						r.log.Warn("api relay: unreadable decision skipped", "partition", rec.Partition, "offset", rec.Offset, "err", err)
 						return
 					}
-					replies = append(replies, Reply{Instance: string(h.Value), Key: Key(d.AccountID, d.PaymentID), Decision: rec.Value})
+					replies = append(replies, Reply{Instance: string(h.Value), Key: key, Decision: rec.Value})
 					return
 				}
 			}
@@ -155,12 +156,12 @@ func (w *replies) listen(ctx context.Context, rdb redis.UniversalClient, instanc
 			if !ok {
 				return errors.New("api: reply subscription closed")
 			}
-			d, err := decode([]byte(m.Payload))
-			if err != nil {
-				log.Warn("api: unreadable reply", "err", err)
+			key, decision, ok := strings.Cut(m.Payload, "\n")
+			if !ok {
+				log.Warn("api: unreadable reply")
 				continue
 			}
-			w.deliver(Key(d.AccountID, d.PaymentID), []byte(m.Payload))
+			w.deliver(key, []byte(decision))
 		}
 	}
 }

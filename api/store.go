@@ -98,7 +98,8 @@ func (s *Store) Record(ctx context.Context, replies []Reply) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, r := range replies {
 			p.SetNX(ctx, decisionKey(r.Key), r.Decision, s.Retain)
-			p.Publish(ctx, ReplyChannel(r.Instance), r.Decision)
+			// Ids hold no control characters (rules.ParsePayment): the key ends at the first newline.
+			p.Publish(ctx, ReplyChannel(r.Instance), r.Key+"\n"+string(r.Decision))
 		}
 		return nil
 	})
@@ -106,6 +107,21 @@ func (s *Store) Record(ctx context.Context, replies []Reply) error {
 		return fmt.Errorf("api store: record decisions: %w", err)
 	}
 	return nil
+}
+
+// decisionKeyOf reads which payment a decision is of.
+func decisionKeyOf(b []byte) (string, error) {
+	var ids struct {
+		PaymentID string `json:"payment_id"`
+		AccountID string `json:"account_id"`
+	}
+	if err := json.Unmarshal(b, &ids); err != nil {
+		return "", fmt.Errorf("decode decision: %w", err)
+	}
+	if ids.PaymentID == "" || ids.AccountID == "" {
+		return "", errors.New("decode decision: no payment or account id")
+	}
+	return Key(ids.AccountID, ids.PaymentID), nil
 }
 
 // decode reads a stored or published decision.

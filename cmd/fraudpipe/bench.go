@@ -35,6 +35,8 @@ type benchConfig struct {
 	countOnly bool
 	// the users' path: `fraudpipe run` fed by standard clients
 	usersPath   bool
+	api         bool
+	clients     int
 	cases       string
 	kafkaScript string
 }
@@ -62,6 +64,8 @@ func benchCommand() *ffcli.Command {
 	fs.StringVar(&c.profile, "profile", "", "write CPU profiles of each detector and of the bench process (broker, producer) at saturation to this directory (go tool pprof)")
 	fs.BoolVar(&c.countOnly, "count-only", false, "detectors score nothing, only count each payment in its account's state: what goka, the Kafka clients and the store take without the rules (no latency runs)")
 	fs.BoolVar(&c.usersPath, "users-path", false, "measure the users' path instead: `fraudpipe run` (broker, detector, notifier) fed by kcat and Apache Kafka's Java client, each pipeline with a matching and a mismatched partitioner (--count payments per case, latency at the last of --rates through kcat)")
+	fs.BoolVar(&c.api, "api", false, "measure the decision API instead: `fraudpipe run` answering POST /v1/payments from many HTTP clients, latency at each of --rates (for --rate-for) and decisions per second at saturation (--clients)")
+	fs.IntVar(&c.clients, "clients", 256, "with --api: concurrent clients at saturation (0: no saturation run)")
 	fs.StringVar(&c.cases, "cases", "kcat:crc32,kcat:murmur2,java:murmur2,java:crc32", "with --users-path: client:pipeline-partitioner pairs")
 	fs.StringVar(&c.kafkaScript, "kafka-script", "e2e/kafka/kafka.sh", "with --users-path: the script that runs the Java client (fetches Apache Kafka's jars with Maven)")
 	fs.DurationVar(&c.profFor, "profile-for", 15*time.Second, "how long --profile samples, from the start of the first saturation round")
@@ -99,6 +103,16 @@ func (c *benchConfig) run(ctx context.Context) error {
 	}
 	if c.usersPath {
 		return c.runUsersPath(ctx, self, work, rates, log)
+	}
+	if c.api {
+		res, err := bench.RunAPI(ctx, bench.APIConfig{Binary: self, Rules: c.rules, WorkDir: work, Accounts: c.accounts,
+			Partitions: c.kafka.partitions, Rates: rates, RateFor: c.rateFor, Clients: c.clients, SaturateFor: c.rateFor, ResultPath: c.out, ProfileDir: c.profile}, log)
+		if err != nil {
+			return err
+		}
+		bench.PrintAPI(os.Stdout, res)
+		fmt.Printf("\nresults written to %s\n", c.out)
+		return nil
 	}
 	if c.kafka.brokers == "" {
 		b, err := embedded.StartBroker(filepath.Join(work, "kafka"), "127.0.0.1:0", log)

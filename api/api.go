@@ -187,7 +187,8 @@ func (s *Server) decide(ctx context.Context, key, account string, payment []byte
 	}
 	defer s.replies.done(key)
 	failed := make(chan error, 1)
-	s.cfg.Produce(ctx, account, payment, s.cfg.Instance, func(err error) {
+	// Written whatever becomes of the request: a payment answered with the fallback is still decided.
+	s.cfg.Produce(context.WithoutCancel(ctx), account, payment, s.cfg.Instance, func(err error) {
 		if err != nil {
 			failed <- err
 		}

@@ -9,8 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -18,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fraudpipe/fraudpipe/internal/testenv"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
 
@@ -46,51 +43,15 @@ func signTwilio(token, u string, form url.Values) string {
 func TestACustomerDeniesAPaymentByReplyingToTheSMS(t *testing.T) {
 	embeddedOnly(t)
 	requireTool(t, "kcat")
-	dir := t.TempDir()
-	copyRules(t, dir)
-	sms := testenv.StartHTTPProvider(t)
-	consoleAddr, brokers := freeAddr(t), freeAddr(t)
 	const authToken, publicURL, phone = "e2e twilio auth token", "https://bank.example/fraud/sms/reply", "+491700000007"
-	t.Setenv("FRAUDPIPE_SMS_TOKEN", "e2e-sms-token")
-	t.Setenv("FRAUDPIPE_CONFIRM_KEY", "e2e confirmation key, 32 bytes or more")
 	t.Setenv("FRAUDPIPE_TWILIO_AUTH_TOKEN", authToken)
-	config := filepath.Join(dir, "notifier.yaml")
-	os.WriteFile(config, []byte(fmt.Sprintf(`
-routes: { review: [sms], block: [sms] }
-sms: { base_url: %q, account_sid: ACe2e, from: "+15005550006" }
-confirm: { url: "https://bank.example/confirm", actions: [review, block] }
-`, sms.URL)), 0o644)
-	r := start(t, "run", "run", "--data-dir", filepath.Join(dir, "data"), "--broker-listen", brokers, "--rules", filepath.Join(dir, "rules.yaml"),
-		"--metrics-addr", "127.0.0.1:0", "--console-addr", consoleAddr, "--notifier-config", config, "--sms-reply-url", publicURL)
-	r.waitStderr(60*time.Second, `msg="console listening"`)
-	metricsAddr := r.metricsAddr()
-	customer, _ := json.Marshal(topics.Customer{AccountID: "acct_reply", Name: "Ben", Phone: phone})
-	kcatProduce(t, brokers, "customers", true, "acct_reply|"+string(customer))
-	// An alert before the notifier has the customer is logged only: payments are sent until an SMS arrives.
-	linkRE := regexp.MustCompile(`https://bank\.example/confirm/\S+`)
-	sent := func() bool {
-		return slices.ContainsFunc(sms.Requests(), func(req testenv.Request) bool {
-			return req.Form["To"] == phone && linkRE.MatchString(req.Form["Body"])
-		})
-	}
-	for i := 0; !sent(); i++ {
-		if i == 60 {
-			t.Fatalf("no SMS with a link; SMS so far: %+v\n%s", sms.Requests(), tail(r.Stderr(), 4096))
-		}
-		kcatProduce(t, brokers, "payments", true, "acct_reply|"+pay(fmt.Sprintf("reply%d", i), "acct_reply", 600000, "EUR", "2026-11-22T10:00:00Z", "DE"))
-		waitFor(t, 30*time.Second, "the payment scored", func() bool {
-			return metric(metricsAddr, "fraudpipe_payments_processed_total") >= float64(i+1)
-		})
-		deadline := time.Now().Add(3 * time.Second)
-		for !sent() && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	r := startConfirmRun(t, "acct_reply", phone, func(string) string { return "https://bank.example/confirm" }, "--sms-reply-url", publicURL)
+	r.smsLink(t, regexp.MustCompile(`https://bank\.example/confirm/\S+`), "reply")
 
 	c := &http.Client{Timeout: 10 * time.Second}
 	reply := func(form url.Values, signature string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", "http://"+consoleAddr+"/sms/reply", strings.NewReader(form.Encode()))
+		req, _ := http.NewRequest("POST", "http://"+r.consoleAddr+"/sms/reply", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("X-Twilio-Signature", signature)
 		resp, err := c.Do(req)
@@ -132,12 +93,9 @@ confirm: { url: "https://bank.example/confirm", actions: [review, block] }
 	if code, body := reply(again, signTwilio(authToken, publicURL, again)); code != http.StatusOK || !strings.Contains(body, "did not make") {
 		t.Fatalf("a second reply: %d %s", code, body)
 	}
-	waitFor(t, time.Minute, "both answers through the saga", func() bool {
-		return metric(metricsAddr, `fraudpipe_customer_answers_total{answer="denied",outcome="first"}`) == 1 &&
-			metric(metricsAddr, `fraudpipe_customer_answers_total{answer="denied",outcome="repeated"}`) == 1
-	})
+	cmds := r.deniedTwice(t)
 	var channels []string
-	for _, rec := range kcatConsume(t, brokers, topics.CustomerAnswers) {
+	for _, rec := range kcatConsume(t, r.brokers, topics.CustomerAnswers) {
 		var a topics.CustomerAnswer
 		json.Unmarshal([]byte(rec.Value), &a)
 		channels = append(channels, a.Channel)
@@ -146,21 +104,13 @@ confirm: { url: "https://bank.example/confirm", actions: [review, block] }
 		t.Fatalf("customer answers on channels %v, want two by sms (the replay recorded nothing)", channels)
 	}
 	ref := regexp.MustCompile(`Ref (\S+)\)`).FindStringSubmatch(twiml)
-	var got []string
-	for _, rec := range kcatConsume(t, brokers, topics.PaymentActions) {
-		var cmd topics.PaymentCommand
-		if err := json.Unmarshal([]byte(rec.Value), &cmd); err != nil || rec.Key != "acct_reply" || ref == nil || cmd.AlertID != ref[1] {
-			t.Fatalf("payment-actions record %+v (%v), the reply answered %v", rec, err, ref)
+	for _, cmd := range cmds {
+		if ref == nil || cmd.AlertID != ref[1] {
+			t.Fatalf("payment command %+v, the reply answered %v", cmd, ref)
 		}
-		got = append(got, cmd.Command+"@"+cmd.PaymentID)
 	}
-	sort.Strings(got)
-	if len(got) != 2 || !strings.HasPrefix(got[0], "block-card@reply") || !strings.HasPrefix(got[1], "confirm-block@reply") ||
-		got[0][len("block-card@"):] != got[1][len("confirm-block@"):] {
-		t.Fatalf("payment-actions %v, want block-card and confirm-block for the one payment, once each", got)
-	}
-	waitFor(t, 30*time.Second, "the label", func() bool { return len(kcatConsume(t, brokers, topics.Labels)) >= 1 })
-	labels := kcatConsume(t, brokers, topics.Labels)
+	waitFor(t, 30*time.Second, "the label", func() bool { return len(kcatConsume(t, r.brokers, topics.Labels)) >= 1 })
+	labels := kcatConsume(t, r.brokers, topics.Labels)
 	var l topics.Label
 	if len(labels) != 1 || json.Unmarshal([]byte(labels[0].Value), &l) != nil || l.Verdict != topics.VerdictFraud ||
 		l.Source != "customer" || l.AlertID != ref[1] || "acct_reply/"+l.PaymentID != labels[0].Key {

@@ -64,10 +64,11 @@ func backtestFiles(t *testing.T) (dir, live, cand, payments, labels string) {
 	return dir, live, cand, payments, labels
 }
 
-// rules backtest --labels FILE measures both rulesets against the labelled payments of the replay.
-func TestBacktestWithLabelsFromAFile(t *testing.T) {
-	_, live, cand, payments, labels := backtestFiles(t)
-	out, err := runCaptured(t, "rules", "backtest", "--live", live, "--payments", payments, "--labels", labels, "--json", cand)
+// backtestReport runs rules backtest --json with args and returns its report, which must
+// measure quality.
+func backtestReport(t *testing.T, args ...string) rules.BacktestReport {
+	t.Helper()
+	out, err := runCaptured(t, append([]string{"rules", "backtest", "--json"}, args...)...)
 	if err != nil {
 		t.Fatalf("backtest: %v\n%s", err, out)
 	}
@@ -75,6 +76,13 @@ func TestBacktestWithLabelsFromAFile(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Quality == nil {
 		t.Fatalf("report %s: %v", out, err)
 	}
+	return rep
+}
+
+// rules backtest --labels FILE measures both rulesets against the labelled payments of the replay.
+func TestBacktestWithLabelsFromAFile(t *testing.T) {
+	_, live, cand, payments, labels := backtestFiles(t)
+	rep := backtestReport(t, "--live", live, "--payments", payments, "--labels", labels, cand)
 	l, c := rep.Quality.Live, rep.Quality.Candidate
 	if l.Labelled != 3 || l.TruePositives != 2 || l.FalsePositives != 1 || l.FalseNegatives != 0 ||
 		l.FraudCaught["EUR"] != 5000 || l.FraudCaught["USD"] != 2000 || l.FraudCaughtIn != nil {
@@ -91,14 +99,7 @@ func TestBacktestConvertsFraudCaught(t *testing.T) {
 	dir, live, cand, payments, labels := backtestFiles(t)
 	rates := writeFile(t, dir, "rates.yaml", "currency: EUR\nrates:\n  USD: 0.9215\n")
 	args := []string{"rules", "backtest", "--live", live, "--payments", payments, "--labels", labels, "--rates", rates}
-	out, err := runCaptured(t, append(args, "--currency", "EUR", "--json", cand)...)
-	if err != nil {
-		t.Fatalf("backtest: %v\n%s", err, out)
-	}
-	var rep rules.BacktestReport
-	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Quality == nil {
-		t.Fatalf("report %s: %v", out, err)
-	}
+	rep := backtestReport(t, append(args[2:], "--currency", "EUR", cand)...)
 	// live: 50.00 EUR + 20.00 USD at 0.9215 = 50.00 + 18.43 EUR; the candidate caught p2 only.
 	l, c := rep.Quality.Live, rep.Quality.Candidate
 	if *l.FraudCaughtIn != (rules.Money{Amount: 6843, Currency: "EUR"}) || l.FraudCaught["USD"] != 2000 || l.FraudCaught["EUR"] != 5000 {
@@ -113,7 +114,7 @@ func TestBacktestConvertsFraudCaught(t *testing.T) {
 	}
 
 	noUSD := writeFile(t, dir, "eur-only.yaml", "currency: EUR\nrates:\n  GBP: 1.17\n")
-	out, err = runCaptured(t, "rules", "backtest", "--live", live, "--payments", payments, "--labels", labels, "--rates", noUSD, cand)
+	out, err := runCaptured(t, "rules", "backtest", "--live", live, "--payments", payments, "--labels", labels, "--rates", noUSD, cand)
 	if !errors.Is(err, rules.ErrNoRate) || !strings.Contains(err.Error(), "USD") || out != "" {
 		t.Fatalf("a currency without a rate: %v\n%s", err, out)
 	}
@@ -140,15 +141,8 @@ func TestAGeneratedStreamWithItsLabelsMeasuresTheRules(t *testing.T) {
 	if err := produce.Exec(ctx, nil); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
-	out, err := runCaptured(t, "rules", "backtest", "--brokers", brokers, "--partitions", "2", "--labels", "topic",
-		"--live", "../../examples/rules.yaml", "--json", "../../examples/rules.yaml")
-	if err != nil {
-		t.Fatalf("backtest: %v\n%s", err, out)
-	}
-	var rep rules.BacktestReport
-	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Quality == nil {
-		t.Fatalf("report %s: %v", out, err)
-	}
+	rep := backtestReport(t, "--brokers", brokers, "--partitions", "2", "--labels", "topic", "--live", "../../examples/rules.yaml",
+		"../../examples/rules.yaml")
 	q := rep.Quality.Live
 	if rep.Payments != 3000 || q.Labelled != 3000 || q.Precision < 0.5 || q.Recall <= 0 || q.TruePositives == 0 {
 		t.Fatalf("%d payments replayed, quality %+v", rep.Payments, q)

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 
 	"github.com/fraudpipe/fraudpipe/confirm"
@@ -65,30 +66,55 @@ func NewSMSReplies(authToken, publicURL string, links *SMSLinks) (*SMSReplies, e
 
 // SMSLinks is the console's index of the sms-confirmations topic: a number's key (confirm.Signer.PhoneKey) to the
 // sealed token of the newest link sent there. Every console instance holds all of it, rebuilt from the compacted
-// topic at start: it is small (one token per number with a recent SMS) and any instance may get any reply.
+// topic at start, since any instance may get any reply. It keeps live links only: the topic keeps every number's
+// newest link, expired or not, and a console must not grow with every number ever sent an SMS.
 type SMSLinks struct {
-	ready <-chan struct{}
+	signer *confirm.Signer
+	now    func() time.Time
+	ready  <-chan struct{}
 
-	mu     sync.RWMutex
-	tokens map[string]string
+	mu      sync.RWMutex
+	tokens  map[string]string
+	applied int // records since the last sweep
 }
 
-// NewSMSLinks returns an empty index that answers lookups once ready is closed (the topic read up to its end as
-// of the start): before that, a number's newest link may not be in yet.
-func NewSMSLinks(ready <-chan struct{}) *SMSLinks {
-	return &SMSLinks{ready: ready, tokens: map[string]string{}}
+// sweepEvery is how many records the index takes between sweeps of its expired links: a sweep costs one Verify
+// per link held, so it is paid for by as many records.
+const sweepEvery = 4096
+
+// NewSMSLinks returns an empty index of links that signer opens, that answers lookups once ready is closed (the
+// topic read up to its end as of the start): before that, a number's newest link may not be in yet.
+func NewSMSLinks(signer *confirm.Signer, now func() time.Time, ready <-chan struct{}) *SMSLinks {
+	return &SMSLinks{signer: signer, now: now, ready: ready, tokens: map[string]string{}}
 }
 
-// Apply takes one record of sms-confirmations: the number's newest link, or, with no value, none.
+// Apply takes one record of sms-confirmations: the number's newest link, or, with no value, none. A link that no
+// longer opens (expired, or not sealed with this key) replaces the older one all the same: it is the newest the
+// customer got, and a reply must not answer an older one.
 func (l *SMSLinks) Apply(key, value []byte) {
 	var v topics.SMSConfirmation
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(value) == 0 || json.Unmarshal(value, &v) != nil || v.Token == "" {
-		delete(l.tokens, string(key))
-		return
+	delete(l.tokens, string(key))
+	if len(value) > 0 && json.Unmarshal(value, &v) == nil && v.Token != "" && l.opens(v.Token) {
+		l.tokens[string(key)] = v.Token
 	}
-	l.tokens[string(key)] = v.Token
+	if l.applied++; l.applied >= sweepEvery && l.applied >= len(l.tokens) {
+		l.applied = 0
+		maps.DeleteFunc(l.tokens, func(_, tok string) bool { return !l.opens(tok) })
+	}
+}
+
+func (l *SMSLinks) opens(token string) bool {
+	_, err := l.signer.Verify(token, l.now())
+	return err == nil
+}
+
+// Len is how many live links the index holds.
+func (l *SMSLinks) Len() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return len(l.tokens)
 }
 
 // errLinksLoading is a lookup before the index has caught up with the topic.

@@ -3,12 +3,14 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,21 +57,22 @@ type smsReplyEnv struct {
 	links  *SMSLinks
 	ready  chan struct{}
 	log    *testenv.Buffer
-	now    time.Time
+	clock  atomic.Int64 // unix nanoseconds: the server's goroutines read it
 
 	mu  sync.Mutex
 	got []topics.CustomerAnswer
 }
 
 func newSMSReplyEnv(t *testing.T) *smsReplyEnv {
-	e := &smsReplyEnv{t: t, ready: make(chan struct{}), log: &testenv.Buffer{}, now: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
+	e := &smsReplyEnv{t: t, ready: make(chan struct{}), log: &testenv.Buffer{}}
+	e.clock.Store(time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC).UnixNano())
 	e.signer, _ = confirm.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
-	e.links = NewSMSLinks(e.ready)
+	e.links = NewSMSLinks(e.signer, e.now, e.ready)
 	sr, err := NewSMSReplies(twilioToken, publicURL, e.links)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, ts := newTestConsole(t, Config{Users: testUsers(t), Confirm: e.signer, SMSReplies: sr, Now: func() time.Time { return e.now },
+	_, ts := newTestConsole(t, Config{Users: testUsers(t), Confirm: e.signer, SMSReplies: sr, Now: e.now,
 		Log: slog.New(slog.NewTextHandler(e.log, nil)),
 		Answers: func(_ context.Context, a topics.CustomerAnswer) error {
 			e.mu.Lock()
@@ -81,9 +84,11 @@ func newSMSReplyEnv(t *testing.T) *smsReplyEnv {
 	return e
 }
 
+func (e *smsReplyEnv) now() time.Time { return time.Unix(0, e.clock.Load()).UTC() }
+
 // link records that an SMS to phone carried the link l, as the notifier does.
 func (e *smsReplyEnv) link(phone string, l confirm.Link) {
-	b, _ := json.Marshal(topics.SMSConfirmation{Token: e.signer.Token(l), SentAt: e.now})
+	b, _ := json.Marshal(topics.SMSConfirmation{Token: e.signer.Token(l), SentAt: e.now()})
 	e.links.Apply([]byte(e.signer.PhoneKey(phone)), b)
 }
 
@@ -131,8 +136,8 @@ func (e *smsReplyEnv) postBody(body string, signedForm url.Values, token, signed
 func TestSMSRepliesAnswerTheNumbersLink(t *testing.T) {
 	e := newSMSReplyEnv(t)
 	ana, ben := "+491700000001", "+491700000002"
-	old := confirm.Link{AlertID: "alert_old", AccountID: "acct_ana", PaymentID: "pay_old", Action: "block", Expires: e.now.Add(time.Hour).Unix()}
-	l := confirm.Link{AlertID: "alert_1", AccountID: "acct_ana", PaymentID: "pay_1", CardID: "card_1", Action: "block", Expires: e.now.Add(time.Hour).Unix()}
+	old := confirm.Link{AlertID: "alert_old", AccountID: "acct_ana", PaymentID: "pay_old", Action: "block", Expires: e.now().Add(time.Hour).Unix()}
+	l := confirm.Link{AlertID: "alert_1", AccountID: "acct_ana", PaymentID: "pay_1", CardID: "card_1", Action: "block", Expires: e.now().Add(time.Hour).Unix()}
 
 	e.link(ana, l)
 	if code, _ := e.post(twilioForm(ana, "NO", "SM1"), twilioToken, publicURL); code != http.StatusServiceUnavailable {
@@ -151,7 +156,7 @@ func TestSMSRepliesAnswerTheNumbersLink(t *testing.T) {
 		}
 	}
 	want := topics.CustomerAnswer{AlertID: "alert_1", AccountID: "acct_ana", PaymentID: "pay_1", CardID: "card_1",
-		Action: topics.ActionBlock, Answer: topics.AnswerDenied, Channel: "sms", AnsweredAt: e.now}
+		Action: topics.ActionBlock, Answer: topics.AnswerDenied, Channel: "sms", AnsweredAt: e.now()}
 	if got := e.answers(); len(got) != 1 || got[0] != want {
 		t.Fatalf("recorded %+v, want %+v", got, want)
 	}
@@ -181,7 +186,7 @@ func TestSMSRepliesAnswerTheNumbersLink(t *testing.T) {
 	}
 
 	// Twilio may sign the URL with the scheme's default port.
-	e.link(ben, confirm.Link{AlertID: "alert_2", AccountID: "acct_ben", PaymentID: "pay_2", Action: "review", Expires: e.now.Add(time.Hour).Unix()})
+	e.link(ben, confirm.Link{AlertID: "alert_2", AccountID: "acct_ben", PaymentID: "pay_2", Action: "review", Expires: e.now().Add(time.Hour).Unix()})
 	code, body := e.post(twilioForm(ben, "yes", "SM3"), twilioToken, "https://bank.example:443/sms/reply")
 	if code != http.StatusOK || !strings.Contains(body, "you made the payment (Ref alert_2); it will go through") {
 		t.Fatalf("confirmed: %d %s", code, body)
@@ -195,24 +200,26 @@ func TestSMSRepliesAnswerTheNumbersLink(t *testing.T) {
 	if code, body := e.post(twilioForm(ana, "what payment?", "SM4"), twilioToken, publicURL); code != http.StatusOK || !strings.Contains(body, smsReplyUnclear) {
 		t.Fatalf("unclear: %d %s", code, body)
 	}
-	expired := l
-	expired.Expires = e.now.Unix()
-	e.link("+491700000003", expired)
 	forger, _ := confirm.NewSigner([]byte("another key, also thirty-two bytes long"))
 	b, _ := json.Marshal(topics.SMSConfirmation{Token: forger.Token(l)})
-	e.links.Apply([]byte(e.signer.PhoneKey("+491700000004")), b)
-	for i, from := range []string{"+491700000009", "+491700000003", "+491700000004"} {
+	e.links.Apply([]byte(e.signer.PhoneKey("+491700000004")), b) // not kept: it does not open
+	for i, from := range []string{"+491700000009", "+491700000004"} {
 		code, body := e.post(twilioForm(from, "NO", "SM5"+string(rune('a'+i))), twilioToken, publicURL)
 		if code != http.StatusOK || !strings.Contains(body, "<Message>"+smsReplyUnknown+"</Message>") {
 			t.Fatalf("%s: %d %s", from, code, body)
 		}
+	}
+	// Ana's link expires while the console holds it.
+	e.clock.Store(time.Unix(l.Expires, 0).UnixNano())
+	if code, body := e.post(twilioForm(ana, "NO", "SM6"), twilioToken, publicURL); code != http.StatusOK || !strings.Contains(body, "<Message>"+smsReplyUnknown+"</Message>") {
+		t.Fatalf("an expired link: %d %s", code, body)
 	}
 	if n := len(e.answers()); n != 2 {
 		t.Fatalf("%d answers recorded, want 2: %+v", n, e.answers())
 	}
 
 	logs := e.log.String()
-	for _, reason := range []string{"bad signature", "no link sent to this number", "expired link", "forged link", "neither yes nor no"} {
+	for _, reason := range []string{"bad signature", "no link sent to this number", "expired link", "neither yes nor no"} {
 		if !strings.Contains(logs, `reason="`+reason+`"`) {
 			t.Errorf("no log line with reason %q:\n%s", reason, logs)
 		}
@@ -222,20 +229,44 @@ func TestSMSRepliesAnswerTheNumbersLink(t *testing.T) {
 	}
 }
 
-// The index keeps a number's newest link; an empty record removes it.
-func TestSMSLinksKeepTheNewestPerNumber(t *testing.T) {
+// The index keeps a number's newest live link: a newer record replaces it, even one that no longer opens, an
+// empty record removes it, and links that expire while held are swept out as records keep coming.
+func TestSMSLinksKeepTheNewestLiveLinkPerNumber(t *testing.T) {
 	ready := make(chan struct{})
 	close(ready)
-	l := NewSMSLinks(ready)
-	rec := func(tok string) []byte { b, _ := json.Marshal(topics.SMSConfirmation{Token: tok}); return b }
-	l.Apply([]byte("k1"), rec("t1"))
-	l.Apply([]byte("k1"), rec("t2"))
-	l.Apply([]byte("k2"), rec("t3"))
-	l.Apply([]byte("k2"), nil)
-	if tok, ok, err := l.lookup("k1"); tok != "t2" || !ok || err != nil {
-		t.Fatalf("k1: %q %v %v", tok, ok, err)
+	signer, _ := confirm.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
+	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	var clock atomic.Int64
+	clock.Store(start.UnixNano())
+	l := NewSMSLinks(signer, func() time.Time { return time.Unix(0, clock.Load()) }, ready)
+	rec := func(alert string, ttl time.Duration) []byte {
+		tok := signer.Token(confirm.Link{AlertID: alert, AccountID: "a", PaymentID: "p", Expires: start.Add(ttl).Unix()})
+		b, _ := json.Marshal(topics.SMSConfirmation{Token: tok})
+		return b
 	}
-	if _, ok, err := l.lookup("k2"); ok || err != nil {
-		t.Fatalf("k2 after its tombstone: %v %v", ok, err)
+	alertOf := func(key string) string {
+		tok, ok, err := l.lookup(key)
+		if err != nil || !ok {
+			return ""
+		}
+		link, _ := signer.Verify(tok, time.Unix(0, clock.Load()))
+		return link.AlertID
+	}
+	l.Apply([]byte("k1"), rec("a1", time.Hour))
+	l.Apply([]byte("k1"), rec("a2", time.Hour))
+	l.Apply([]byte("k2"), rec("a3", time.Hour))
+	l.Apply([]byte("k2"), nil)
+	l.Apply([]byte("k3"), rec("a4", time.Hour))
+	l.Apply([]byte("k3"), rec("a5", 0)) // expired on arrival
+	l.Apply([]byte("k4"), rec("a6", 2*time.Hour))
+	if got := [4]string{alertOf("k1"), alertOf("k2"), alertOf("k3"), alertOf("k4")}; got != [4]string{"a2", "", "", "a6"} || l.Len() != 2 {
+		t.Fatalf("links %v, %d held", got, l.Len())
+	}
+	clock.Store(start.Add(90 * time.Minute).UnixNano()) // k1's link expires, k4's not
+	for i := range sweepEvery {
+		l.Apply(fmt.Appendf(nil, "new%d", i), rec("b", 3*time.Hour))
+	}
+	if l.Len() != sweepEvery+1 || alertOf("k4") != "a6" {
+		t.Fatalf("%d links held after the sweep, want the %d new ones and k4's", l.Len(), sweepEvery)
 	}
 }

@@ -170,7 +170,7 @@ func startSMSReplies(ctx context.Context, g *errgroup.Group, d deps, cc *console
 	}
 	var links *console.SMSLinks
 	f := d.kafka.Follow(topics.SMSConfirmations, func(r *kgo.Record) { links.Apply(r.Key, r.Value) }, d.log)
-	links = console.NewSMSLinks(f.Ready())
+	links = console.NewSMSLinks(cc.Confirm, time.Now, f.Ready())
 	sr, err := console.NewSMSReplies(token, publicURL, links)
 	if err != nil {
 		return err

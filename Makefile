@@ -43,11 +43,11 @@ FILE ?= examples/payments.jsonl
 produce: build
 	./$(BIN) produce --file $(FILE) $(ARGS)
 
-## generate: a synthetic stream (COUNT payments at RATE per second)
+## generate: a synthetic stream (COUNT payments at RATE per second), with its labels for rules backtest --labels topic
 COUNT ?= 20000
 RATE  ?= 2000
 generate: build
-	./$(BIN) produce --generate --count $(COUNT) --rate $(RATE) $(ARGS)
+	./$(BIN) produce --generate --labels --count $(COUNT) --rate $(RATE) $(ARGS)
 
 lint:
 	$(GO) vet ./...

@@ -106,3 +106,28 @@ func TestTheFirstAnswerDecides(t *testing.T) {
 		t.Fatalf("%d answered alerts kept, want %d", len(st.Alerts), keepAnswered)
 	}
 }
+
+// A phone number's key is the same however the number is written, differs between numbers and between keys, and
+// does not show the number.
+func TestPhoneKeysHideTheNumber(t *testing.T) {
+	s, _ := NewSigner(key)
+	other, _ := NewSigner([]byte("another key, also thirty-two bytes long"))
+	k := s.PhoneKey("+491700000001")
+	for _, same := range []string{"+49 170 0000001", " +49-170-000-0001 ", "+49 (170) 0000001"} {
+		if s.PhoneKey(same) != k {
+			t.Errorf("%q has another key than +491700000001", same)
+		}
+	}
+	for name, diff := range map[string]string{
+		"another number":      s.PhoneKey("+491700000002"),
+		"without the plus":    s.PhoneKey("491700000001"),
+		"another signing key": other.PhoneKey("+491700000001"),
+	} {
+		if diff == k {
+			t.Errorf("%s: the same key", name)
+		}
+	}
+	if len(k) != 64 || strings.Contains(k, "1700000001") {
+		t.Fatalf("key %q", k)
+	}
+}

@@ -6,12 +6,15 @@ package confirm
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -38,7 +41,10 @@ const MinKeyBytes = 32
 // Signer seals and opens links with AES-256-GCM under a key derived from FRAUDPIPE_CONFIRM_KEY, the same on every
 // notifier and console instance: a link can be neither read (it names the card and the account, and travels in SMS
 // and mail) nor changed without the key.
-type Signer struct{ aead cipher.AEAD }
+type Signer struct {
+	aead  cipher.AEAD
+	phone []byte // HMAC key of PhoneKey, derived apart from the sealing key
+}
 
 // NewSigner returns a Signer, refusing a key too short to be a secret.
 func NewSigner(key []byte) (*Signer, error) {
@@ -46,6 +52,7 @@ func NewSigner(key []byte) (*Signer, error) {
 		return nil, fmt.Errorf("confirmation key: %d bytes, at least %d needed", len(key), MinKeyBytes)
 	}
 	k := sha256.Sum256(append([]byte("fraudpipe confirmation link\x00"), key...))
+	pk := sha256.Sum256(append([]byte("fraudpipe sms reply phone\x00"), key...))
 	block, err := aes.NewCipher(k[:])
 	if err != nil {
 		return nil, err
@@ -54,7 +61,7 @@ func NewSigner(key []byte) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Signer{aead: aead}, nil
+	return &Signer{aead: aead, phone: pk[:]}, nil
 }
 
 // Token returns the link's token: its fields sealed, URL-safe.
@@ -91,3 +98,26 @@ func (s *Signer) Verify(token string, now time.Time) (Link, error) {
 
 // ID identifies a link without revealing it, for logs and for remembering answers.
 func (l Link) ID() string { return l.AlertID }
+
+// PhoneKey is the record key under which the last link sent by SMS to a phone number is kept (the
+// sms-confirmations topic), so that a reply from that number finds it: an HMAC of the number under a key derived
+// from the confirmation key, hex. The topic then holds no phone number in clear, and nobody without the key can
+// test a guessed number against it. Numbers are compared by their digits and a leading "+" only, so
+// "+49 170 0000001" (a customer record) and "+491700000001" (Twilio's From) are the same.
+func (s *Signer) PhoneKey(phone string) string {
+	m := hmac.New(sha256.New, s.phone)
+	m.Write([]byte(NormalizePhone(phone)))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// NormalizePhone keeps a phone number's leading "+" and its digits: spaces, dashes, dots and brackets are
+// formatting.
+func NormalizePhone(phone string) string {
+	var b strings.Builder
+	for i, r := range strings.TrimSpace(phone) {
+		if (r >= '0' && r <= '9') || (r == '+' && i == 0) {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}

@@ -43,7 +43,9 @@ type Config struct {
 	// answers (the customer-answers topic).
 	Confirm *confirm.Signer
 	Answers func(context.Context, topics.CustomerAnswer) error
-	Log     *slog.Logger
+	// SMSReplies takes customers' YES/NO replies to the SMS that carried the link (nil: off; needs Confirm).
+	SMSReplies *SMSReplies
+	Log        *slog.Logger
 	// Now is the clock (tests set it).
 	Now func() time.Time
 }
@@ -105,6 +107,7 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /alerts/stream", s.api(s.stream))
 	mux.HandleFunc("GET /confirm/{token}", s.confirmPage)
 	mux.HandleFunc("POST /confirm/{token}", s.confirmAnswer)
+	mux.HandleFunc("POST /sms/reply", s.smsReply)
 	// Cross-site requests that change something (every POST) are refused: the browser says where a request
 	// comes from (Sec-Fetch-Site, Origin), and the session cookie is SameSite=Strict besides.
 	s.handler = secureHeaders(http.NewCrossOriginProtection().Handler(mux))

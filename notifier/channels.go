@@ -23,6 +23,9 @@ type Message struct {
 	Push      *topics.PushSubscription
 	Urgent    bool // block alerts: high push urgency
 	Topic     string
+	// ConfirmToken is the token of the "Was this you?" link the message carries, "" for none: an SMS's is
+	// remembered for the customer's reply (SMSLinks).
+	ConfirmToken string
 }
 
 // Sender delivers a message through one provider. An error is permanent unless it is a *TemporaryError.

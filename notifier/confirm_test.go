@@ -1,16 +1,25 @@
 package notifier
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/fraudpipe/fraudpipe/confirm"
+	"github.com/fraudpipe/fraudpipe/internal/testenv"
 	"github.com/fraudpipe/fraudpipe/rules"
+	"github.com/fraudpipe/fraudpipe/topics"
 )
 
 const confirmKey = "0123456789abcdef0123456789abcdef"
@@ -84,5 +93,97 @@ func TestTheConfirmSectionIsChecked(t *testing.T) {
 	}
 	if s := c.Secrets(); len(s) != 1 || s[0] != confirmKey {
 		t.Fatalf("the key is not among the secrets kept out of logs: %v", s)
+	}
+}
+
+type rememberedLinks struct {
+	mu    sync.Mutex
+	links []string // phone=token
+}
+
+func (r *rememberedLinks) Remember(_ context.Context, phone, token string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.links = append(r.links, phone+"="+token)
+	return nil
+}
+
+func (r *rememberedLinks) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.links)
+}
+
+// The link of a sent SMS is remembered for the customer's reply, under the number it went to, once; not the
+// links of emails or push messages, not for alerts whose messages carry none, and not when the SMS failed.
+func TestASentSMSLinkIsRememberedForTheReply(t *testing.T) {
+	t.Setenv(EnvConfirmKey, confirmKey)
+	e := newEnv(t, "confirm: { url: \"https://bank.example/confirm\", actions: [block] }")
+	if err := e.d.templates.WithConfirm(e.d.cfg.Confirm, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	links := &rememberedLinks{}
+	e.d.smsLinks = links
+	e.ana(t, nil)
+	ctx := context.Background()
+	a := alert("pay_1", rules.ActionBlock)
+	for range 2 { // redelivered: sent once, remembered once
+		if err := e.d.Handle(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sms := e.sms.Requests()
+	if len(sms) != 1 {
+		t.Fatalf("%d SMS", len(sms))
+	}
+	found := confirmLink.FindStringSubmatch(sms[0].Form["Body"])
+	if found == nil || !slices.Equal(links.all(), []string{"+4915112345678=" + found[1]}) {
+		t.Fatalf("remembered %v for the SMS %q", links.all(), sms[0].Form["Body"])
+	}
+	if err := e.d.Handle(ctx, alert("pay_2", rules.ActionReview)); err != nil {
+		t.Fatal(err)
+	}
+	e.sms.Respond(func(_ int, w http.ResponseWriter) bool {
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(`{"code":21211,"message":"The 'To' number is not a valid phone number.","status":400}`))
+		return true
+	})
+	if err := e.d.Handle(ctx, alert("pay_3", rules.ActionBlock)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(links.all()); n != 1 {
+		t.Fatalf("%d links remembered, want only the first SMS's: %v", n, links.all())
+	}
+}
+
+// KafkaSMSLinks writes a number's link to sms-confirmations under the number's HMAC, never the number itself.
+func TestKafkaSMSLinksKeysByTheNumbersHMAC(t *testing.T) {
+	k := testenv.Kafka(t, 1, topics.SMSConfirmations)
+	signer, _ := confirm.NewSigner([]byte(confirmKey))
+	links, err := NewKafkaSMSLinks(k, signer, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer links.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := links.Remember(ctx, "+49 151 12345678", "sealed-token"); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...), kgo.ConsumeTopics(topics.SMSConfirmations),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	fs := cl.PollRecords(ctx, 1)
+	if err := fs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := fs.Records()[0]
+	var v topics.SMSConfirmation
+	if string(r.Key) != signer.PhoneKey("+4915112345678") || json.Unmarshal(r.Value, &v) != nil || v.Token != "sealed-token" ||
+		strings.Contains(string(r.Key)+string(r.Value), "12345678") {
+		t.Fatalf("record %s = %s", r.Key, r.Value)
 	}
 }

@@ -35,6 +35,7 @@ type Dispatcher struct {
 	breakers  map[string]*gobreaker.CircuitBreaker[struct{}]
 	templates *Templates
 	dlq       DeadLetters
+	smsLinks  SMSLinks
 	ready     func(context.Context) error // waits for the customer replica
 	metrics   *Metrics
 	log       *slog.Logger // diagnostics
@@ -51,11 +52,13 @@ type DispatcherDeps struct {
 	Senders   map[string]Sender // by channel; a channel without a sender is not delivered (only logged)
 	Templates *Templates
 	DLQ       DeadLetters
-	Ready     func(context.Context) error
-	Metrics   *Metrics
-	Log       *slog.Logger
-	AlertLog  *slog.Logger
-	Now       func() time.Time
+	// SMSLinks remembers the confirmation links sent by SMS, for replies (nil: replies are not possible).
+	SMSLinks SMSLinks
+	Ready    func(context.Context) error
+	Metrics  *Metrics
+	Log      *slog.Logger
+	AlertLog *slog.Logger
+	Now      func() time.Time
 }
 
 // NewDispatcher builds a dispatcher with one circuit breaker per provider.
@@ -69,7 +72,7 @@ func NewDispatcher(cfg Config, d DispatcherDeps) *Dispatcher {
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics(nil)
 	}
-	ds := &Dispatcher{cfg: cfg, store: d.Store, senders: d.Senders, templates: d.Templates, dlq: d.DLQ, ready: d.Ready,
+	ds := &Dispatcher{cfg: cfg, store: d.Store, senders: d.Senders, templates: d.Templates, dlq: d.DLQ, smsLinks: d.SMSLinks, ready: d.Ready,
 		metrics: d.Metrics, log: d.Log, alertLog: d.AlertLog, now: d.Now, breakers: map[string]*gobreaker.CircuitBreaker[struct{}]{},
 		halfOpenAt: map[string]time.Time{}}
 	for ch := range d.Senders {
@@ -221,6 +224,7 @@ func (d *Dispatcher) attempt(ctx context.Context, j job, a *topics.Alert, c *top
 	err = d.send(ctx, j.Channel, m)
 	switch {
 	case err == nil:
+		d.rememberLink(ctx, j, m)
 		if err := d.store.settle(ctx, key, token, sent, true); err != nil {
 			return err
 		}
@@ -253,6 +257,21 @@ func (d *Dispatcher) attempt(ctx context.Context, j job, a *topics.Alert, c *top
 	default:
 		d.store.settle(ctx, key, token, failed, true)
 		return d.fail(ctx, j, a, err)
+	}
+}
+
+// rememberLink records the link a sent SMS carried, so that the customer's reply finds it. Only once the SMS is
+// sent: a number's newest record must be a link its owner has, or a reply would answer a payment they were never
+// asked about. A failure is logged, not returned: the SMS went out and must not go again, and its link works.
+func (d *Dispatcher) rememberLink(ctx context.Context, j job, m *Message) {
+	if j.Channel != ChannelSMS || m.ConfirmToken == "" || d.smsLinks == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second) // within the delivery's lease
+	defer cancel()
+	if err := d.smsLinks.Remember(rctx, j.Recipient, m.ConfirmToken); err != nil {
+		d.log.Error("sms link not remembered: a reply to this SMS will not be understood, its link still works",
+			"alert", j.AlertID, "to", maskRecipient(j.Channel, j.Recipient), "err", err)
 	}
 }
 

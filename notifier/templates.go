@@ -34,14 +34,14 @@ const (
 type Templates struct {
 	text map[string]*template.Template
 	html *htmltemplate.Template
-	// confirmURL returns the "Was this you?" link of an alert, "" for none (WithConfirm).
-	confirmURL func(*topics.Alert) string
+	// confirmLink returns the "Was this you?" link of an alert and its token, "" for none (WithConfirm).
+	confirmLink func(*topics.Alert) (url, token string)
 }
 
 // WithConfirm has messages of the configured actions carry a signed link to the confirmation page.
 func (t *Templates) WithConfirm(c *ConfirmConfig, now func() time.Time) error {
 	if c == nil {
-		t.confirmURL = nil
+		t.confirmLink = nil
 		return nil
 	}
 	s, err := confirm.NewSigner([]byte(c.Key))
@@ -49,12 +49,13 @@ func (t *Templates) WithConfirm(c *ConfirmConfig, now func() time.Time) error {
 		return err
 	}
 	base := strings.TrimRight(c.URL, "/")
-	t.confirmURL = func(a *topics.Alert) string {
+	t.confirmLink = func(a *topics.Alert) (string, string) {
 		if !slices.Contains(c.Actions, a.Action) {
-			return ""
+			return "", ""
 		}
-		return base + "/" + s.Token(confirm.Link{AlertID: a.ID, AccountID: a.AccountID, PaymentID: a.PaymentID,
+		token := s.Token(confirm.Link{AlertID: a.ID, AccountID: a.AccountID, PaymentID: a.PaymentID,
 			CardID: a.Payment.CardID, Action: string(a.Action), Expires: now().Add(c.TTL).Unix()})
+		return base + "/" + token, token
 	}
 	return nil
 }
@@ -166,11 +167,11 @@ func (t *Templates) exec(name string, d TemplateData) (string, error) {
 // Render builds the message of an alert for one channel and recipient.
 func (t *Templates) Render(channel, to string, a *topics.Alert, c *topics.Customer) (*Message, error) {
 	d := templateData(a, c)
-	if t.confirmURL != nil {
-		d.ConfirmURL = t.confirmURL(a)
-	}
 	m := &Message{Channel: channel, To: to, MessageID: messageID(a.DeliveryID(), to), Urgent: a.Action == rules.ActionBlock,
 		Topic: a.DeliveryID()}
+	if t.confirmLink != nil {
+		d.ConfirmURL, m.ConfirmToken = t.confirmLink(a)
+	}
 	var err error
 	switch channel {
 	case ChannelEmail:

@@ -157,9 +157,17 @@ func (g *Generator) home() uint8 {
 
 // Next returns the next payment in event-time order.
 func (g *Generator) Next() rules.Payment {
+	p, _ := g.NextLabelled()
+	return p
+}
+
+// NextLabelled returns the next payment in event-time order and whether a fraud pattern made it: every payment of
+// a card-testing burst, a big ticket, and the payments abroad of country hopping (its first payment, at home and
+// unchanged, is the customer's own). Everything else the generator makes is legitimate.
+func (g *Generator) NextLabelled() (rules.Payment, bool) {
 	g.clock = g.clock.Add(g.step)
 	if len(g.pending) > 0 && !g.pending[0].Timestamp.After(g.clock) {
-		return heap.Pop(&g.pending).(rules.Payment)
+		return heap.Pop(&g.pending).(rules.Payment), true // only patterns schedule payments
 	}
 	i := g.rng.IntN(len(g.accounts))
 	if !g.paid[i] {
@@ -170,7 +178,17 @@ func (g *Generator) Next() rules.Payment {
 	if g.rng.Float64() < g.fraud {
 		return g.startPattern(a)
 	}
-	return g.normal(a, g.clock)
+	return g.normal(a, g.clock), false
+}
+
+// Label is the label of a payment NextLabelled returned, for the labels topic: the generator knows the truth
+// about its stream, so a backtest can measure rules against it without waiting for customers' answers.
+func Label(p rules.Payment, fraud bool) topics.Label {
+	v := topics.VerdictLegitimate
+	if fraud {
+		v = topics.VerdictFraud
+	}
+	return topics.Label{AccountID: p.AccountID, PaymentID: p.ID, Verdict: v, Source: "generator", At: p.Timestamp}
 }
 
 // Distinct returns how many accounts have paid so far: with accounts drawn at random, n payments over as many
@@ -198,8 +216,8 @@ func (g *Generator) normal(a person, at time.Time) rules.Payment {
 	}
 }
 
-// startPattern returns the first payment of a fraud pattern and schedules the rest.
-func (g *Generator) startPattern(a person) rules.Payment {
+// startPattern returns the first payment of a fraud pattern, whether it is fraudulent, and schedules the rest.
+func (g *Generator) startPattern(a person) (rules.Payment, bool) {
 	first := g.normal(a, g.clock)
 	switch g.rng.IntN(3) {
 	case 0: // card testing: a burst of small payments within a minute
@@ -226,8 +244,9 @@ func (g *Generator) startPattern(a person) rules.Payment {
 			p.IP = fmt.Sprintf("203.0.113.%d", g.rng.IntN(250)+1)
 			heap.Push(&g.pending, p)
 		}
+		return first, false
 	}
-	return first
+	return first, true
 }
 
 // pendingHeap orders scheduled pattern payments by timestamp.

@@ -3,6 +3,7 @@ package producer
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,5 +98,68 @@ func TestGeneratedIDsFollowTheirFormats(t *testing.T) {
 	g.seq = 1_234_567_890
 	if p := g.Next(); p.ID != "sat_pay_1234567891" {
 		t.Errorf("a tenth digit is not kept: %q", p.ID)
+	}
+}
+
+// The generator's labels mark exactly the payments its fraud patterns made, recognised here by what each pattern
+// does to a payment: six small payments of one account ten seconds apart (card testing), the jewellery big ticket,
+// and the payments from the documentation range of addresses abroad (country hopping).
+func TestGeneratedLabelsMarkExactlyThePatternsPayments(t *testing.T) {
+	g := NewGenerator(5, 3000, 0.02, time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC), time.Hour)
+	type key struct {
+		account string
+		at      time.Time
+	}
+	labelled := map[string]bool{} // payment id: fraud
+	small := map[key]string{}     // small payments by account and time: id
+	var pays []rules.Payment
+	for range 40000 {
+		p, fraud := g.NextLabelled()
+		l := Label(p, fraud)
+		if l.AccountID != p.AccountID || l.PaymentID != p.ID || l.Source != "generator" || !l.At.Equal(p.Timestamp) ||
+			(l.Verdict == topics.VerdictFraud) != fraud || (!fraud && l.Verdict != topics.VerdictLegitimate) {
+			t.Fatalf("label %+v of %+v (fraud %v)", l, p, fraud)
+		}
+		labelled[p.ID] = fraud
+		pays = append(pays, p)
+		if p.Amount >= 100 && p.Amount < 500 {
+			small[key{p.AccountID, p.Timestamp}] = p.ID
+		}
+	}
+	made := map[string]string{} // payment id: the pattern that made it
+	for _, p := range pays {
+		switch {
+		case p.MerchantCategory == "5944":
+			made[p.ID] = "big-ticket"
+		case strings.HasPrefix(p.IP, "203.0.113."):
+			made[p.ID] = "country-hopping"
+		}
+		burst := []string{}
+		for i := range 6 {
+			if id, ok := small[key{p.AccountID, p.Timestamp.Add(time.Duration(i) * 10 * time.Second)}]; ok {
+				burst = append(burst, id)
+			}
+		}
+		if len(burst) == 6 {
+			for _, id := range burst {
+				made[id] = "burst"
+			}
+		}
+	}
+	for _, p := range pays {
+		if labelled[p.ID] != (made[p.ID] != "") {
+			t.Errorf("payment %s (%s, %d %s, mcc %s, ip %s) labelled fraud %v, made by pattern %q",
+				p.ID, p.AccountID, p.Amount, p.Currency, p.MerchantCategory, p.IP, labelled[p.ID], made[p.ID])
+		}
+	}
+	fraud := 0
+	for _, f := range labelled {
+		if f {
+			fraud++
+		}
+	}
+	// Every pattern started is labelled in full, but for the payments still scheduled when the stream stops.
+	if want := 6*g.Patterns["burst"] + g.Patterns["big-ticket"] + 2*g.Patterns["country-hopping"]; fraud+len(g.pending) != want || fraud < 500 {
+		t.Fatalf("%d fraud labels and %d scheduled, want %d from patterns %v", fraud, len(g.pending), want, g.Patterns)
 	}
 }

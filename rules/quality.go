@@ -22,6 +22,8 @@ type Quality struct {
 	Precision      float64          `json:"precision"`    // TP / (TP + FP); 0 when nothing labelled was alerted
 	Recall         float64          `json:"recall"`       // TP / (TP + FN); 0 when nothing labelled was fraud
 	FraudCaught    map[string]int64 `json:"fraud_caught"` // amounts of the true positives, minor units per currency
+	// FraudCaughtIn is FraudCaught summed in one reporting currency (QualityReport.Convert); nil without rates.
+	FraudCaughtIn *Money `json:"fraud_caught_in,omitempty"`
 }
 
 // RuleQuality is Quality for one rule: the labelled payments whose alert it took part in.

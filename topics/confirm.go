@@ -16,6 +16,18 @@ const (
 	PaymentActions = "payment-actions"
 )
 
+// SMSConfirmations holds, per phone number, the last "Was this you?" link the notifier sent there by SMS, so
+// that the console knows what a reply from that number answers. Key = confirm.Signer.PhoneKey(number), an HMAC:
+// no number in clear. Compacted: only the newest link per number counts.
+const SMSConfirmations = "sms-confirmations"
+
+// SMSConfirmation is the link an SMS carried: its sealed token (confirm.Signer.Token), which names the alert,
+// the payment and the card only to a holder of the confirmation key.
+type SMSConfirmation struct {
+	Token  string    `json:"token"`
+	SentAt time.Time `json:"sent_at"`
+}
+
 // Answer is what a customer says about a payment.
 type Answer string
 
@@ -32,7 +44,7 @@ type CustomerAnswer struct {
 	CardID     string    `json:"card_id,omitempty"`
 	Action     Action    `json:"action"` // the alert's
 	Answer     Answer    `json:"answer"`
-	Channel    string    `json:"channel"` // web (the link's page)
+	Channel    string    `json:"channel"` // web (the link's page) or sms (a reply to the SMS that carried the link)
 	AnsweredAt time.Time `json:"answered_at"`
 }
 

@@ -32,6 +32,7 @@ type produceConfig struct {
 	interval  time.Duration
 	customers string
 	withCust  bool
+	labels    bool
 }
 
 func produceCommand() *ffcli.Command {
@@ -50,6 +51,7 @@ func produceCommand() *ffcli.Command {
 	fs.DurationVar(&c.interval, "account-interval", time.Hour, "with --generate: mean time between one account's payments, in event time")
 	fs.StringVar(&c.customers, "customers", "", "JSON-lines file of customer records to send to the customers topic (then --file is not read unless given)")
 	fs.BoolVar(&c.withCust, "with-customers", true, "with --generate: first send a customer record (email, phone) for every account")
+	fs.BoolVar(&c.labels, "labels", false, "with --generate: also send a label for every payment to the labels topic (fraud for the patterns' payments, legitimate for the rest), for rules backtest --labels topic")
 	return &ffcli.Command{
 		Name: "produce", ShortUsage: "fraudpipe produce [--file F | --generate] [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Submit payments from a JSON-lines file, stdin, or the synthetic generator.",
@@ -163,7 +165,7 @@ func (c *produceConfig) runGenerator(ctx context.Context, s *producer.Sender, ou
 		}
 	}
 	var err error
-	sent := 0
+	sent, labelled := 0, 0
 	for sent < c.count {
 		if c.rate > 0 {
 			// Pace against the schedule, not per payment, so the rate holds whatever each send costs.
@@ -177,9 +179,16 @@ func (c *produceConfig) runGenerator(ctx context.Context, s *producer.Sender, ou
 		if ctx.Err() != nil {
 			break
 		}
-		p := g.Next()
+		p, fraud := g.NextLabelled()
 		if err = s.Send(ctx, string(topics.Payments), p.AccountID, producer.Encode(p)); err != nil {
 			break
+		}
+		if c.labels {
+			b, _ := json.Marshal(producer.Label(p, fraud)) // strings and a time: cannot fail
+			if err = s.Send(ctx, topics.Labels, topics.LabelKey(p.AccountID, p.ID), b); err != nil {
+				break
+			}
+			labelled++
 		}
 		sent++
 		if time.Since(lastReport) >= time.Second {
@@ -189,6 +198,9 @@ func (c *produceConfig) runGenerator(ctx context.Context, s *producer.Sender, ou
 	}
 	closeErr := s.Close()
 	report(sent, true)
+	if c.labels {
+		fmt.Fprintf(out, "sent %d labels to %s\n", labelled, topics.Labels)
+	}
 	if err != nil && ctx.Err() == nil {
 		return err
 	}

@@ -346,6 +346,8 @@ func rulesBacktest() *ffcli.Command {
 	live := fs.String("live", "", "the ruleset to compare with: a rules file, or empty for the live version on the rules topic")
 	asJSON := fs.Bool("json", false, "print the whole report as JSON")
 	labels := fs.String("labels", "", "measure both rulesets against labelled payments (precision, recall, fraud caught): a JSON-lines file of labels, or 'topic' for the labels topic (customers' answers)")
+	ratesFile := fs.String("rates", "", "with --labels: also sum the fraud caught in one currency, at the rates of this file (see docs/rules.md); a currency without a rate fails the report")
+	currency := fs.String("currency", "", "with --rates: the reporting currency, checked against the rates file's (default: the file's)")
 	return &ffcli.Command{
 		Name: "backtest", ShortUsage: "fraudpipe rules backtest [flags] FILE", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Replay payments through FILE and the live ruleset, touching no live state, and report the difference.",
@@ -354,6 +356,11 @@ func rulesBacktest() *ffcli.Command {
 				return flag.ErrHelp
 			}
 			cand, err := rules.LoadFile(args[0])
+			if err != nil {
+				return err
+			}
+			// Read before the replay, which may take minutes: a bad rates file fails at once.
+			rates, err := loadRates(*ratesFile, *currency, *labels)
 			if err != nil {
 				return err
 			}
@@ -411,6 +418,11 @@ func rulesBacktest() *ffcli.Command {
 					return err
 				}
 				q := bt.Quality(v)
+				if rates != nil {
+					if err := q.Convert(rates); err != nil {
+						return fmt.Errorf("--rates %s: %w", *ratesFile, err)
+					}
+				}
 				rep.Quality = &q
 			}
 			if *asJSON {
@@ -422,6 +434,31 @@ func rulesBacktest() *ffcli.Command {
 			return nil
 		},
 	}
+}
+
+// loadRates reads the rates file of rules backtest --rates (nil without one) and checks it against --currency.
+func loadRates(path, currency, labels string) (*rules.Rates, error) {
+	if path == "" {
+		if currency != "" {
+			return nil, errors.New("--currency needs --rates: the rates to convert with")
+		}
+		return nil, nil
+	}
+	if labels == "" {
+		return nil, errors.New("--rates converts the fraud caught, which only --labels measures")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--rates: %w", err)
+	}
+	r, err := rules.ParseRates(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if currency != "" && currency != r.Currency {
+		return nil, fmt.Errorf("--currency %s, but %s has rates to %s", currency, path, r.Currency)
+	}
+	return r, nil
 }
 
 // loadVerdicts reads labels from a JSON-lines file, or from the labels topic when src is "topic"; a payment's
@@ -596,8 +633,8 @@ func printBacktest(w io.Writer, r rules.BacktestReport, live *rules.Ruleset, rej
 		fmt.Fprintln(tw, "\tLIVE TP/FP/FN\tPRECISION\tRECALL\tFRAUD CAUGHT\tCANDIDATE TP/FP/FN\tPRECISION\tRECALL\tFRAUD CAUGHT")
 		row := func(name string, l, c rules.Quality) {
 			fmt.Fprintf(tw, "%s\t%d/%d/%d\t%.2f\t%.2f\t%s\t%d/%d/%d\t%.2f\t%.2f\t%s\n", name,
-				l.TruePositives, l.FalsePositives, l.FalseNegatives, l.Precision, l.Recall, caught(l.FraudCaught),
-				c.TruePositives, c.FalsePositives, c.FalseNegatives, c.Precision, c.Recall, caught(c.FraudCaught))
+				l.TruePositives, l.FalsePositives, l.FalseNegatives, l.Precision, l.Recall, caught(l),
+				c.TruePositives, c.FalsePositives, c.FalseNegatives, c.Precision, c.Recall, caught(c))
 		}
 		row("ruleset", q.Live, q.Candidate)
 		for _, rq := range q.Rules {
@@ -607,16 +644,20 @@ func printBacktest(w io.Writer, r rules.BacktestReport, live *rules.Ruleset, rej
 	}
 }
 
-// caught lists amounts per currency: "7,000.00 EUR, 12.00 USD".
-func caught(m map[string]int64) string {
-	if len(m) == 0 {
-		return "-"
-	}
+// caught lists the fraud caught per currency, and converted when it was: "7,000.00 EUR, 12.00 USD = 7,011.04 EUR".
+func caught(q rules.Quality) string {
 	var out []string
-	for _, cur := range slices.Sorted(maps.Keys(m)) {
-		out = append(out, rules.FormatAmount(m[cur], cur))
+	for _, cur := range slices.Sorted(maps.Keys(q.FraudCaught)) {
+		out = append(out, rules.FormatAmount(q.FraudCaught[cur], cur))
 	}
-	return strings.Join(out, ", ")
+	s := strings.Join(out, ", ")
+	if s == "" {
+		s = "-"
+	}
+	if m := q.FraudCaughtIn; m != nil {
+		s += " = " + rules.FormatAmount(m.Amount, m.Currency)
+	}
+	return s
 }
 
 // listsCommand edits the lists topic: entries there add to the rules file's list files at once, without a new

@@ -34,17 +34,20 @@ import (
 const (
 	envConsoleUsers      = "FRAUDPIPE_CONSOLE_USERS"       // name:bcrypt-hash,...
 	envConsoleSessionKey = "FRAUDPIPE_CONSOLE_SESSION_KEY" // 32 characters or more; consoles sharing it share sessions
+	envTwilioAuthToken   = "FRAUDPIPE_TWILIO_AUTH_TOKEN"   // checks the signature of SMS replies (/sms/reply)
 )
 
 // consoleFlags configure the analysts' console.
 type consoleFlags struct {
 	addr        string
 	proxyHeader string
+	smsReplyURL string
 }
 
 func (c *consoleFlags) register(fs *flag.FlagSet, addrDefault string) {
 	fs.StringVar(&c.addr, "console-addr", addrDefault, "listen address of the analysts' web console (empty: off)")
 	fs.StringVar(&c.proxyHeader, "console-proxy-user-header", "", "trust this header (e.g. X-Forwarded-User) for the signed-in user: for a console behind an authenticating reverse proxy that sets it on every request; users then need no password here")
+	fs.StringVar(&c.smsReplyURL, "sms-reply-url", "", "the public URL of the console's /sms/reply, exactly as entered at Twilio as the number's incoming-message webhook: customers answer \"Was this you?\" by replying YES or NO to the SMS (needs "+envTwilioAuthToken+" and "+notifier.EnvConfirmKey+")")
 }
 
 // startConsole serves the console on c.addr and feeds its live view from the alerts topic. Users come from
@@ -77,6 +80,9 @@ func startConsole(ctx context.Context, g *errgroup.Group, d deps, c consoleFlags
 		if err := startConfirmations(ctx, g, d, &cc, storage, []byte(k)); err != nil {
 			return err
 		}
+	}
+	if err := startSMSReplies(ctx, g, d, &cc, c.smsReplyURL); err != nil {
+		return err
 	}
 	srv, err := console.New(cc)
 	if err != nil {
@@ -144,6 +150,34 @@ func startConfirmations(ctx context.Context, g *errgroup.Group, d deps, cc *cons
 	metrics.RegisterLag(d.reg, string(confirmations.Group), sup.Current)
 	d.health.Add("confirmations", sup.Status)
 	g.Go(func() error { return sup.Run(ctx) })
+	return nil
+}
+
+// startSMSReplies turns on the console's SMS reply webhook when it is configured (an auth token and the public
+// URL), following sms-confirmations, where the notifier records the link each SMS carried, into the webhook's
+// index.
+func startSMSReplies(ctx context.Context, g *errgroup.Group, d deps, cc *console.Config, publicURL string) error {
+	token := os.Getenv(envTwilioAuthToken)
+	switch {
+	case token == "" && publicURL == "":
+		return nil
+	case token == "":
+		return fmt.Errorf("--sms-reply-url is set but %s is empty: replies could not be checked", envTwilioAuthToken)
+	case publicURL == "":
+		return fmt.Errorf("%s is set but --sms-reply-url is not: the signature covers the URL Twilio calls", envTwilioAuthToken)
+	case cc.Confirm == nil:
+		return fmt.Errorf("SMS replies answer confirmation links: set %s too", notifier.EnvConfirmKey)
+	}
+	var links *console.SMSLinks
+	f := d.kafka.Follow(topics.SMSConfirmations, func(r *kgo.Record) { links.Apply(r.Key, r.Value) }, d.log)
+	links = console.NewSMSLinks(cc.Confirm, time.Now, f.Ready())
+	sr, err := console.NewSMSReplies(token, publicURL, links)
+	if err != nil {
+		return err
+	}
+	cc.SMSReplies = sr
+	g.Go(func() error { return f.Run(ctx) })
+	d.log.Info("console takes SMS replies", "url", publicURL)
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fraudpipe/fraudpipe/confirm"
 	"github.com/fraudpipe/fraudpipe/embedded"
 	"github.com/fraudpipe/fraudpipe/kafka/gokaadapter"
 	"github.com/fraudpipe/fraudpipe/metrics"
@@ -92,8 +93,22 @@ func startNotifier(ctx context.Context, g *errgroup.Group, d deps, nf notifierFl
 	if err != nil {
 		return err
 	}
+	var smsLinks notifier.SMSLinks
+	closeLinks := func() {}
+	if cfg.Confirm != nil && cfg.SMS != nil {
+		// The SMS's links are remembered so that customers can answer by replying (the console's /sms/reply).
+		signer, err := confirm.NewSigner([]byte(cfg.Confirm.Key))
+		if err != nil {
+			return err
+		}
+		links, err := notifier.NewKafkaSMSLinks(d.kafka, signer, d.log)
+		if err != nil {
+			return err
+		}
+		smsLinks, closeLinks = links, links.Close
+	}
 	disp := notifier.NewDispatcher(cfg, notifier.DispatcherDeps{
-		Store: store, Senders: senders, Templates: tmpl, DLQ: dlq, Ready: repl.Ready, Metrics: m, Log: d.log, AlertLog: alerts,
+		Store: store, Senders: senders, Templates: tmpl, DLQ: dlq, SMSLinks: smsLinks, Ready: repl.Ready, Metrics: m, Log: d.log, AlertLog: alerts,
 	})
 	pm := gokaadapter.NewProducerMetrics(d.reg, "fraudpipe-notifier")
 	sup := &processors.Supervisor{Name: "notifier", Log: d.log, Guard: guard, Metrics: d.procMetrics, Build: func() (*goka.Processor, error) {
@@ -102,7 +117,7 @@ func startNotifier(ctx context.Context, g *errgroup.Group, d deps, nf notifierFl
 	}}
 	metrics.RegisterLag(d.reg, string(notifier.Group), sup.Current)
 	d.health.Add("notifier", sup.Status)
-	g.Go(func() error { defer dlq.Close(); return sup.Run(ctx) })
+	g.Go(func() error { defer dlq.Close(); defer closeLinks(); return sup.Run(ctx) })
 	g.Go(func() error { return repl.Run(ctx) })
 	g.Go(func() error { return disp.RunDeferred(ctx, 500*time.Millisecond) })
 	channels := []string{notifier.ChannelLog}

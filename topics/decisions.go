@@ -3,7 +3,10 @@ package topics
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Decisions carries a Decision for every payment the detector scores, clean ones included, keyed by account id:
@@ -57,6 +60,54 @@ type Decision struct {
 	// payment id produced again): its outcome and score are the first decision's; Rules may be empty if the
 	// detector no longer keeps them.
 	Replayed bool `json:"replayed,omitempty"`
+}
+
+// AppendDecision appends d as JSON, as json.Marshal writes it, without reflection: the detector writes one per
+// payment.
+func AppendDecision(b []byte, d *Decision) []byte {
+	str := func(b []byte, s string) []byte {
+		b, _ = jsontext.AppendQuote(b, s) // invalid UTF-8 becomes U+FFFD, as with encoding/json
+		return b
+	}
+	b = append(b, `{"payment_id":`...)
+	b = str(b, d.PaymentID)
+	b = append(b, `,"account_id":`...)
+	b = str(b, d.AccountID)
+	b = append(b, `,"decision":`...)
+	b = str(b, string(d.Decision))
+	b = append(b, `,"score":`...)
+	b = strconv.AppendInt(b, int64(d.Score), 10)
+	b = append(b, `,"rules":[`...)
+	for i, f := range d.Rules {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"name":`...)
+		b = str(b, f.Name)
+		b = append(b, `,"score":`...)
+		b = strconv.AppendInt(b, int64(f.Score), 10)
+		b = append(b, `,"reason":`...)
+		b = str(b, f.Reason)
+		b = append(b, '}')
+	}
+	b = append(b, `],"ruleset_version":`...)
+	b = strconv.AppendInt(b, int64(d.RulesetVersion), 10)
+	if d.RulesetDigest != "" {
+		b = append(b, `,"ruleset_digest":`...)
+		b = str(b, d.RulesetDigest)
+	}
+	if !d.ArrivedAt.IsZero() {
+		b = append(b, `,"arrived_at":"`...)
+		b = append(d.ArrivedAt.AppendFormat(b, time.RFC3339Nano), '"')
+	}
+	if !d.DecidedAt.IsZero() {
+		b = append(b, `,"decided_at":"`...)
+		b = append(d.DecidedAt.AppendFormat(b, time.RFC3339Nano), '"')
+	}
+	if d.Replayed {
+		b = append(b, `,"replayed":true`...)
+	}
+	return append(b, '}')
 }
 
 // DecisionCodec encodes Decision as JSON.

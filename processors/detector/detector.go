@@ -294,13 +294,7 @@ func (d *detector) emitDecision(ctx goka.Context, p *rules.Payment, score int, a
 		PaymentID: p.ID, AccountID: p.AccountID, Decision: topics.OutcomeOf(action), Score: score, Rules: fired,
 		RulesetVersion: version, RulesetDigest: digest, ArrivedAt: arrival(ctx).UTC(), DecidedAt: now.UTC(), Replayed: replayed,
 	}
-	if dec.Rules == nil {
-		dec.Rules = []rules.Fired{}
-	}
-	b, err := json.Marshal(&dec)
-	if err != nil {
-		processors.PanicFail(ctx, fmt.Errorf("encode decision: %w", err))
-	}
+	b := topics.AppendDecision(make([]byte, 0, 256), &dec)
 	if to := ctx.Headers()[topics.HeaderReplyTo]; len(to) > 0 {
 		h := goka.WithCtxEmitHeaders(goka.Headers{topics.HeaderReplyTo: to})
 		ctx.Emit(topics.Decisions, p.AccountID, b, h)

@@ -13,7 +13,7 @@ func TestAppendDecisionWritesWhatJSONMarshalWrites(t *testing.T) {
 	for _, d := range []topics.Decision{
 		{PaymentID: "p1", AccountID: "acct_1", Decision: topics.OutcomeApprove, Rules: []topics.Fired{}, RulesetVersion: 3},
 		{PaymentID: `p"2\`, AccountID: "acct <é>", Decision: topics.OutcomeBlock, Score: 100, RulesetVersion: 12, RulesetDigest: "abc",
-			Rules: []topics.Fired{{Name: "big-ticket", Score: 60, Reason: "amount 6,000.00 EUR > limit 5,000.00 EUR"}, {Name: "x", Score: 40, Reason: "\u2028 & \x01"}},
+			Rules:     []topics.Fired{{Name: "big-ticket", Score: 60, Reason: "amount 6,000.00 EUR > limit 5,000.00 EUR"}, {Name: "x", Score: 40, Reason: "\u2028 & \x01"}},
 			ArrivedAt: at, DecidedAt: at.Add(time.Millisecond), Replayed: true},
 	} {
 		want, err := json.Marshal(d)

@@ -102,6 +102,7 @@ func (d *decider) total() int {
 
 type env struct {
 	kafka   kafka.Config
+	redis   *testenv.Redis
 	rdb     *redis.Client
 	decider *decider
 	urls    []string
@@ -113,8 +114,8 @@ type env struct {
 func start(t *testing.T, n int, tweak func(*api.Config)) *env {
 	t.Helper()
 	e := &env{kafka: testenv.Kafka(t, 3, topics.Payments, topics.DecisionReplies)}
-	r := testenv.StartRedis(t)
-	e.rdb = redis.NewClient(&redis.Options{Addr: r.Addr})
+	e.redis = testenv.StartRedis(t)
+	e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.Addr, MaxRetries: -1})
 	t.Cleanup(func() { e.rdb.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -138,7 +139,7 @@ func start(t *testing.T, n int, tweak func(*api.Config)) *env {
 			t.Fatal(err)
 		}
 		t.Cleanup(prod.Close)
-		store := api.NewStore(e.rdb, time.Hour)
+		store := api.NewStore(ctx, e.rdb, time.Hour)
 		relay, err := api.NewRelay(e.kafka, store, quiet)
 		if err != nil {
 			t.Fatal(err)
@@ -343,4 +344,22 @@ func TestBadRequestsAreRefusedAndNothingIsProduced(t *testing.T) {
 	if n := e.decider.total(); n != 0 {
 		t.Fatalf("%d payments produced by refused requests", n)
 	}
+}
+
+func TestRedisAwayIsA503ThatSaysNothingOfIt(t *testing.T) {
+	e := start(t, 1, nil)
+	e.redis.Kill()
+	code, body := e.do(t, 0, "POST", "/v1/payments", testKey, payment("acct_1", "p1", 500), nil)
+	if code != http.StatusServiceUnavailable || bytes.Contains(body, []byte("redis")) || bytes.Contains(body, []byte("127.0.0.1")) {
+		t.Fatalf("%d %s, want a bare 503", code, body)
+	}
+	if n := e.decider.total(); n != 0 {
+		t.Fatalf("%d payments produced without a claim", n)
+	}
+	// Back: the same payment is taken.
+	e.redis.Start()
+	testenv.WaitFor(t, 10*time.Second, "the payment decided once Redis is back", func() bool {
+		code, body := e.do(t, 0, "POST", "/v1/payments", testKey, payment("acct_1", "p1", 500), nil)
+		return code == 200 && answer(t, body).Decision.Decision == topics.OutcomeApprove
+	})
 }

@@ -18,11 +18,16 @@ type Store struct {
 	rdb redis.UniversalClient
 	// Retain is how long a decision stays answerable (GET, retries).
 	Retain time.Duration
+	begins chan *begin
 }
 
-// NewStore returns a store on rdb keeping decisions for retain.
-func NewStore(rdb redis.UniversalClient, retain time.Duration) *Store {
-	return &Store{rdb: rdb, Retain: retain}
+// NewStore returns a store on rdb keeping decisions for retain. Its lookups run until ctx ends.
+func NewStore(ctx context.Context, rdb redis.UniversalClient, retain time.Duration) *Store {
+	s := &Store{rdb: rdb, Retain: retain, begins: make(chan *begin, 4096)}
+	for range beginners {
+		go s.beginBatches(ctx)
+	}
+	return s
 }
 
 const keyPrefix = "fraudpipe:api:"
@@ -36,24 +41,84 @@ func pendingKey(key string) string  { return keyPrefix + "p:" + key }
 // ReplyChannel is the Redis channel an API instance hears its decisions on.
 func ReplyChannel(instance string) string { return keyPrefix + "reply:" + instance }
 
-// Begin looks a payment up and claims it for this request in one round trip. It returns the decision if the
-// payment has one; otherwise claimed says whether this request should produce it (no other request is deciding
-// it), the claim lasting ttl.
+type begin struct {
+	key     string
+	ttl     time.Duration
+	decided []byte
+	claimed bool
+	err     error
+	done    chan struct{}
+}
+
+// beginners is how many lookup batches may be in flight at once, and maxBatch their size. A batch takes what has
+// queued while the one before was in flight: one request alone goes at once, and under load a round trip serves
+// many requests.
+const (
+	beginners = 4
+	maxBatch  = 256
+)
+
+// Begin looks a payment up and claims it for this request. It returns the decision if the payment has one;
+// otherwise claimed says whether this request should produce it (no other request is deciding it), the claim
+// lasting ttl.
 func (s *Store) Begin(ctx context.Context, key string, ttl time.Duration) (decided []byte, claimed bool, err error) {
-	var get *redis.StringCmd
-	var set *redis.BoolCmd
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, decisionKey(key))
-		set = p.SetNX(ctx, pendingKey(key), 1, ttl)
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, false, fmt.Errorf("api store: %w", err)
+	b := &begin{key: key, ttl: ttl, done: make(chan struct{})}
+	select {
+	case s.begins <- b:
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
 	}
-	if b, err := get.Bytes(); err == nil {
-		return b, false, nil
+	select {
+	case <-b.done:
+		return b.decided, b.claimed, b.err
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
 	}
-	return nil, set.Val(), nil
+}
+
+func (s *Store) beginBatches(ctx context.Context) {
+	batch := make([]*begin, 0, maxBatch)
+	gets := make([]*redis.StringCmd, maxBatch)
+	sets := make([]*redis.BoolCmd, maxBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-s.begins:
+			batch = append(batch[:0], b)
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case b := <-s.begins:
+				batch = append(batch, b)
+			default:
+				break more
+			}
+		}
+		// Each lookup's GET and claim go in one round trip with the others'.
+		// Each command's own error counts (a GET that finds nothing is redis.Nil), not the pipeline's first.
+		s.rdb.Pipelined(context.WithoutCancel(ctx), func(p redis.Pipeliner) error {
+			for i, b := range batch {
+				gets[i] = p.Get(ctx, decisionKey(b.key))
+				sets[i] = p.SetNX(ctx, pendingKey(b.key), 1, b.ttl)
+			}
+			return nil
+		})
+		for i, b := range batch {
+			switch d, err := gets[i].Bytes(); {
+			case err == nil:
+				b.decided = d
+			case !errors.Is(err, redis.Nil):
+				b.err = fmt.Errorf("api store: %w", err)
+			case sets[i].Err() != nil:
+				b.err = fmt.Errorf("api store: %w", sets[i].Err())
+			default:
+				b.claimed = sets[i].Val()
+			}
+			close(b.done)
+		}
+	}
 }
 
 // Release gives a claim up (the payment could not be produced), so that a retry produces it.

@@ -81,7 +81,7 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 		return err
 	}
 	context.AfterFunc(ctx, producer.Close)
-	store := api.NewStore(rdb, a.retain)
+	store := api.NewStore(ctx, rdb, a.retain)
 	relay, err := api.NewRelay(d.kafka, store, d.log.With("part", "api-relay"))
 	if err != nil {
 		return err

@@ -31,11 +31,12 @@ e2e-kafka:
 	FRAUDPIPE_E2E_BROKER=apache $(GO) test -race -count=1 -run AcrossBrokerRestarts ./kafka/gokaadapter/
 
 ## bench: one detector measured end to end (bench-results.json), then the users' path (`fraudpipe run` fed by kcat and
-##   the Java client, bench-users-path.json), then microbenchmarks with allocations
+##   the Java client, bench-users-path.json), then the decision API (bench-api.json), then microbenchmarks with allocations
 BENCH_ARGS ?=
 bench: build
 	./$(BIN) bench $(BENCH_ARGS)
 	./$(BIN) bench --users-path --count 1000000 --accounts 100000 --rates 10000 --out bench-users-path.json $(USERS_PATH_ARGS)
+	./$(BIN) bench --api --accounts 100000 --rates 1000,5000,10000 --clients 128 --out bench-api.json $(API_ARGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./rules/ ./processors/store/ ./producer/
 
 ## produce: send a JSON-lines file of payments (FILE=examples/payments.jsonl) to the running pipeline

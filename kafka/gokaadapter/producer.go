@@ -76,6 +76,7 @@ func ProducerBuilder(c kafka.Config, clientID string, log *slog.Logger, m *Produ
 			return nil, fmt.Errorf("producer client: %w", err)
 		}
 		p := &producer{client: client}
+		p.doneFn = p.done
 		if m != nil {
 			m.current.Store(client)
 			p.failed = m.failed
@@ -88,6 +89,15 @@ func ProducerBuilder(c kafka.Config, clientID string, log *slog.Logger, m *Produ
 type producer struct {
 	client *kgo.Client
 	failed prometheus.Counter // nil without metrics
+	doneFn func(*kgo.Record, error)
+}
+
+// write is one record in flight with what its outcome goes to: one allocation per record where a record, a
+// callback closure and goka's message were three. The record comes first, so done finds the write from it.
+type write struct {
+	rec    kgo.Record
+	msg    sarama.ProducerMessage
+	finish goka.PromiseFinisher
 }
 
 // emptyKey is the key of goka's keyless emits: sarama sends "" as an empty key, not a null one, and hashes it to a
@@ -100,22 +110,28 @@ func (p *producer) Emit(topic, key string, value []byte) *goka.Promise {
 
 func (p *producer) EmitWithHeaders(topic, key string, value []byte, headers goka.Headers) *goka.Promise {
 	promise, finish := goka.NewPromiseWithFinisher()
-	r := &kgo.Record{Topic: topic, Key: emptyKey, Value: value}
+	w := &write{finish: finish}
+	w.rec = kgo.Record{Topic: topic, Key: emptyKey, Value: value}
 	if key != "" {
 		// franz-go only reads the key, so it can share the string's bytes instead of copying them.
-		r.Key = unsafe.Slice(unsafe.StringData(key), len(key))
+		w.rec.Key = unsafe.Slice(unsafe.StringData(key), len(key))
 	}
 	for k, v := range headers {
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: v})
+		w.rec.Headers = append(w.rec.Headers, kgo.RecordHeader{Key: k, Value: v})
 	}
-	p.client.Produce(context.Background(), r, func(r *kgo.Record, err error) {
-		if err != nil && p.failed != nil {
-			p.failed.Inc()
-		}
-		// goka's table writes read the offset from the message (it becomes the local storage's offset).
-		finish(&sarama.ProducerMessage{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, err)
-	})
+	p.client.Produce(context.Background(), &w.rec, p.doneFn)
 	return promise
+}
+
+// done settles a write's promise; franz-go calls it once per record.
+func (p *producer) done(r *kgo.Record, err error) {
+	w := (*write)(unsafe.Pointer(r)) // r is &w.rec, the write's first field
+	if err != nil && p.failed != nil {
+		p.failed.Inc()
+	}
+	// goka's table writes read the offset from the message (it becomes the local storage's offset).
+	w.msg = sarama.ProducerMessage{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+	w.finish(&w.msg, err)
 }
 
 // Close waits for the writes in flight, as goka's sarama producer does on close, and gives up after a minute

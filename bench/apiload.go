@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +41,9 @@ type APIConfig struct {
 	ResultPath  string
 	// ProfileDir, when set, gets a CPU profile of fraudpipe run during the saturation run (api-run.pprof).
 	ProfileDir string
+	// EmbeddedRedis keeps the API's keys in fraudpipe run's in-process Redis; otherwise a redis-server is started
+	// for the run (when installed), as a deployment of the API would have one.
+	EmbeddedRedis bool
 }
 
 // APIRow is one run's figures: decisions are answers that are not the fallback.
@@ -59,6 +64,7 @@ type APIResult struct {
 	Machine    string    `json:"machine"`
 	Started    time.Time `json:"started"`
 	Deadline   string    `json:"deadline"`
+	Redis      string    `json:"redis"`
 	Rows       []APIRow  `json:"rows"`
 	PeakRSSMiB float64   `json:"run_peak_rss_mib"`
 }
@@ -87,10 +93,23 @@ func RunAPI(ctx context.Context, cfg APIConfig, log *slog.Logger) (*APIResult, e
 		return nil, err
 	}
 	defer alertLog.Close()
-	run := &child{metrics: metricsAddr, done: make(chan struct{})}
-	run.cmd = exec.CommandContext(ctx, cfg.Binary, "run", "--data-dir", dir, "--rules", cfg.Rules,
+	args := []string{"run", "--data-dir", dir, "--rules", cfg.Rules,
 		"--broker-listen", broker, "--metrics-addr", metricsAddr, "--partitions", strconv.Itoa(cfg.Partitions),
-		"--log-level", "warn", "--console-addr", "", "--api-addr", apiAddr, "--api-rate", "0", "--api-deadline", res.Deadline)
+		"--log-level", "warn", "--console-addr", "", "--api-addr", apiAddr, "--api-rate", "0", "--api-deadline", res.Deadline}
+	res.Redis = "embedded"
+	if _, err := exec.LookPath("redis-server"); err == nil && !cfg.EmbeddedRedis {
+		url, stop, err := startRedisServer(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		args = append(args, "--redis", url)
+		res.Redis = "redis-server on 127.0.0.1, no persistence"
+	} else if !cfg.EmbeddedRedis {
+		log.Warn("redis-server not installed: the API's keys go to the embedded Redis, whose expiry pauses grow with them")
+	}
+	run := &child{metrics: metricsAddr, done: make(chan struct{})}
+	run.cmd = exec.CommandContext(ctx, cfg.Binary, args...)
 	run.cmd.Env = append(os.Environ(), "FRAUDPIPE_API_KEYS=bench:"+apiBenchKey)
 	run.cmd.Stdout, run.cmd.Stderr = alertLog, os.Stderr
 	if err := run.cmd.Start(); err != nil {
@@ -162,6 +181,33 @@ func RunAPI(ctx context.Context, cfg APIConfig, log *slog.Logger) (*APIResult, e
 		}
 	}
 	return res, nil
+}
+
+// startRedisServer runs redis-server on a free port for the run, without persistence (the API's keys are
+// caches of what Kafka holds).
+func startRedisServer(ctx context.Context, dir string) (url string, stop func(), err error) {
+	addr, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	_, port, _ := strings.Cut(addr, ":")
+	cmd := exec.CommandContext(ctx, "redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+		"--dir", dir, "--protected-mode", "no")
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start redis-server: %w", err)
+	}
+	stop = func() { cmd.Process.Kill(); cmd.Wait() }
+	if err := waitUntil(ctx, 10*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}); err != nil {
+		stop()
+		return "", nil, fmt.Errorf("redis-server did not listen: %w", err)
+	}
+	return "redis://" + addr + "/0", stop, nil
 }
 
 type apiLoad struct {
@@ -319,5 +365,5 @@ func PrintAPI(w io.Writer, r *APIResult) {
 		fmt.Fprintf(w, "%-12s %9d %10.0f %9d %8.1f %8.1f %8.1f %8.1f %10.1f\n", offered, row.Requests, row.PerSec, row.Fallbacks,
 			row.Latency.P50ms, row.Latency.P95ms, row.Latency.P99ms, row.Latency.MaxMs, row.CPUSecPer1M)
 	}
-	fmt.Fprintf(w, "peak RSS of fraudpipe run: %.0f MiB (deadline %s; a fallback is an answer that missed it)\n", r.PeakRSSMiB, r.Deadline)
+	fmt.Fprintf(w, "peak RSS of fraudpipe run: %.0f MiB; Redis: %s; deadline %s (a fallback is an answer that missed it)\n", r.PeakRSSMiB, r.Redis, r.Deadline)
 }

@@ -37,6 +37,7 @@ type benchConfig struct {
 	usersPath   bool
 	api         bool
 	clients     int
+	apiEmbedded bool
 	cases       string
 	kafkaScript string
 }
@@ -65,6 +66,7 @@ func benchCommand() *ffcli.Command {
 	fs.BoolVar(&c.countOnly, "count-only", false, "detectors score nothing, only count each payment in its account's state: what goka, the Kafka clients and the store take without the rules (no latency runs)")
 	fs.BoolVar(&c.usersPath, "users-path", false, "measure the users' path instead: `fraudpipe run` (broker, detector, notifier) fed by kcat and Apache Kafka's Java client, each pipeline with a matching and a mismatched partitioner (--count payments per case, latency at the last of --rates through kcat)")
 	fs.BoolVar(&c.api, "api", false, "measure the decision API instead: `fraudpipe run` answering POST /v1/payments from many HTTP clients, latency at each of --rates (for --rate-for) and decisions per second at saturation (--clients)")
+	fs.BoolVar(&c.apiEmbedded, "api-embedded-redis", false, "with --api: keep the API's keys in fraudpipe run's embedded Redis instead of a redis-server started for the run")
 	fs.IntVar(&c.clients, "clients", 256, "with --api: concurrent clients at saturation (0: no saturation run)")
 	fs.StringVar(&c.cases, "cases", "kcat:crc32,kcat:murmur2,java:murmur2,java:crc32", "with --users-path: client:pipeline-partitioner pairs")
 	fs.StringVar(&c.kafkaScript, "kafka-script", "e2e/kafka/kafka.sh", "with --users-path: the script that runs the Java client (fetches Apache Kafka's jars with Maven)")
@@ -106,7 +108,7 @@ func (c *benchConfig) run(ctx context.Context) error {
 	}
 	if c.api {
 		res, err := bench.RunAPI(ctx, bench.APIConfig{Binary: self, Rules: c.rules, WorkDir: work, Accounts: c.accounts,
-			Partitions: c.kafka.partitions, Rates: rates, RateFor: c.rateFor, Clients: c.clients, SaturateFor: c.rateFor, ResultPath: c.out, ProfileDir: c.profile}, log)
+			Partitions: c.kafka.partitions, Rates: rates, RateFor: c.rateFor, Clients: c.clients, SaturateFor: c.rateFor, ResultPath: c.out, ProfileDir: c.profile, EmbeddedRedis: c.apiEmbedded}, log)
 		if err != nil {
 			return err
 		}

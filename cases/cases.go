@@ -372,12 +372,29 @@ func (c *Case) Action() topics.Action {
 	return act
 }
 
-// AnswerTo returns the customer's answer about an alert of the case, if any.
-func (c *Case) AnswerTo(alertID string) (Answer, bool) {
-	for _, x := range c.Answers {
-		if x.AlertID == alertID {
-			return x, true
+// AnswerTo returns the customer's answer about an alert of the case, nil if there is none.
+func (c *Case) AnswerTo(alertID string) *Answer {
+	for i := range c.Answers {
+		if c.Answers[i].AlertID == alertID {
+			return &c.Answers[i]
 		}
 	}
-	return Answer{}, false
+	return nil
+}
+
+// Handled reports whether the command with id was handled (its id is remembered), and whether it took effect: an
+// event of the account's cases carries it. A handled command without an event conflicted with the case, or was an
+// assignment to the assignee.
+func (a *Account) Handled(commandID string) (applied, handled bool) {
+	if !slices.Contains(a.Seen, "command:"+commandID) {
+		return false, false
+	}
+	for _, c := range a.All() {
+		for _, e := range c.History {
+			if e.CommandID == commandID {
+				return true, true
+			}
+		}
+	}
+	return false, true
 }

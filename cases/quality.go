@@ -58,7 +58,7 @@ func finding(c *Case, alertID string) (fraud, ok bool) {
 	if v := c.Verdict; v != nil && v.Verdict != topics.CaseUnsure {
 		return v.Verdict == topics.CaseFraud, true
 	}
-	if ans, ok := c.AnswerTo(alertID); ok {
+	if ans := c.AnswerTo(alertID); ans != nil {
 		return ans.Answer == topics.AnswerDenied, true
 	}
 	return false, false

@@ -93,7 +93,7 @@ var caseT0 = time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
 func caseAlert(account, payment string, minute int, action topics.Action, rules ...string) topics.Alert {
 	var fired []topics.Fired
 	for _, r := range rules {
-		fired = append(fired, topics.Fired{Name: r, Score: 50, Reason: r + ": 5 payments in 5m > limit 4"})
+		fired = append(fired, topics.Fired{Name: r, Score: 50, Reason: "5 payments in 5m > limit 4"})
 	}
 	at := caseT0.Add(time.Duration(minute) * time.Minute)
 	return topics.Alert{ID: "alert_" + payment, AccountID: account, PaymentID: payment, Action: action, Score: 50 * len(rules), Rules: fired,
@@ -185,7 +185,7 @@ func TestTheCasePageAndItsActions(t *testing.T) {
 	signIn(t, c, base, "alice", testPassword)
 	page := base + "/cases/acct_1/1"
 	resp, body := get(t, c, page)
-	for _, want := range []string{"rapid-fire: 5 payments in 5m &gt; limit 4", "123.45 EUR", "m_p2", "customer-denied", "denied (p1,", "Assign to me", "nobody"} {
+	for _, want := range []string{"<strong>rapid-fire</strong> +50: 5 payments in 5m &gt; limit 4", "123.45 EUR", "m_p2", "customer-denied", "denied (p1,", "Assign to me", "nobody"} {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, want) {
 			t.Fatalf("the case page lacks %q: %d\n%s", want, resp.StatusCode, body)
 		}
@@ -209,7 +209,7 @@ func TestTheCasePageAndItsActions(t *testing.T) {
 	}
 	_, body = get(t, c, page)
 	if strings.Count(body, `data-event="verdict"`) != 1 || !strings.Contains(body, "“card used abroad”") ||
-		!strings.Contains(body, `<dd id="assignee">alice</dd>`) || strings.Contains(body, "Assign to me") {
+		!strings.Contains(body, `data-assignee="alice">alice</dd>`) || strings.Contains(body, "Assign to me") {
 		t.Fatalf("after the verdict and the assignment:\n%s", body)
 	}
 	store.mu.Lock()

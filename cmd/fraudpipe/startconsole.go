@@ -238,7 +238,7 @@ func consoleCommand() *ffcli.Command {
 	var c partConfig
 	fs := c.common("console", "127.0.0.1:9104")
 	c.console.register(fs, "127.0.0.1:8080")
-	fs.StringVar(&c.stateDir, "state-dir", "data/state", "local state of the confirmation saga (goka storage); each instance on a machine needs its own")
+	fs.StringVar(&c.stateDir, "state-dir", "data/state", "local state of the console's groups, the confirmation saga and the cases (goka storage); each instance on a machine needs its own")
 	return &ffcli.Command{
 		Name: "console", ShortUsage: "fraudpipe console [flags] | fraudpipe console hash-password < password", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Serve the analysts' web console (users from " + envConsoleUsers + ").",

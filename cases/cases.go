@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fraudpipe/fraudpipe/topics"
@@ -50,10 +51,18 @@ type Account struct {
 	Opened  int    `json:"opened"`
 	Current *Case  `json:"current,omitempty"`
 	Past    []Case `json:"past,omitempty"` // oldest first
-	// Seen holds the delivery ids of alerts already on a case and the ids of commands already applied.
-	Seen []string `json:"seen,omitempty"`
+	// Seen holds what was handled, with the record that delivered it: alerts by delivery id, commands by id and
+	// answers by alert, so that each counts once, and a record delivered again after a crash is recognised.
+	Seen []Delivery `json:"seen,omitempty"`
 	// Pending holds answers to alerts no case holds yet (the answer overtook its alert).
 	Pending []topics.CustomerAnswer `json:"pending,omitempty"`
+}
+
+// Delivery is an input the account's cases have handled ("alert:<delivery id>", "command:<id>",
+// "answer:<alert id>") and the record that first delivered it (topic/partition/offset).
+type Delivery struct {
+	ID   string `json:"id"`
+	From string `json:"from,omitempty"`
 }
 
 // Case groups an account's alerts from the first after a quiet period until an analyst closes it.
@@ -182,12 +191,12 @@ func event(a *Account, caseID string, seq int, e topics.CaseEvent) topics.CaseEv
 	return e
 }
 
-// seen reports whether id was recorded, and records it.
-func (a *Account) seen(id string) bool {
-	if slices.Contains(a.Seen, id) {
+// seen reports whether id was recorded, and records it as delivered by from.
+func (a *Account) seen(id, from string) bool {
+	if slices.ContainsFunc(a.Seen, func(d Delivery) bool { return d.ID == id }) {
 		return true
 	}
-	a.Seen = append(a.Seen, id)
+	a.Seen = append(a.Seen, Delivery{ID: id, From: from})
 	if len(a.Seen) > keepSeen {
 		a.Seen = slices.Delete(a.Seen, 0, len(a.Seen)-keepSeen)
 	}
@@ -196,28 +205,29 @@ func (a *Account) seen(id string) bool {
 
 // OnAlert puts an alert on the account's open case, or opens a new case when there is none or the last was
 // closed: a closed case stays as the analyst left it, and new evidence is a new case. An alert seen before (a
-// redelivery) changes nothing. Answers that came before the alert are applied now.
-func OnAlert(a *Account, al topics.Alert) []topics.CaseEvent {
+// redelivery, a producer's retry) changes nothing. Answers that came before the alert are applied now. from
+// identifies the record that delivered the alert (see Replay).
+func OnAlert(a *Account, al topics.Alert, from string) []topics.CaseEvent {
 	a.AccountID = al.AccountID
-	if a.seen("alert:" + al.DeliveryID()) {
+	cause := "alert:" + al.DeliveryID()
+	if a.seen(cause, from) {
 		return nil
 	}
 	var out []topics.CaseEvent
 	stored := al
 	if a.Current == nil || !a.Current.Open {
 		out = append(out, event(a, CaseID(al.AccountID, a.Opened+1), 0,
-			topics.CaseEvent{Type: topics.CaseOpened, At: al.DetectedAt, By: ByPipeline, Alert: &stored}))
+			topics.CaseEvent{Type: topics.CaseOpened, At: al.DetectedAt, By: ByPipeline, Alert: &stored, Cause: cause}))
 	} else {
 		out = append(out, event(a, a.Current.ID, a.Current.Seq,
-			topics.CaseEvent{Type: topics.CaseAlertAdded, At: al.DetectedAt, By: ByPipeline, Alert: &stored}))
+			topics.CaseEvent{Type: topics.CaseAlertAdded, At: al.DetectedAt, By: ByPipeline, Alert: &stored, Cause: cause}))
 	}
-	for i := 0; i < len(a.Pending); i++ {
-		if p := a.Pending[i]; p.AlertID == al.ID {
-			a.Pending = slices.Delete(a.Pending, i, i+1)
-			if e, err := OnAnswer(a, p); err == nil {
-				out = append(out, e...)
-			}
-			break
+	if i := slices.IndexFunc(a.Pending, func(p topics.CustomerAnswer) bool { return p.AlertID == al.ID }); i >= 0 {
+		p := a.Pending[i]
+		a.Pending = slices.Delete(a.Pending, i, i+1)
+		if c := a.caseWith(p.AlertID); c != nil {
+			// The answer's event is caused by this alert's record now: a redelivery of the record replays it.
+			out = append(out, answerEvent(a, c, p, cause))
 		}
 	}
 	return out
@@ -225,38 +235,50 @@ func OnAlert(a *Account, al topics.Alert) []topics.CaseEvent {
 
 // OnAnswer records a customer's first answer about an alert on the case that holds the alert (even a closed
 // one: the answer is part of its story). Later answers about the same alert change nothing (ErrRepeated); an
-// answer about an alert no case holds yet waits for it (no events).
-func OnAnswer(a *Account, ans topics.CustomerAnswer) ([]topics.CaseEvent, error) {
+// answer about an alert no case holds yet waits for it (no events). from identifies the answer's record.
+func OnAnswer(a *Account, ans topics.CustomerAnswer, from string) ([]topics.CaseEvent, error) {
 	if ans.AlertID == "" || ans.AccountID == "" || ans.PaymentID == "" {
 		return nil, fmt.Errorf("%w: alert, account and payment are required", ErrBadAnswer)
 	}
-	typ := topics.CaseCustomerConfirmed
-	switch ans.Answer {
-	case topics.AnswerConfirmed:
-	case topics.AnswerDenied:
-		typ = topics.CaseCustomerDenied
-	default:
+	if ans.Answer != topics.AnswerConfirmed && ans.Answer != topics.AnswerDenied {
 		return nil, fmt.Errorf("%w: answer %q is neither %s nor %s", ErrBadAnswer, ans.Answer, topics.AnswerConfirmed, topics.AnswerDenied)
 	}
 	a.AccountID = ans.AccountID
-	for _, c := range a.All() {
-		if !slices.ContainsFunc(c.Alerts, func(al topics.Alert) bool { return al.ID == ans.AlertID }) {
-			continue
-		}
-		if slices.ContainsFunc(c.Answers, func(x Answer) bool { return x.AlertID == ans.AlertID }) {
+	cause := "answer:" + ans.AlertID
+	if a.seen(cause, from) {
+		return nil, ErrRepeated
+	}
+	if c := a.caseWith(ans.AlertID); c != nil {
+		if c.AnswerTo(ans.AlertID) != nil { // answered so long ago that Seen has let go of it
 			return nil, ErrRepeated
 		}
-		return []topics.CaseEvent{event(a, c.ID, c.Seq, topics.CaseEvent{Type: typ, At: ans.AnsweredAt, By: ByCustomer,
-			AlertID: ans.AlertID, PaymentID: ans.PaymentID})}, nil
-	}
-	if slices.ContainsFunc(a.Pending, func(p topics.CustomerAnswer) bool { return p.AlertID == ans.AlertID }) {
-		return nil, ErrRepeated
+		return []topics.CaseEvent{answerEvent(a, c, ans, cause)}, nil
 	}
 	a.Pending = append(a.Pending, ans)
 	if len(a.Pending) > keepPending {
 		a.Pending = slices.Delete(a.Pending, 0, len(a.Pending)-keepPending)
 	}
 	return nil, nil
+}
+
+// caseWith returns the case that holds the alert, nil if none does.
+func (a *Account) caseWith(alertID string) *Case {
+	for _, c := range a.All() {
+		if slices.ContainsFunc(c.Alerts, func(al topics.Alert) bool { return al.ID == alertID }) {
+			return c
+		}
+	}
+	return nil
+}
+
+// answerEvent records the customer's answer on case c.
+func answerEvent(a *Account, c *Case, ans topics.CustomerAnswer, cause string) topics.CaseEvent {
+	typ := topics.CaseCustomerConfirmed
+	if ans.Answer == topics.AnswerDenied {
+		typ = topics.CaseCustomerDenied
+	}
+	return event(a, c.ID, c.Seq, topics.CaseEvent{Type: typ, At: ans.AnsweredAt, By: ByCustomer, AlertID: ans.AlertID,
+		PaymentID: ans.PaymentID, Cause: cause})
 }
 
 // Validate checks what a command must carry, whatever the state.
@@ -284,19 +306,21 @@ func Validate(c topics.CaseCommand) error {
 // OnCommand applies an analyst's command to the account's current case. A command id seen before does nothing
 // (ErrRepeated); a command the case does not allow (it is not the current case, a verdict on a closed case,
 // closing a closed one) does nothing either (ErrConflict). Assigning a case to its assignee records no event.
-func OnCommand(a *Account, cmd topics.CaseCommand) ([]topics.CaseEvent, error) {
+// from identifies the command's record.
+func OnCommand(a *Account, cmd topics.CaseCommand, from string) ([]topics.CaseEvent, error) {
 	if err := Validate(cmd); err != nil {
 		return nil, err
 	}
 	a.AccountID = cmd.AccountID
-	if a.seen("command:" + cmd.ID) {
+	cause := "command:" + cmd.ID
+	if a.seen(cause, from) {
 		return nil, ErrRepeated
 	}
 	c := a.Current
 	if c == nil || c.ID != cmd.CaseID {
 		return nil, fmt.Errorf("%w: case %s is not the account's current case", ErrConflict, cmd.CaseID)
 	}
-	e := topics.CaseEvent{At: cmd.At, By: cmd.By, CommandID: cmd.ID, Note: cmd.Note}
+	e := topics.CaseEvent{At: cmd.At, By: cmd.By, CommandID: cmd.ID, Note: cmd.Note, Cause: cause}
 	switch cmd.Type {
 	case topics.CommandAssign:
 		e.Type, e.Assignee, e.Note = topics.CaseAssigned, cmd.Assignee, ""
@@ -386,7 +410,7 @@ func (c *Case) AnswerTo(alertID string) *Answer {
 // event of the account's cases carries it. A handled command without an event conflicted with the case, or was an
 // assignment to the assignee.
 func (a *Account) Handled(commandID string) (applied, handled bool) {
-	if !slices.Contains(a.Seen, "command:"+commandID) {
+	if !slices.ContainsFunc(a.Seen, func(d Delivery) bool { return d.ID == "command:"+commandID }) {
 		return false, false
 	}
 	for _, c := range a.All() {
@@ -397,4 +421,36 @@ func (a *Account) Handled(commandID string) (applied, handled bool) {
 		}
 	}
 	return false, true
+}
+
+// Replay returns the events that the record from caused, when from is the record that first delivered an input
+// the account has handled: a record delivered again after a crash, whose events may never have reached Kafka
+// although the state that remembers it was kept. The events are rebuilt as they were first written (same keys,
+// same values), so writing them again is harmless. ok is false for any other record: a new input, or a repeat
+// of a handled one from another record (a double click, a producer's retry), which changes nothing.
+func (a *Account) Replay(from string) (events []topics.CaseEvent, ok bool) {
+	if from == "" {
+		return nil, false
+	}
+	i := slices.IndexFunc(a.Seen, func(d Delivery) bool { return d.From == from })
+	if i < 0 {
+		return nil, false
+	}
+	cause := a.Seen[i].ID
+	for _, c := range slices.Backward(a.All()) {
+		for _, e := range c.History {
+			if e.Cause != cause {
+				continue
+			}
+			if e.Type == topics.CaseOpened || e.Type == topics.CaseAlertAdded {
+				delivery := strings.TrimPrefix(cause, "alert:")
+				if j := slices.IndexFunc(c.Alerts, func(al topics.Alert) bool { return al.DeliveryID() == delivery }); j >= 0 {
+					al := c.Alerts[j]
+					e.Alert, e.AlertID = &al, ""
+				}
+			}
+			events = append(events, e)
+		}
+	}
+	return events, true
 }

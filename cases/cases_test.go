@@ -138,11 +138,11 @@ func TestTheCaseLifecycle(t *testing.T) {
 				var err error
 				switch {
 				case s.alert != nil:
-					got = OnAlert(&a, *s.alert)
+					got = OnAlert(&a, *s.alert, from(i))
 				case s.answer != nil:
-					got, err = OnAnswer(&a, *s.answer)
+					got, err = OnAnswer(&a, *s.answer, from(i))
 				default:
-					got, err = OnCommand(&a, *s.command)
+					got, err = OnCommand(&a, *s.command, from(i))
 				}
 				if !errors.Is(err, s.err) || (s.err == nil && err != nil) {
 					t.Fatalf("step %d: error %v, want %v", i, err, s.err)
@@ -161,18 +161,21 @@ func TestTheCaseLifecycle(t *testing.T) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
+// from names the record of step i: each step is a record of its own.
+func from(i int) string { return "t/0/" + itoa(i) }
+
 // The state is a fold of the events: applying a case's events, as the cases topic holds them, to an empty state
 // gives the case the deciders built.
 func TestReplayingTheEventsRebuildsTheCase(t *testing.T) {
 	var a Account
 	var events []topics.CaseEvent
 	add := func(e []topics.CaseEvent, _ ...error) { events = append(events, e...) }
-	add(OnAnswer(&a, answer("2", topics.AnswerDenied)))
-	add(OnAlert(&a, alert("1", 0, "big-ticket")))
-	add(OnAlert(&a, alert("2", 1, "rapid-fire")))
-	add(OnCommand(&a, command("c1", topics.CommandAssign, "acct_1:1")))
-	add(OnCommand(&a, verdict("c2", "acct_1:1", topics.CaseFraud)))
-	add(OnCommand(&a, command("c3", topics.CommandClose, "acct_1:1")))
+	add(OnAnswer(&a, answer("2", topics.AnswerDenied), ""))
+	add(OnAlert(&a, alert("1", 0, "big-ticket"), ""))
+	add(OnAlert(&a, alert("2", 1, "rapid-fire"), ""))
+	add(OnCommand(&a, command("c1", topics.CommandAssign, "acct_1:1"), ""))
+	add(OnCommand(&a, verdict("c2", "acct_1:1", topics.CaseFraud), ""))
+	add(OnCommand(&a, command("c3", topics.CommandClose, "acct_1:1"), ""))
 	var replayed Account
 	for _, e := range events {
 		Apply(&replayed, e)
@@ -191,9 +194,9 @@ func TestReplayingTheEventsRebuildsTheCase(t *testing.T) {
 func TestAnAccountsStateIsBounded(t *testing.T) {
 	var a Account
 	for i := range 400 {
-		OnAlert(&a, alert(itoa(i+1), i))
+		OnAlert(&a, alert(itoa(i+1), i), "")
 		if i%50 == 49 {
-			if _, err := OnCommand(&a, command("close"+itoa(i), topics.CommandClose, a.Current.ID)); err != nil {
+			if _, err := OnCommand(&a, command("close"+itoa(i), topics.CommandClose, a.Current.ID), ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -209,17 +212,17 @@ func TestAnAccountsStateIsBounded(t *testing.T) {
 // A verdict of fraud or legitimate labels each payment of the case once; unsure labels nothing.
 func TestVerdictsLabelTheCasesPayments(t *testing.T) {
 	var a Account
-	OnAlert(&a, alert("1", 0))
-	OnAlert(&a, alert("2", 1))
+	OnAlert(&a, alert("1", 0), "")
+	OnAlert(&a, alert("2", 1), "")
 	late := alert("1", 5)
 	late.Late = true
 	late.Action = topics.ActionBlock
-	OnAlert(&a, late)
+	OnAlert(&a, late, "")
 	for _, tc := range []struct {
 		v    topics.CaseVerdict
 		want string
 	}{{topics.CaseUnsure, ""}, {topics.CaseFraud, "pay_1=fraud pay_2=fraud"}, {topics.CaseLegitimate, "pay_1=legitimate pay_2=legitimate"}} {
-		ev, err := OnCommand(&a, verdict("v"+string(tc.v), a.Current.ID, tc.v))
+		ev, err := OnCommand(&a, verdict("v"+string(tc.v), a.Current.ID, tc.v), "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,12 +242,12 @@ func TestVerdictsLabelTheCasesPayments(t *testing.T) {
 // Rules are scored on settled cases: the analyst's verdict first, else the customer's answer per alert.
 func TestRuleQualityOverTheCases(t *testing.T) {
 	var fraudCase, answered, open Account
-	OnAlert(&fraudCase, alert("1", 0, "big-ticket", "rapid-fire"))
-	OnCommand(&fraudCase, verdict("c1", "acct_1:1", topics.CaseFraud))
-	OnAlert(&answered, alert("2", 0, "big-ticket"))
-	OnAlert(&answered, alert("3", 1, "globetrotter"))
-	OnAnswer(&answered, answer("2", topics.AnswerConfirmed))
-	OnAlert(&open, alert("4", 0, "globetrotter"))
+	OnAlert(&fraudCase, alert("1", 0, "big-ticket", "rapid-fire"), "")
+	OnCommand(&fraudCase, verdict("c1", "acct_1:1", topics.CaseFraud), "")
+	OnAlert(&answered, alert("2", 0, "big-ticket"), "")
+	OnAlert(&answered, alert("3", 1, "globetrotter"), "")
+	OnAnswer(&answered, answer("2", topics.AnswerConfirmed), "")
+	OnAlert(&open, alert("4", 0, "globetrotter"), "")
 	var got []string
 	for _, q := range Quality([]*Account{&fraudCase, &answered, &open}) {
 		got = append(got, fmt.Sprintf("%s:%d/%d/%.2f", q.Rule, q.TruePositives, q.FalsePositives, q.Precision))
@@ -252,5 +255,37 @@ func TestRuleQualityOverTheCases(t *testing.T) {
 	want := []string{"big-ticket:1/1/0.50", "rapid-fire:1/0/1.00"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("quality %v, want %v", got, want)
+	}
+}
+
+// A record delivered again after a crash (the same topic, partition and offset) gives back the events it caused,
+// as they were first written, so that events the crash kept from Kafka are written after all; the same input from
+// another record (a double click, a producer's retry) gives nothing.
+func TestARedeliveredRecordReplaysItsEvents(t *testing.T) {
+	var a Account
+	first := map[string][]topics.CaseEvent{}
+	first["answers/0/1"], _ = OnAnswer(&a, answer("1", topics.AnswerDenied), "answers/0/1")
+	first["alerts/0/7"] = OnAlert(&a, alert("1", 0, "big-ticket"), "alerts/0/7")
+	late := alert("1", 3, "big-ticket")
+	late.Late, late.Action = true, topics.ActionBlock
+	first["alerts/0/8"] = OnAlert(&a, late, "alerts/0/8")
+	first["commands/0/3"], _ = OnCommand(&a, verdict("c1", "acct_1:1", topics.CaseFraud), "commands/0/3")
+	if len(first["alerts/0/7"]) != 2 || len(first["alerts/0/8"]) != 1 || len(first["commands/0/3"]) != 1 {
+		t.Fatalf("first events %v", first)
+	}
+	for from, want := range first {
+		got, ok := a.Replay(from)
+		if !ok || !reflect.DeepEqual(got, want) {
+			t.Fatalf("replay of %s:\n got %+v\nwant %+v", from, got, want)
+		}
+	}
+	if events, err := OnCommand(&a, verdict("c1", "acct_1:1", topics.CaseFraud), "commands/0/4"); events != nil || !errors.Is(err, ErrRepeated) {
+		t.Fatalf("the same command from another record: %v %v", events, err)
+	}
+	if _, ok := a.Replay("commands/0/4"); ok {
+		t.Fatal("a repeat from another record was taken for a redelivery")
+	}
+	if _, ok := a.Replay("alerts/0/99"); ok {
+		t.Fatal("an unknown record was taken for a redelivery")
 	}
 }

@@ -35,13 +35,13 @@ func (m *memCases) account(id string) *cases.Account {
 func (m *memCases) alert(a topics.Alert) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cases.OnAlert(m.account(a.AccountID), a)
+	cases.OnAlert(m.account(a.AccountID), a, "")
 }
 
 func (m *memCases) answer(a topics.CustomerAnswer) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cases.OnAnswer(m.account(a.AccountID), a)
+	cases.OnAnswer(m.account(a.AccountID), a, "")
 }
 
 func (m *memCases) command(_ context.Context, c topics.CaseCommand) error {
@@ -53,7 +53,7 @@ func (m *memCases) command(_ context.Context, c topics.CaseCommand) error {
 		go func() {
 			m.mu.Lock()
 			defer m.mu.Unlock()
-			cases.OnCommand(m.account(c.AccountID), c)
+			cases.OnCommand(m.account(c.AccountID), c, "")
 		}()
 	}
 	return nil

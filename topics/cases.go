@@ -64,6 +64,8 @@ type CaseEvent struct {
 	Note      string      `json:"note,omitempty"`
 	// CommandID is the analyst's command that caused the event.
 	CommandID string `json:"command_id,omitempty"`
+	// Cause is the input that caused the event: "alert:<delivery id>", "answer:<alert id>" or "command:<id>".
+	Cause string `json:"cause,omitempty"`
 }
 
 // CaseEventKey is an event's record key: the case id and the sequence number, zero-padded so that keys sort in

@@ -113,19 +113,46 @@ func decode[T any](ctx goka.Context, msg any, reason string, account func(*T) st
 	return v
 }
 
+// from names the record being processed, by which the state recognises a redelivery.
+func from(ctx goka.Context) string {
+	return fmt.Sprintf("%s/%d/%d", ctx.Topic(), ctx.Partition(), ctx.Offset())
+}
+
+// replayed writes again what the record wrote the first time, if the state has seen this very record before:
+// goka keeps table writes locally before Kafka acknowledges the record's emits, so after a crash the state may
+// remember a record whose events were lost. The events and labels are the same records under the same keys.
+func (p *proc) replayed(ctx goka.Context, st *domain.Account) bool {
+	events, ok := st.Replay(from(ctx))
+	if !ok {
+		return false
+	}
+	for _, e := range events {
+		write(ctx, st, e)
+	}
+	ctx.SetValue(st)
+	p.Log.Info("redelivered record: its case events written again", "topic", ctx.Topic(), "offset", ctx.Offset(), "events", len(events))
+	return true
+}
+
 func (p *proc) alert(ctx goka.Context, msg any) {
 	a := decode(ctx, msg, topics.ReasonNotAlert, func(a *topics.Alert) string { return a.AccountID })
 	if a.ID == "" {
 		processors.PanicReject(topics.ReasonNotAlert, errors.New("alert without an id"))
 	}
 	st := state(ctx)
-	p.emit(ctx, st, domain.OnAlert(st, a))
+	if p.replayed(ctx, st) {
+		return
+	}
+	p.emit(ctx, st, domain.OnAlert(st, a, from(ctx)))
 }
 
 func (p *proc) answer(ctx goka.Context, msg any) {
 	a := decode(ctx, msg, topics.ReasonBadAnswer, func(a *topics.CustomerAnswer) string { return a.AccountID })
 	st := state(ctx)
-	events, err := domain.OnAnswer(st, a)
+	if p.replayed(ctx, st) {
+		return
+	}
+	events, err := domain.OnAnswer(st, a, from(ctx))
 	switch {
 	case errors.Is(err, domain.ErrBadAnswer):
 		processors.PanicReject(topics.ReasonBadAnswer, err)
@@ -138,7 +165,10 @@ func (p *proc) answer(ctx goka.Context, msg any) {
 func (p *proc) command(ctx goka.Context, msg any) {
 	c := decode(ctx, msg, topics.ReasonBadCaseCommand, func(c *topics.CaseCommand) string { return c.AccountID })
 	st := state(ctx)
-	events, err := domain.OnCommand(st, c)
+	if p.replayed(ctx, st) {
+		return
+	}
+	events, err := domain.OnCommand(st, c, from(ctx))
 	outcome := "applied"
 	switch {
 	case errors.Is(err, domain.ErrBadCommand):
@@ -161,16 +191,12 @@ func (p *proc) command(ctx goka.Context, msg any) {
 // emit writes the events to the cases topic, the labels an analyst's verdict gives, and the new state.
 func (p *proc) emit(ctx goka.Context, st *domain.Account, events []topics.CaseEvent) {
 	for _, e := range events {
-		ctx.Emit(topics.Cases, topics.CaseEventKey(e.CaseID, e.Seq), &e)
-		c := st.Case(e.CaseID)
+		c := write(ctx, st, e)
 		if c == nil {
 			continue
 		}
 		switch e.Type {
 		case topics.CaseVerdictGiven:
-			for _, l := range domain.Labels(c, e) {
-				ctx.Emit(topics.Labels, topics.LabelKey(l.AccountID, l.PaymentID), &l)
-			}
 			for _, r := range c.Rules() {
 				p.Metrics.Verdicts.WithLabelValues(r, string(e.Verdict)).Inc()
 			}
@@ -186,6 +212,18 @@ func (p *proc) emit(ctx goka.Context, st *domain.Account, events []topics.CaseEv
 	}
 	// The state changed even without events: an alert or answer is remembered (Seen, Pending).
 	ctx.SetValue(st)
+}
+
+// write emits a case event, and the labels it gives the case's payments; it returns the event's case.
+func write(ctx goka.Context, st *domain.Account, e topics.CaseEvent) *domain.Case {
+	ctx.Emit(topics.Cases, topics.CaseEventKey(e.CaseID, e.Seq), &e)
+	c := st.Case(e.CaseID)
+	if c != nil {
+		for _, l := range domain.Labels(c, e) {
+			ctx.Emit(topics.Labels, topics.LabelKey(l.AccountID, l.PaymentID), &l)
+		}
+	}
+	return c
 }
 
 // OpenCases reports the open cases and the age of the oldest on each scrape, from the table (through a view):

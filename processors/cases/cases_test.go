@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	domain "github.com/fraudpipe/fraudpipe/cases"
 	"github.com/fraudpipe/fraudpipe/processors/cases"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
@@ -215,4 +217,36 @@ func TestBadRecordsAreDeadLettered(t *testing.T) {
 		}
 	}
 	expect(t, drain(t, e.events), "acct_1:1/00000001=opened")
+}
+
+// After a crash goka may have kept the state that remembers a record whose events never reached Kafka; when that
+// very record comes again, its events and labels are written again, the same records under the same keys.
+func TestARedeliveredRecordWritesItsEventsAgain(t *testing.T) {
+	e := run(t)
+	e.tt.Consume(topics.Alerts, "acct_1", alertJSON("1", 0, "big-ticket"))
+	e.tt.Consume(topics.CaseCommands, "acct_1", commandJSON("c1", topics.CommandVerdict, "acct_1:1", topics.CaseFraud))
+	first := drain(t, e.events)
+	expect(t, first, "acct_1:1/00000001=opened", "acct_1:1/00000002=verdict")
+	for {
+		if _, _, ok := e.labels.Next(); !ok {
+			break
+		}
+	}
+	// The crash: the state remembers the verdict as delivered by the record the tester hands out next.
+	st := e.tt.TableValue(cases.Table, "acct_1").(*domain.Account)
+	last := &st.Seen[len(st.Seen)-1]
+	offset, err := strconv.Atoi(strings.TrimPrefix(last.From, topics.CaseCommands+"/0/"))
+	if err != nil {
+		t.Fatalf("the verdict was delivered by %q: %v", last.From, err)
+	}
+	last.From = topics.CaseCommands + "/0/" + strconv.Itoa(offset+1)
+	e.tt.SetTableValue(cases.Table, "acct_1", st)
+	e.tt.Consume(topics.CaseCommands, "acct_1", commandJSON("c1", topics.CommandVerdict, "acct_1:1", topics.CaseFraud))
+	expect(t, drain(t, e.events), "acct_1:1/00000002=verdict")
+	if key, _, ok := e.labels.Next(); !ok || key != "acct_1/pay_1" {
+		t.Fatalf("the verdict's label was not written again: %q %v", key, ok)
+	}
+	// The same command from yet another record is a repeat: nothing.
+	e.tt.Consume(topics.CaseCommands, "acct_1", commandJSON("c1", topics.CommandVerdict, "acct_1:1", topics.CaseFraud))
+	expect(t, drain(t, e.events))
 }

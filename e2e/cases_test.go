@@ -5,10 +5,7 @@ import (
 	"html"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,37 +20,9 @@ var formID = regexp.MustCompile(`name="form" value="([^"]+)"`)
 // through the cases group's view); an analyst's verdict, sent twice from the same form, lands on the cases topic
 // once and labels the payment once; the metrics count the open case and the verdict.
 func TestAnAlertOpensACaseAndTheAnalystsVerdictLabelsItOnce(t *testing.T) {
-	embeddedOnly(t)
-	requireTool(t, "kcat")
-	dir := t.TempDir()
-	copyRules(t, dir)
-	brokers := freeAddr(t)
-	data := filepath.Join(dir, "data")
-	r := start(t, "run", "run", "--data-dir", data, "--broker-listen", brokers, "--rules", filepath.Join(dir, "rules.yaml"),
-		"--metrics-addr", "127.0.0.1:0", "--console-addr", "127.0.0.1:0")
-	r.waitStderr(60*time.Second, `msg="console listening"`)
-	base := consoleListening.FindStringSubmatch(r.Stderr())[1]
-	metricsAddr := r.metricsAddr()
-	password, err := os.ReadFile(filepath.Join(data, "console.password"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	resp, err := c.PostForm(base+"/login", url.Values{"user": {"analyst"}, "password": {strings.TrimSpace(string(password))}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	page := func(path string) (int, string) {
-		resp, err := c.Get(base + path)
-		if err != nil {
-			return 0, ""
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	cr := startConsoleRun(t)
+	brokers, base, c, page := cr.brokers, cr.base, cr.client, cr.get
+	metricsAddr := cr.proc.metricsAddr()
 
 	kcatProduce(t, brokers, "payments", true, "acct_case|"+pay("case1", "acct_case", 600000, "EUR", "2026-11-22T10:00:00Z", "DE"))
 	waitFor(t, 2*time.Minute, "the case in the queue", func() bool {

@@ -15,9 +15,16 @@ import (
 
 var consoleListening = regexp.MustCompile(`msg="console listening" url=(http://\S+)`)
 
-// fraudpipe run serves the analysts' console: the developer signs in with the password run wrote to its data
-// directory, and an alert the pipeline raises shows on the console's live view.
-func TestRunServesTheConsoleWithThePipelinesAlerts(t *testing.T) {
+// consoleRun is fraudpipe run with its console on a free port, and an HTTP client signed in as the developer with the
+// password run wrote to its data directory (checked to be readable by its owner only, and never logged).
+type consoleRun struct {
+	proc          *proc
+	brokers, base string
+	client        *http.Client
+}
+
+func startConsoleRun(t *testing.T) consoleRun {
+	t.Helper()
 	embeddedOnly(t)
 	requireTool(t, "kcat")
 	dir := t.TempDir()
@@ -48,15 +55,27 @@ func TestRunServesTheConsoleWithThePipelinesAlerts(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/" {
 		t.Fatalf("sign-in: %d at %s", resp.StatusCode, resp.Request.URL)
 	}
+	return consoleRun{proc: r, brokers: brokers, base: base, client: c}
+}
 
-	kcatProduce(t, brokers, "payments", true, "acct_console|"+pay("console1", "acct_console", 600000, "EUR", "2026-11-22T10:00:00Z", "DE"))
+// get fetches a console page with the signed-in client: its status and body, 0 when it does not answer.
+func (cr consoleRun) get(path string) (int, string) {
+	resp, err := cr.client.Get(cr.base + path)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// fraudpipe run serves the analysts' console: the developer signs in with the password run wrote to its data
+// directory, and an alert the pipeline raises shows on the console's live view.
+func TestRunServesTheConsoleWithThePipelinesAlerts(t *testing.T) {
+	cr := startConsoleRun(t)
+	kcatProduce(t, cr.brokers, "payments", true, "acct_console|"+pay("console1", "acct_console", 600000, "EUR", "2026-11-22T10:00:00Z", "DE"))
 	waitFor(t, 2*time.Minute, "the alert on the console", func() bool {
-		resp, err := c.Get(base + "/")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode == http.StatusOK && strings.Contains(string(b), "console1") && strings.Contains(string(b), "acct_console")
+		code, body := cr.get("/")
+		return code == http.StatusOK && strings.Contains(body, "console1") && strings.Contains(body, "acct_console")
 	})
 }

@@ -100,17 +100,18 @@ func state(ctx goka.Context) *domain.Account {
 	return &domain.Account{AccountID: ctx.Key()}
 }
 
-// decode reads a record of an input as T, rejecting it with reason when it is not one, or belongs to another
-// account than its key.
-func decode[T any](ctx goka.Context, msg any, reason string, account func(*T) string) T {
-	var v T
+// input reads a record of an input as T, rejecting it with reason when it is not one, or belongs to another
+// account than its key, and returns it with the account's state. done says the record was handled already: it
+// was delivered again after a crash, and its events were written again (replayed).
+func input[T any](p *proc, ctx goka.Context, msg any, reason string, account func(*T) string) (v T, st *domain.Account, done bool) {
 	if err := json.Unmarshal(msg.([]byte), &v); err != nil {
 		processors.PanicReject(reason, fmt.Errorf("%s record: %w", ctx.Topic(), err))
 	}
 	if got := account(&v); got != ctx.Key() {
 		processors.PanicReject(reason, fmt.Errorf("%s record for account %q keyed %q", ctx.Topic(), got, ctx.Key()))
 	}
-	return v
+	st = state(ctx)
+	return v, st, p.replayed(ctx, st)
 }
 
 // from names the record being processed, by which the state recognises a redelivery.
@@ -135,21 +136,19 @@ func (p *proc) replayed(ctx goka.Context, st *domain.Account) bool {
 }
 
 func (p *proc) alert(ctx goka.Context, msg any) {
-	a := decode(ctx, msg, topics.ReasonNotAlert, func(a *topics.Alert) string { return a.AccountID })
+	a, st, done := input(p, ctx, msg, topics.ReasonNotAlert, func(a *topics.Alert) string { return a.AccountID })
 	if a.ID == "" {
 		processors.PanicReject(topics.ReasonNotAlert, errors.New("alert without an id"))
 	}
-	st := state(ctx)
-	if p.replayed(ctx, st) {
+	if done {
 		return
 	}
 	p.emit(ctx, st, domain.OnAlert(st, a, from(ctx)))
 }
 
 func (p *proc) answer(ctx goka.Context, msg any) {
-	a := decode(ctx, msg, topics.ReasonBadAnswer, func(a *topics.CustomerAnswer) string { return a.AccountID })
-	st := state(ctx)
-	if p.replayed(ctx, st) {
+	a, st, done := input(p, ctx, msg, topics.ReasonBadAnswer, func(a *topics.CustomerAnswer) string { return a.AccountID })
+	if done {
 		return
 	}
 	events, err := domain.OnAnswer(st, a, from(ctx))
@@ -163,9 +162,8 @@ func (p *proc) answer(ctx goka.Context, msg any) {
 }
 
 func (p *proc) command(ctx goka.Context, msg any) {
-	c := decode(ctx, msg, topics.ReasonBadCaseCommand, func(c *topics.CaseCommand) string { return c.AccountID })
-	st := state(ctx)
-	if p.replayed(ctx, st) {
+	c, st, done := input(p, ctx, msg, topics.ReasonBadCaseCommand, func(c *topics.CaseCommand) string { return c.AccountID })
+	if done {
 		return
 	}
 	events, err := domain.OnCommand(st, c, from(ctx))

@@ -168,7 +168,7 @@ func (s *Server) caseAction(w http.ResponseWriter, r *http.Request, user string)
 		http.Error(w, "That action is not possible: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	page := "/cases/" + url.PathEscape(c.AccountID) + "/" + strconv.Itoa(c.Number)
+	page := casePath(c)
 	if err := s.cfg.CaseCommands(r.Context(), cmd); err != nil {
 		s.cfg.Log.Error("case command not sent", "case", c.ID, "command", op, "by", user, "err", err)
 		http.Redirect(w, r, page+"?notice=failed", http.StatusSeeOther)
@@ -211,6 +211,11 @@ func (s *Server) quality(w http.ResponseWriter, r *http.Request, user string) {
 	}
 	s.render(w, http.StatusOK, "quality.html", map[string]any{"User": user, "SignOut": s.cfg.ProxyHeader == "", "Nav": "quality", "Cases": true,
 		"Rules": cases.Quality(all)})
+}
+
+// casePath is where a case's page is. Account ids are the producers' and may hold any character.
+func casePath(c *cases.Case) string {
+	return "/cases/" + url.PathEscape(c.AccountID) + "/" + strconv.Itoa(c.Number)
 }
 
 // age says how long ago t was, roughly, as a person reads it.

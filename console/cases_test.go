@@ -3,8 +3,10 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -189,6 +191,16 @@ func TestTheCasePageAndItsActions(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, want) {
 			t.Fatalf("the case page lacks %q: %d\n%s", want, resp.StatusCode, body)
 		}
+	}
+	// Account ids are the producers': any character, a slash included, makes a working link.
+	store.alert(caseAlert("shop/42 ü", "p9", 0, topics.ActionReview, "big-ticket"))
+	_, queue := get(t, c, base+"/cases")
+	href := regexp.MustCompile(`href="(/cases/shop[^"]*)"`).FindStringSubmatch(queue)
+	if href == nil {
+		t.Fatalf("no link to the case of shop/42 ü:\n%s", queue)
+	}
+	if resp, body := get(t, c, base+html.UnescapeString(href[1])); resp.StatusCode != http.StatusOK || !strings.Contains(body, "m_p9") {
+		t.Fatalf("the case of shop/42 ü at %s: %d", href[1], resp.StatusCode)
 	}
 	for _, missing := range []string{"/cases/acct_1/2", "/cases/acct_9/1", "/cases/acct_1/x"} {
 		if resp, _ := get(t, c, base+missing); resp.StatusCode != http.StatusNotFound {

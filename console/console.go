@@ -101,7 +101,7 @@ func New(cfg Config) (*Server, error) {
 	} else if len(cfg.SessionKey) < 32 {
 		return nil, fmt.Errorf("console: the session key has %d bytes, at least 32 are needed", len(cfg.SessionKey))
 	}
-	pages, err := template.New("").Funcs(template.FuncMap{"amount": rules.FormatAmount, "expiry": linkExpiry, "age": age,
+	pages, err := template.New("").Funcs(template.FuncMap{"amount": rules.FormatAmount, "expiry": linkExpiry, "age": age, "casePath": casePath,
 		"mul100": func(f float64) float64 { return 100 * f }}).ParseFS(assets, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("console templates: %w", err)

@@ -239,6 +239,7 @@ func consoleCommand() *ffcli.Command {
 	fs := c.common("console", "127.0.0.1:9104")
 	c.console.register(fs, "127.0.0.1:8080")
 	fs.StringVar(&c.stateDir, "state-dir", "data/state", "local state of the console's groups, the confirmation saga and the cases (goka storage); each instance on a machine needs its own")
+	c.records.register(fs) // the console's groups dead-letter and retry records like the detector and the notifier
 	return &ffcli.Command{
 		Name: "console", ShortUsage: "fraudpipe console [flags] | fraudpipe console hash-password < password", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Serve the analysts' web console (users from " + envConsoleUsers + ").",
@@ -259,6 +260,9 @@ func consoleCommand() *ffcli.Command {
 			},
 		}},
 		Exec: func(ctx context.Context, _ []string) error {
+			if err := preflight("", nil, c.records); err != nil {
+				return err
+			}
 			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, storage string) error {
 				return startConsole(ctx, g, d, c.console, storage, "")
 			})

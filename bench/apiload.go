@@ -212,9 +212,9 @@ func startRedisServer(ctx context.Context, dir string) (url string, stop func(),
 }
 
 type apiLoad struct {
-	addr   string
-	mu     sync.Mutex
-	gen    *producer.Generator
+	addr string
+	mu   sync.Mutex
+	gen  *producer.Generator
 }
 
 func (l *apiLoad) next() []byte {

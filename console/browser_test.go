@@ -51,14 +51,35 @@ func artifacts(t *testing.T) string {
 	return t.TempDir()
 }
 
+// saveScreenshot keeps the whole page as an artefact.
+func saveScreenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(artifacts(t), name), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // An analyst signs in with a real browser, sees the alerts so far, and a new alert appears on the page without a
-// reload; signing out ends the session.
+// reload; in the review queue they open the new alert's case, assign it to themselves and record a verdict, which
+// the case's history then shows with their name; signing out ends the session.
 func TestTheConsoleInABrowser(t *testing.T) {
 	hub := NewHub(50)
+	store := newMemCases()
 	at := time.Date(2026, 12, 5, 9, 30, 0, 0, time.UTC)
-	hub.Publish(topics.Alert{ID: "alert_old", AccountID: "acct_1001", PaymentID: "pay_1", Action: topics.ActionReview, Score: 45,
-		Rules: []topics.Fired{{Name: "rapid_fire"}}, Payment: topics.Payment{Amount: 4999, Currency: "EUR", MerchantID: "m_books"}, DetectedAt: at})
-	_, ts := newTestConsole(t, Config{Users: testUsers(t), Alerts: hub})
+	publish := func(a topics.Alert) { hub.Publish(a); store.alert(a) }
+	publish(topics.Alert{ID: "alert_old", AccountID: "acct_1001", PaymentID: "pay_1", Action: topics.ActionReview, Score: 45,
+		Rules:   []topics.Fired{{Name: "rapid_fire", Score: 45, Reason: "5 payments in 5m > limit 4"}},
+		Payment: topics.Payment{ID: "pay_1", Amount: 4999, Currency: "EUR", MerchantID: "m_books", Country: "DE", Timestamp: at}, DetectedAt: at})
+	publish(topics.Alert{ID: "alert_3", AccountID: "acct_3003", PaymentID: "pay_3", Action: topics.ActionBlock, Score: 80,
+		Rules:      []topics.Fired{{Name: "globetrotter", Score: 80, Reason: "3 distinct country values in 30m > limit 2"}},
+		Payment:    topics.Payment{ID: "pay_3", Amount: 4200, Currency: "EUR", MerchantID: "m_travel", Country: "BR", Timestamp: at.Add(-time.Hour)},
+		DetectedAt: at.Add(-time.Hour)})
+	store.answer(topics.CustomerAnswer{AlertID: "alert_3", AccountID: "acct_3003", PaymentID: "pay_3", Answer: topics.AnswerDenied, AnsweredAt: at})
+	_, ts := newTestConsole(t, Config{Users: testUsers(t), Alerts: hub, Cases: store, CaseCommands: store.command})
 	ctx := browser(t)
 
 	if err := chromedp.Do(ctx,
@@ -87,8 +108,11 @@ func TestTheConsoleInABrowser(t *testing.T) {
 		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
 		t.Fatalf("the live feed did not connect: %v", err)
 	}
-	hub.Publish(topics.Alert{ID: "alert_new", AccountID: "acct_2002", PaymentID: "pay_2", Action: topics.ActionBlock, Score: 95,
-		Rules: []topics.Fired{{Name: "big_ticket"}, {Name: "new_country"}}, Payment: topics.Payment{Amount: 650000, Currency: "EUR", MerchantID: "m_jewels"},
+	publish(topics.Alert{ID: "alert_new", AccountID: "acct_2002", PaymentID: "pay_2", Action: topics.ActionBlock, Score: 95,
+		Rules: []topics.Fired{{Name: "big_ticket", Score: 60, Reason: "amount 6,500.00 EUR > limit 5,000.00 EUR"},
+			{Name: "new_country", Score: 35, Reason: "country FR not seen in 30d"}},
+		Payment: topics.Payment{ID: "pay_2", Amount: 650000, Currency: "EUR", MerchantID: "m_jewels", Country: "FR", CardID: "card_77",
+			DeviceID: "dev_9", IP: "203.0.113.7", Timestamp: at.Add(time.Minute)},
 		DetectedAt: at.Add(time.Minute)})
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(`tr[data-alert="alert_new"]`)); err != nil {
 		t.Fatalf("the new alert did not appear: %v", err)
@@ -107,6 +131,47 @@ func TestTheConsoleInABrowser(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(artifacts(t), "console-live.png"), shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
+
+	// The new alert opened a case; the queue lists it first (newest first).
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`header nav a[href="/cases"]`),
+		chromedp.WaitVisible(`#queue`),
+	); err != nil {
+		t.Fatalf("open the queue: %v", err)
+	}
+	queue, err := chromedp.Run(ctx, chromedp.Text(`#queue tbody`))
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(queue), "2026-12-05 09:31") || !strings.Contains(queue, "acct_2002 #1") ||
+		!strings.Contains(queue, "big_ticket, new_country") || !strings.Contains(queue, "denied") {
+		t.Fatalf("the queue: %q %v", queue, err)
+	}
+	saveScreenshot(t, ctx, "console-queue.png")
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#queue a[href="/cases/acct_2002/1"]`),
+		chromedp.WaitVisible(`#history`),
+		chromedp.Click(`button[value=assign]`),
+	); err != nil {
+		t.Fatalf("open the case and assign it: %v", err)
+	}
+	// The page the POST redirects to names the assignee; the old page's form is visible until it comes.
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`#assignee[data-assignee="alice"]`)); err != nil {
+		t.Fatalf("the case was not assigned to alice: %v", err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(`#verdict-form select[name=verdict]`, "fraud"),
+		chromedp.SendKeys(`#verdict-form input[name=note]`, "customer abroad, card reported stolen"),
+		chromedp.Click(`#verdict-form button`),
+		chromedp.WaitVisible(`#history tr[data-event="verdict"]`),
+	); err != nil {
+		t.Fatalf("record a verdict: %v", err)
+	}
+	latest, err := chromedp.Run(ctx, chromedp.Text(`#history tbody tr:first-child`))
+	if err != nil || !strings.Contains(latest, "alice") || !strings.Contains(latest, "fraud") || !strings.Contains(latest, "card reported stolen") {
+		t.Fatalf("the verdict in the history: %q %v", latest, err)
+	}
+	if reasons, err := chromedp.Run(ctx, chromedp.Text(`#case-alerts`)); err != nil || !strings.Contains(reasons, "amount 6,500.00 EUR > limit 5,000.00 EUR") {
+		t.Fatalf("the rules' reasons on the case: %q %v", reasons, err)
+	}
+	saveScreenshot(t, ctx, "console-case.png")
 
 	if err := chromedp.Do(ctx,
 		chromedp.Click(`header form button`),

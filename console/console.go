@@ -1,4 +1,5 @@
-// Package console is the analysts' web console: sign-in, and the live feed of alerts. It serves server-rendered
+// Package console is the analysts' web console: sign-in, the live feed of alerts, and, with the cases group's
+// table, the review queue, case pages with the analysts' actions, and the rules' quality. It serves server-rendered
 // pages with a little JavaScript (the live feed's EventSource), behind its own sign-in or a reverse proxy's.
 package console
 
@@ -45,7 +46,13 @@ type Config struct {
 	Answers func(context.Context, topics.CustomerAnswer) error
 	// SMSReplies takes customers' YES/NO replies to the SMS that carried the link (nil: off; needs Confirm).
 	SMSReplies *SMSReplies
-	Log        *slog.Logger
+	// Cases are the cases group's table (nil: no queue, case pages or rule quality), and CaseCommands sends
+	// analysts' actions to the case-commands topic. CaseWait bounds how long an action waits to show its effect
+	// (0: 3 s).
+	Cases        CaseStore
+	CaseCommands func(context.Context, topics.CaseCommand) error
+	CaseWait     time.Duration
+	Log          *slog.Logger
 	// Now is the clock (tests set it).
 	Now func() time.Time
 }
@@ -78,6 +85,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Confirm != nil && cfg.Answers == nil {
 		return nil, fmt.Errorf("console: a confirmation page needs somewhere to record answers")
 	}
+	if cfg.Cases != nil && cfg.CaseCommands == nil {
+		return nil, errNoCommands
+	}
+	if cfg.CaseWait <= 0 {
+		cfg.CaseWait = defaultCaseWait
+	}
 	if cfg.ProxyHeader == "" && len(cfg.Users) == 0 {
 		return nil, fmt.Errorf("console: no users and no proxy header: nobody could sign in")
 	}
@@ -90,7 +103,8 @@ func New(cfg Config) (*Server, error) {
 	} else if len(cfg.SessionKey) < 32 {
 		return nil, fmt.Errorf("console: the session key has %d bytes, at least 32 are needed", len(cfg.SessionKey))
 	}
-	pages, err := template.New("").Funcs(template.FuncMap{"amount": rules.FormatAmount, "expiry": linkExpiry}).ParseFS(assets, "templates/*.html")
+	pages, err := template.New("").Funcs(template.FuncMap{"amount": rules.FormatAmount, "expiry": linkExpiry, "age": age, "casePath": casePath,
+		"mul100": func(f float64) float64 { return 100 * f }}).ParseFS(assets, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("console templates: %w", err)
 	}
@@ -108,6 +122,7 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /confirm/{token}", s.confirmPage)
 	mux.HandleFunc("POST /confirm/{token}", s.confirmAnswer)
 	mux.HandleFunc("POST /sms/reply", s.smsReply)
+	s.caseRoutes(mux)
 	// Cross-site requests that change something (every POST) are refused: the browser says where a request
 	// comes from (Sec-Fetch-Site, Origin), and the session cookie is SameSite=Strict besides.
 	s.handler = secureHeaders(http.NewCrossOriginProtection().Handler(mux))
@@ -235,7 +250,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) live(w http.ResponseWriter, r *http.Request, user string) {
 	s.render(w, http.StatusOK, "live.html", map[string]any{"User": user, "Alerts": s.cfg.Alerts.Recent(),
-		"SignOut": s.cfg.ProxyHeader == ""})
+		"SignOut": s.cfg.ProxyHeader == "", "Nav": "live", "Cases": s.cfg.Cases != nil})
 }
 
 // stream is the live feed: server-sent events, one "alert" event per alert, as JSON.

@@ -107,7 +107,8 @@ func (c *confirmRun) deniedTwice(t *testing.T) []topics.PaymentCommand {
 
 // The customer confirmation saga through fraudpipe run: the SMS for an alert carries a signed "Was this you?"
 // link to the console; the customer answers "it wasn't me" (and clicks twice); payment-actions then holds the
-// block confirmation and the card block, once each; a forged link is refused.
+// block confirmation and the card block, once each, and the account's case records the answer once; a forged
+// link is refused.
 func TestACustomerDeniesAPaymentFromTheSMSLink(t *testing.T) {
 	embeddedOnly(t)
 	requireTool(t, "kcat")
@@ -139,6 +140,21 @@ func TestACustomerDeniesAPaymentFromTheSMSLink(t *testing.T) {
 		t.Fatalf("a forged link: %v %v", resp, err)
 	}
 	r.deniedTwice(t)
+
+	// The answer is also an event of the account's case, once for the double click.
+	waitFor(t, 30*time.Second, "the answer on the case", func() bool {
+		n := 0
+		for _, rec := range kcatConsume(t, r.brokers, topics.Cases) {
+			var e topics.CaseEvent
+			if json.Unmarshal([]byte(rec.Value), &e) == nil && e.Type == topics.CaseCustomerDenied {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Fatalf("the answer is %d times on the case", n)
+		}
+		return n == 1
+	})
 
 	// The answer is a label, and a backtest measures the rules against it: the denied payment was alerted.
 	waitFor(t, 30*time.Second, "the label", func() bool { return len(kcatConsume(t, r.brokers, topics.Labels)) == 1 })

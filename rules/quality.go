@@ -91,8 +91,13 @@ func (b *Backtest) Quality(v Verdicts) QualityReport {
 }
 
 func count(q *Quality, d Decision, fraud bool, amount int64, currency string) {
+	q.Add(d.Action != ActionNone, fraud, amount, currency)
+}
+
+// Add counts one labelled payment: whether it was alerted, whether it was fraud, and its amount. Call Finish
+// when all are counted.
+func (q *Quality) Add(alerted, fraud bool, amount int64, currency string) {
 	q.Labelled++
-	alerted := d.Action != ActionNone
 	switch {
 	case alerted && fraud:
 		q.TruePositives++
@@ -107,7 +112,10 @@ func count(q *Quality, d Decision, fraud bool, amount int64, currency string) {
 	}
 }
 
-func finish(q *Quality) {
+func finish(q *Quality) { q.Finish() }
+
+// Finish computes precision and recall from the counts.
+func (q *Quality) Finish() {
 	if n := q.TruePositives + q.FalsePositives; n > 0 {
 		q.Precision = float64(q.TruePositives) / float64(n)
 	}

@@ -28,6 +28,9 @@ func Specs(groupTables, loops []string) []Spec {
 		{Name: PaymentActions, Retention: 30 * 24 * time.Hour},
 		{Name: Labels, Compacted: true, Retention: -1},
 		{Name: SMSConfirmations, Compacted: true, Retention: -1},
+		{Name: Cases, Compacted: true, Retention: -1},
+		{Name: CaseCommands, Retention: 30 * 24 * time.Hour},
+		{Name: CasesDLQ, Retention: 30 * 24 * time.Hour},
 		// One partition each: every detector reads all of them, and their order is the order of versions.
 		{Name: Rules, Compacted: true, Retention: -1, Partitions: 1},
 		{Name: Lists, Compacted: true, Retention: -1, Partitions: 1},

@@ -16,6 +16,7 @@ import (
 	"github.com/fraudpipe/fraudpipe/kafka"
 	"github.com/fraudpipe/fraudpipe/logging"
 	"github.com/fraudpipe/fraudpipe/notifier"
+	"github.com/fraudpipe/fraudpipe/processors/cases"
 	"github.com/fraudpipe/fraudpipe/processors/confirmations"
 	"github.com/fraudpipe/fraudpipe/processors/detector"
 	"github.com/fraudpipe/fraudpipe/rules"
@@ -108,7 +109,7 @@ func alertLog(path, format string) (*slog.Logger, func(), error) {
 
 // pipelineTopics are all the topics the pipeline needs, group tables and loops included.
 func pipelineTopics() []topics.Spec {
-	return topics.Specs([]string{string(detector.Table), string(confirmations.Table)}, []string{detector.Loop})
+	return topics.Specs([]string{string(detector.Table), string(confirmations.Table), string(cases.Table)}, []string{detector.Loop})
 }
 
 // createPipeline waits for the cluster, agrees on the pipeline's partitioner (recording it when this is the first

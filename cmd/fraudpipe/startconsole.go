@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -26,6 +27,7 @@ import (
 	"github.com/fraudpipe/fraudpipe/metrics"
 	"github.com/fraudpipe/fraudpipe/notifier"
 	"github.com/fraudpipe/fraudpipe/processors"
+	"github.com/fraudpipe/fraudpipe/processors/cases"
 	"github.com/fraudpipe/fraudpipe/processors/confirmations"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
@@ -76,12 +78,21 @@ func startConsole(ctx context.Context, g *errgroup.Group, d deps, c consoleFlags
 	}
 	hub := console.NewHub(200)
 	cc := console.Config{Users: users, ProxyHeader: c.proxyHeader, SessionKey: key, Alerts: hub, Log: d.log.With("part", "console")}
+	// Customers' answers and analysts' actions go to Kafka through one producer.
+	prod, err := d.kafka.NewProducer("fraudpipe-console", d.log)
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(ctx, prod.Close)
 	if k := os.Getenv(notifier.EnvConfirmKey); k != "" {
-		if err := startConfirmations(ctx, g, d, &cc, storage, []byte(k)); err != nil {
+		if err := startConfirmations(ctx, g, d, &cc, storage, []byte(k), prod); err != nil {
 			return err
 		}
 	}
 	if err := startSMSReplies(ctx, g, d, &cc, c.smsReplyURL); err != nil {
+		return err
+	}
+	if err := startCases(ctx, g, d, &cc, storage, prod); err != nil {
 		return err
 	}
 	srv, err := console.New(cc)
@@ -118,37 +129,83 @@ func startConsole(ctx context.Context, g *errgroup.Group, d deps, c consoleFlags
 
 // startConfirmations runs the customer confirmation saga (processors/confirmations) and gives the console the
 // "Was this you?" page: links signed with key (FRAUDPIPE_CONFIRM_KEY, the notifier's), answers to customer-answers.
-func startConfirmations(ctx context.Context, g *errgroup.Group, d deps, cc *console.Config, storage string, key []byte) error {
+func startConfirmations(ctx context.Context, g *errgroup.Group, d deps, cc *console.Config, storage string, key []byte, prod *kgo.Client) error {
 	signer, err := confirm.NewSigner(key)
 	if err != nil {
 		return fmt.Errorf("%s: %w", notifier.EnvConfirmKey, err)
 	}
-	prod, err := d.kafka.NewProducer("fraudpipe-console", d.log)
-	if err != nil {
-		return err
-	}
-	context.AfterFunc(ctx, prod.Close)
 	cc.Confirm = signer
 	cc.Answers = func(ctx context.Context, a topics.CustomerAnswer) error {
-		b, err := json.Marshal(a)
-		if err != nil {
-			return err
-		}
-		return prod.ProduceSync(ctx, &kgo.Record{Topic: topics.CustomerAnswers, Key: []byte(a.AccountID), Value: b}).FirstErr()
+		return produceJSON(ctx, prod, topics.CustomerAnswers, a.AccountID, a)
 	}
-	guard, err := d.records.guard(d, string(confirmations.Group), topics.CustomerAnswersDLQ)
+	m := confirmations.NewMetrics(d.reg)
+	return superviseGroup(ctx, g, d, confirmations.Group, storage, topics.CustomerAnswersDLQ,
+		func(guard *processors.Guard, opts []goka.ProcessorOption) (*goka.Processor, error) {
+			return confirmations.New(d.kafka.Brokers, confirmations.Config{Log: d.log, Metrics: m, Guard: guard}, opts...)
+		})
+}
+
+// startCases runs the cases group (processors/cases) and gives the console its query side, a goka view of the
+// cases table, and somewhere to send analysts' actions (case-commands). Consoles share the group: each runs its
+// share of the partitions, and each view reads the whole table.
+func startCases(ctx context.Context, g *errgroup.Group, d deps, cc *console.Config, storage string, prod *kgo.Client) error {
+	m := cases.NewMetrics(d.reg)
+	err := superviseGroup(ctx, g, d, cases.Group, storage, topics.CasesDLQ,
+		func(guard *processors.Guard, opts []goka.ProcessorOption) (*goka.Processor, error) {
+			return cases.New(d.kafka.Brokers, cases.Config{Log: d.log, Metrics: m, Guard: guard}, opts...)
+		})
 	if err != nil {
 		return err
 	}
-	m := confirmations.NewMetrics(d.reg)
-	pm := gokaadapter.NewProducerMetrics(d.reg, "fraudpipe-confirmations")
-	dir := filepath.Join(storage, string(confirmations.Group))
-	sup := &processors.Supervisor{Name: "confirmations", Storage: dir, Log: d.log, Guard: guard, Metrics: d.procMetrics, Build: func() (*goka.Processor, error) {
-		opts := append(gokaadapter.ProcessorOptions(d.kafka, "fraudpipe-confirmations", d.log, pm), processors.Storage(dir, 16<<20))
-		return confirmations.New(d.kafka.Brokers, confirmations.Config{Log: d.log, Metrics: m, Guard: guard}, opts...)
+	view, err := cases.NewView(d.kafka.Brokers, gokaadapter.ViewOptions(d.kafka, "fraudpipe-console-cases", d.log)...)
+	if err != nil {
+		return err
+	}
+	reader := cases.Reader{View: view}
+	d.reg.MustRegister(cases.OpenCases{Each: reader.Each, Now: time.Now})
+	var failed atomic.Pointer[string]
+	d.health.Add("cases-view", func() metrics.Status {
+		switch {
+		case failed.Load() != nil:
+			return metrics.Status{Live: true, Detail: "stopped: " + *failed.Load()}
+		case !view.Recovered():
+			return metrics.Status{Live: true, Detail: "reading the cases table"}
+		}
+		return metrics.Status{Live: true, Ready: true, Detail: "up to date"}
+	})
+	g.Go(func() error {
+		// The view reconnects by itself; an error that still ends it leaves the console without case pages, not
+		// the pipeline without its other parts.
+		if err := view.Run(ctx); err != nil && ctx.Err() == nil {
+			msg := err.Error()
+			failed.Store(&msg)
+			d.log.Error("cases view stopped; the console's case pages are unavailable until a restart", "err", err)
+		}
+		return nil
+	})
+	cc.Cases = reader
+	cc.CaseCommands = func(ctx context.Context, c topics.CaseCommand) error {
+		return produceJSON(ctx, prod, topics.CaseCommands, c.AccountID, c)
+	}
+	return nil
+}
+
+// superviseGroup runs a goka group of the console under a Supervisor: its guard sends poison records to dlq, its
+// local storage lives under storage, and its lag and health are reported.
+func superviseGroup(ctx context.Context, g *errgroup.Group, d deps, group goka.Group, storage string, dlq goka.Stream,
+	build func(*processors.Guard, []goka.ProcessorOption) (*goka.Processor, error)) error {
+	guard, err := d.records.guard(d, string(group), dlq)
+	if err != nil {
+		return err
+	}
+	client := "fraudpipe-" + string(group)
+	pm := gokaadapter.NewProducerMetrics(d.reg, client)
+	dir := filepath.Join(storage, string(group))
+	sup := &processors.Supervisor{Name: string(group), Storage: dir, Log: d.log, Guard: guard, Metrics: d.procMetrics, Build: func() (*goka.Processor, error) {
+		return build(guard, append(gokaadapter.ProcessorOptions(d.kafka, client, d.log, pm), processors.Storage(dir, 16<<20)))
 	}}
-	metrics.RegisterLag(d.reg, string(confirmations.Group), sup.Current)
-	d.health.Add("confirmations", sup.Status)
+	metrics.RegisterLag(d.reg, string(group), sup.Current)
+	d.health.Add(string(group), sup.Status)
 	g.Go(func() error { return sup.Run(ctx) })
 	return nil
 }
@@ -181,6 +238,18 @@ func startSMSReplies(ctx context.Context, g *errgroup.Group, d deps, cc *console
 	return nil
 }
 
+// produceJSON writes v as JSON to topic under key, and waits for the broker's acknowledgement.
+func produceJSON(ctx context.Context, prod *kgo.Client, topic, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("%s record: %w", topic, err)
+	}
+	if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(key), Value: b}).FirstErr(); err != nil {
+		return fmt.Errorf("write to %s: %w", topic, err)
+	}
+	return nil
+}
+
 // devUser makes the user analyst with a random password, written to dir/console.password (mode 0600): the
 // password of a developer's local console never goes to a log.
 func devUser(dir string) (console.Users, string, error) {
@@ -203,7 +272,8 @@ func consoleCommand() *ffcli.Command {
 	var c partConfig
 	fs := c.common("console", "127.0.0.1:9104")
 	c.console.register(fs, "127.0.0.1:8080")
-	fs.StringVar(&c.stateDir, "state-dir", "data/state", "local state of the confirmation saga (goka storage); each instance on a machine needs its own")
+	fs.StringVar(&c.stateDir, "state-dir", "data/state", "local state of the console's groups, the confirmation saga and the cases (goka storage); each instance on a machine needs its own")
+	c.records.register(fs) // the console's groups dead-letter and retry records like the detector and the notifier
 	return &ffcli.Command{
 		Name: "console", ShortUsage: "fraudpipe console [flags] | fraudpipe console hash-password < password", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Serve the analysts' web console (users from " + envConsoleUsers + ").",
@@ -224,6 +294,9 @@ func consoleCommand() *ffcli.Command {
 			},
 		}},
 		Exec: func(ctx context.Context, _ []string) error {
+			if err := preflight("", nil, c.records); err != nil {
+				return err
+			}
 			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, storage string) error {
 				return startConsole(ctx, g, d, c.console, storage, "")
 			})

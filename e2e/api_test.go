@@ -86,7 +86,6 @@ func startAPIPart(t *testing.T, name string, args ...string) apiClient {
 func TestRunAnswersTheDecisionAPI(t *testing.T) {
 	embeddedOnly(t)
 	requireTool(t, "kcat")
-	t.Setenv("FRAUDPIPE_API_KEYS", "e2e:"+e2eAPIKey)
 	dir := t.TempDir()
 	brokers := freeAddr(t)
 	r := start(t, "run", "run", "--data-dir", filepath.Join(dir, "data"), "--broker-listen", brokers,
@@ -94,6 +93,22 @@ func TestRunAnswersTheDecisionAPI(t *testing.T) {
 	r.waitStderr(60*time.Second, `msg="decision API listening"`)
 	c := apiClient{base: apiListening.FindStringSubmatch(r.Stderr())[1], http: &http.Client{Timeout: 30 * time.Second}}
 	metrics := r.metricsAddr()
+	// Without FRAUDPIPE_API_KEYS, run makes a developer key, readable by its owner only and never logged.
+	keyFile := filepath.Join(dir, "data", "api.key")
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(keyFile); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("api.key mode %v", fi.Mode())
+	}
+	devKey := strings.TrimSpace(string(key))
+	if strings.Contains(r.Stderr()+r.Stdout(), devKey) {
+		t.Fatal("the API key is in the log")
+	}
+	post := func(payment string) (int, api.Answer, string) {
+		return c.do(t, "POST", "/v1/payments", devKey, payment, nil)
+	}
 
 	script := []struct {
 		id      string
@@ -110,7 +125,7 @@ func TestRunAnswersTheDecisionAPI(t *testing.T) {
 	}
 	for i, s := range script {
 		ts := fmt.Sprintf("2026-12-05T10:%02d:00Z", i)
-		code, a, body := c.post(t, pay(s.id, "acct_api", s.amount, "EUR", ts, s.country), nil)
+		code, a, body := post(pay(s.id, "acct_api", s.amount, "EUR", ts, s.country))
 		var names []string
 		for _, f := range a.Rules {
 			names = append(names, f.Name)
@@ -120,11 +135,11 @@ func TestRunAnswersTheDecisionAPI(t *testing.T) {
 		}
 	}
 	// A retry, even with another amount: the first answer, not scored again.
-	code, again, body := c.post(t, pay("p2", "acct_api", 100, "EUR", "2026-12-05T10:01:00Z", "DE"), nil)
+	code, again, body := post(pay("p2", "acct_api", 100, "EUR", "2026-12-05T10:01:00Z", "DE"))
 	if code != 200 || again.Decision.Decision != topics.OutcomeReview || again.Fallback {
 		t.Fatalf("retry of p2: %d %s", code, body)
 	}
-	if code, a, body := c.do(t, "GET", "/v1/payments/p4/decision?account_id=acct_api", e2eAPIKey, "", nil); code != 200 || a.Decision.Decision != topics.OutcomeBlock {
+	if code, a, body := c.do(t, "GET", "/v1/payments/p4/decision?account_id=acct_api", devKey, "", nil); code != 200 || a.Decision.Decision != topics.OutcomeBlock {
 		t.Fatalf("GET p4: %d %s", code, body)
 	}
 	// Refused: no key, a wrong key, an invalid payment (the field named).
@@ -134,7 +149,7 @@ func TestRunAnswersTheDecisionAPI(t *testing.T) {
 	if code, _, body := c.do(t, "POST", "/v1/payments", strings.Repeat("k", 40), pay("p9", "acct_api", 100, "EUR", "2026-12-05T10:09:00Z", "DE"), nil); code != 401 {
 		t.Fatalf("with a wrong key: %d %s", code, body)
 	}
-	code, _, body = c.post(t, `{"id":"p9","account_id":"acct_api","amount":100,"currency":"EURO","timestamp":"2026-12-05T10:09:00Z"}`, nil)
+	code, _, body = post(`{"id":"p9","account_id":"acct_api","amount":100,"currency":"EURO","timestamp":"2026-12-05T10:09:00Z"}`)
 	if code != 400 || !strings.Contains(body, `"field":"currency"`) {
 		t.Fatalf("invalid currency: %d %s", code, body)
 	}

@@ -137,7 +137,7 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 
 // devAPIKey makes the key "dev", random, written to dir/api.key (mode 0600), never logged.
 func devAPIKey(dir string) (api.Keys, string, error) {
-	key := rand.Text()
+	key := rand.Text() + rand.Text() // 256 bits; one is shorter than api.MinKeyLen
 	keys, err := api.ParseKeys("dev:" + key)
 	if err != nil {
 		return nil, "", err

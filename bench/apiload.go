@@ -89,12 +89,7 @@ func RunAPI(ctx context.Context, cfg APIConfig, log *slog.Logger) (*APIResult, e
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	alertLog, err := os.Create(filepath.Join(dir, "alerts.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer alertLog.Close()
-	args := []string{"run", "--data-dir", dir, "--rules", cfg.Rules,
+	args := []string{"--data-dir", dir, "--rules", cfg.Rules,
 		"--broker-listen", broker, "--metrics-addr", metricsAddr, "--partitions", strconv.Itoa(cfg.Partitions),
 		"--log-level", "warn", "--console-addr", "", "--api-addr", apiAddr, "--api-rate", "0", "--api-deadline", res.Deadline}
 	res.Redis = "embedded"
@@ -109,17 +104,10 @@ func RunAPI(ctx context.Context, cfg APIConfig, log *slog.Logger) (*APIResult, e
 	} else if !cfg.EmbeddedRedis {
 		log.Warn("redis-server not installed: the API's keys go to the embedded Redis, whose expiry pauses grow with them")
 	}
-	run := &child{metrics: metricsAddr, done: make(chan struct{})}
-	run.cmd = exec.CommandContext(ctx, cfg.Binary, args...)
-	run.cmd.Env = append(os.Environ(), "FRAUDPIPE_API_KEYS=bench:"+apiBenchKey)
-	run.cmd.Stdout, run.cmd.Stderr = alertLog, os.Stderr
-	if err := run.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start fraudpipe run: %w", err)
+	run, err := startRun(ctx, cfg.Binary, dir, metricsAddr, []string{"FRAUDPIPE_API_KEYS=bench:" + apiBenchKey}, args...)
+	if err != nil {
+		return nil, err
 	}
-	go func() {
-		run.cmd.Wait()
-		close(run.done)
-	}()
 	defer run.stop()
 	base := "http://" + apiAddr
 	tr := &http.Transport{MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: time.Minute}

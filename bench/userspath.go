@@ -155,26 +155,12 @@ func runUsersPathCase(ctx context.Context, cfg UsersPathConfig, c UsersPathCase,
 		return nil, err
 	}
 	dir := filepath.Join(cfg.WorkDir, c.Client+"-"+string(c.Partitioner))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	alertLog, err := os.Create(filepath.Join(dir, "alerts.log"))
+	run, err := startRun(ctx, cfg.Binary, dir, metricsAddr, nil, "--data-dir", dir, "--rules", cfg.Rules,
+		"--broker-listen", broker, "--metrics-addr", metricsAddr, "--partitions", strconv.Itoa(cfg.Partitions),
+		"--partitioner", string(c.Partitioner), "--log-level", "warn", "--console-addr", "", "--api-addr", "")
 	if err != nil {
 		return nil, err
 	}
-	defer alertLog.Close()
-	run := &child{metrics: metricsAddr, done: make(chan struct{})}
-	run.cmd = exec.CommandContext(ctx, cfg.Binary, "run", "--data-dir", dir, "--rules", cfg.Rules,
-		"--broker-listen", broker, "--metrics-addr", metricsAddr, "--partitions", strconv.Itoa(cfg.Partitions),
-		"--partitioner", string(c.Partitioner), "--log-level", "warn", "--console-addr", "", "--api-addr", "")
-	run.cmd.Stdout, run.cmd.Stderr = alertLog, os.Stderr // the notifier's log channel: one line per alert
-	if err := run.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start fraudpipe run: %w", err)
-	}
-	go func() {
-		run.cmd.Wait()
-		close(run.done)
-	}()
 	defer run.stop()
 	if err := waitUntil(ctx, time.Minute, func() bool {
 		return run.exited() || run.has(`fraudpipe_consumer_lag{group="detector"`) && run.has(`fraudpipe_consumer_lag{group="notifier"`)
@@ -222,6 +208,32 @@ func runUsersPathCase(ctx context.Context, cfg UsersPathConfig, c UsersPathCase,
 	}
 	row.PeakRSSMiB = run.peakRSSMiB()
 	return row, nil
+}
+
+// startRun starts `fraudpipe run` with args and env added to this process's, its notifier's log channel (one line
+// per alert) in dir/alerts.log; it serves metrics on metricsAddr.
+func startRun(ctx context.Context, binary, dir, metricsAddr string, env []string, args ...string) (*child, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	alertLog, err := os.Create(filepath.Join(dir, "alerts.log"))
+	if err != nil {
+		return nil, err
+	}
+	run := &child{metrics: metricsAddr, done: make(chan struct{})}
+	run.cmd = exec.CommandContext(ctx, binary, append([]string{"run"}, args...)...)
+	run.cmd.Env = append(os.Environ(), env...)
+	run.cmd.Stdout, run.cmd.Stderr = alertLog, os.Stderr
+	if err := run.cmd.Start(); err != nil {
+		alertLog.Close()
+		return nil, fmt.Errorf("start fraudpipe run: %w", err)
+	}
+	go func() {
+		run.cmd.Wait()
+		alertLog.Close()
+		close(run.done)
+	}()
+	return run, nil
 }
 
 // clientProduce has the client send the keyed lines of file to topic.

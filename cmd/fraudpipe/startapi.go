@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -109,29 +107,11 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 	g.Go(func() error { return srv.Run(ctx, subscribed) })
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: a.maxDeadline + 5*time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
-	g.Go(func() error {
-		// Requests are taken once replies can reach this instance and the relay reads its partitions.
-		for _, ch := range []<-chan struct{}{subscribed, relay.Ready()} {
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				ln.Close()
-				return nil
-			}
-		}
+	// Requests are taken once replies can reach this instance and the relay reads its partitions.
+	serveHTTP(ctx, g, "api", hs, ln, func() {
 		d.health.Remove("api")
 		d.log.Info("decision API listening", "url", "http://"+ln.Addr().String(), "redis", where, "keys", devNote)
-		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("api: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return hs.Shutdown(sctx)
-	})
+	}, subscribed, relay.Ready())
 	return nil
 }
 
@@ -142,12 +122,9 @@ func devAPIKey(dir string) (api.Keys, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	path := filepath.Join(dir, "api.key")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	path, err := writeDevSecret(dir, "api.key", key)
+	if err != nil {
 		return nil, "", err
-	}
-	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
-		return nil, "", fmt.Errorf("api key: %w", err)
 	}
 	return keys, "key in " + path + " (set " + envAPIKeys + " to choose keys)", nil
 }

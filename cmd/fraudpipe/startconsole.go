@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -111,18 +110,7 @@ func startConsole(ctx context.Context, g *errgroup.Group, d deps, c consoleFlags
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	g.Go(func() error { return console.Follow(ctx, opts, hub, d.log) })
-	g.Go(func() error {
-		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("console: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return hs.Shutdown(sctx)
-	})
+	serveHTTP(ctx, g, "console", hs, ln, nil)
 	d.log.Info("console listening", "url", "http://"+ln.Addr().String(), "sign_in", devNote)
 	return nil
 }
@@ -258,12 +246,9 @@ func devUser(dir string) (console.Users, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	path := filepath.Join(dir, "console.password")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	path, err := writeDevSecret(dir, "console.password", password)
+	if err != nil {
 		return nil, "", err
-	}
-	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
-		return nil, "", fmt.Errorf("console password: %w", err)
 	}
 	return console.Users{"analyst": []byte(hash)}, "user analyst, password in " + path + " (set " + envConsoleUsers + " to choose users)", nil
 }

@@ -150,6 +150,11 @@ func Apply(a *Account, e topics.CaseEvent) {
 	switch e.Type {
 	case topics.CaseOpened, topics.CaseAlertAdded:
 		if e.Alert != nil {
+			// Only the newest alert keeps the account's recent payments (Alert.Recent): they overlap from one
+			// alert to the next, and the table would otherwise hold each payment once per alert.
+			for i := range c.Alerts {
+				c.Alerts[i].Recent = nil
+			}
 			c.Alerts = append(c.Alerts, *e.Alert)
 			if len(c.Alerts) > keepAlerts {
 				c.Alerts = slices.Delete(c.Alerts, 0, len(c.Alerts)-keepAlerts)
@@ -379,6 +384,28 @@ func (c *Case) Rules() []string {
 			}
 		}
 	}
+	return out
+}
+
+// Payments returns the payments the case shows, newest first: its alerts' own, and the account's recent
+// payments the newest alert carries, each once.
+func (c *Case) Payments() []topics.RecentPayment {
+	var out []topics.RecentPayment
+	seen := map[string]bool{}
+	add := func(p topics.RecentPayment) {
+		if !seen[p.ID] {
+			seen[p.ID] = true
+			out = append(out, p)
+		}
+	}
+	for i := len(c.Alerts) - 1; i >= 0; i-- {
+		a := c.Alerts[i]
+		add(topics.RecentPayment{Payment: a.Payment, Score: a.Score, Action: a.Action})
+		for _, r := range a.Recent {
+			add(r)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b topics.RecentPayment) int { return b.Timestamp.Compare(a.Timestamp) })
 	return out
 }
 

@@ -289,3 +289,26 @@ func TestARedeliveredRecordReplaysItsEvents(t *testing.T) {
 		t.Fatal("an unknown record was taken for a redelivery")
 	}
 }
+
+func TestTheCaseShowsEachPaymentOnceNewestFirst(t *testing.T) {
+	a := &Account{}
+	recent := func(id string, min int) topics.RecentPayment {
+		return topics.RecentPayment{Payment: topics.Payment{ID: id, AccountID: "acct_1", Timestamp: t0.Add(time.Duration(min) * time.Minute)}}
+	}
+	a1, a2 := alert("1", 10), alert("2", 20)
+	a1.Payment.Timestamp, a2.Payment.Timestamp = t0.Add(10*time.Minute), t0.Add(20*time.Minute)
+	a1.Recent = []topics.RecentPayment{recent("pay_0", 5)}
+	a2.Recent = []topics.RecentPayment{recent("pay_1", 10), recent("pay_0", 5), recent("pay_x", 15)} // pay_1 is a1's payment
+	OnAlert(a, a1, "")
+	OnAlert(a, a2, "")
+	var ids []string
+	for _, p := range a.Current.Payments() {
+		ids = append(ids, p.ID)
+	}
+	if strings.Join(ids, ",") != "pay_2,pay_x,pay_1,pay_0" {
+		t.Fatalf("payments %v", ids)
+	}
+	if a.Current.Alerts[0].Recent != nil || len(a.Current.Alerts[1].Recent) != 3 {
+		t.Fatal("only the newest alert keeps the recent payments")
+	}
+}

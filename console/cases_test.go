@@ -180,17 +180,26 @@ func post(t *testing.T, c *http.Client, u string, form url.Values, site string) 
 func TestTheCasePageAndItsActions(t *testing.T) {
 	store := newMemCases()
 	store.alert(caseAlert("acct_1", "p1", 0, topics.ActionBlock, "big-ticket", "rapid-fire"))
-	store.alert(caseAlert("acct_1", "p2", 3, topics.ActionReview, "rapid-fire"))
+	a2 := caseAlert("acct_1", "p2", 3, topics.ActionReview, "rapid-fire")
+	// The account's clean payment before it, as the detector held it when it alerted.
+	a2.Recent = []topics.RecentPayment{{Payment: topics.Payment{ID: "p0", AccountID: "acct_1", Amount: 777, Currency: "EUR",
+		MerchantID: "m_clean", Timestamp: caseT0.Add(-time.Minute)}, Score: 0}}
+	store.alert(a2)
 	store.answer(topics.CustomerAnswer{AlertID: "alert_p1", AccountID: "acct_1", PaymentID: "p1", Answer: topics.AnswerDenied, AnsweredAt: caseT0.Add(time.Hour)})
 	base := casesConsole(t, store)
 	c := client(t)
 	signIn(t, c, base, "alice", testPassword)
 	page := base + "/cases/acct_1/1"
 	resp, body := get(t, c, page)
-	for _, want := range []string{"<strong>rapid-fire</strong> +50: 5 payments in 5m &gt; limit 4", "123.45 EUR", "m_p2", "customer-denied", "denied (p1,", "Assign to me", "nobody"} {
+	for _, want := range []string{"<strong>rapid-fire</strong> +50: 5 payments in 5m &gt; limit 4", "123.45 EUR", "m_p2", "customer-denied", "denied (p1,", "Assign to me", "nobody",
+		`data-payment="p0"`, "7.77 EUR", "m_clean"} {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, want) {
 			t.Fatalf("the case page lacks %q: %d\n%s", want, resp.StatusCode, body)
 		}
+	}
+	// Newest first: p2, p1, then the clean p0.
+	if i2, i1, i0 := strings.Index(body, `data-payment="p2"`), strings.Index(body, `data-payment="p1"`), strings.Index(body, `data-payment="p0"`); !(i2 < i1 && i1 < i0) {
+		t.Fatalf("payments out of order: p2 at %d, p1 at %d, p0 at %d", i2, i1, i0)
 	}
 	// Account ids are the producers': any character, a slash included, makes a working link.
 	store.alert(caseAlert("shop/42 ü", "p9", 0, topics.ActionReview, "big-ticket"))

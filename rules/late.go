@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/fraudpipe/fraudpipe/topics"
 )
 
 // Late arrivals. Payments of one account reach the detector in an order Kafka does not fix (different keys,
@@ -73,6 +75,27 @@ func (s *State) Outcome(id string) (score int, action Action, ok bool) {
 		}
 	}
 	return 0, ActionNone, false
+}
+
+// Recent returns up to n of the account's payments that the state holds exactly, newest first by event time,
+// leaving out the payment except: what an alert shows of the account's history. Payments already aggregated
+// into buckets are not among them.
+func (s *State) Recent(account, except string, n int) []topics.RecentPayment {
+	var out []topics.RecentPayment
+	for i := len(s.events) - 1; i >= 0 && len(out) < n; i-- {
+		e := s.events[i]
+		if e.recLen == 0 {
+			continue
+		}
+		rec, ok := parseRecord(s.record(e))
+		if !ok || rec.p.ID == except {
+			continue
+		}
+		p := rec.p
+		p.AccountID, p.Amount, p.Currency, p.Timestamp = account, e.amount, unpackCurrency(e.cur), time.UnixMilli(e.ts).UTC()
+		out = append(out, topics.RecentPayment{Payment: p, Score: rec.score, Action: rec.action})
+	}
+	return out
 }
 
 // setRecord writes the record of exact event i: the payment's fields, its decision and the sticky outcomes.

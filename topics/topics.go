@@ -114,6 +114,21 @@ type Alert struct {
 	Late         bool     `json:"late,omitempty"`
 	RaisedBy     string   `json:"raised_by,omitempty"`
 	ChangedRules []string `json:"changed_rules,omitempty"`
+	// Recent are the account's payments before this one that the detector still held exactly when it alerted,
+	// newest first (at most RecentPayments), with the score and action each got: the history an analyst reads
+	// the alert against. Absent on late alerts and on an alert sent again after a crash.
+	Recent []RecentPayment `json:"recent,omitempty"`
+}
+
+// RecentPayments bounds Alert.Recent.
+const RecentPayments = 10
+
+// RecentPayment is one of an account's earlier payments as the detector keeps it: amounts, place and time exact,
+// the fields the rules count, and the outcome it got.
+type RecentPayment struct {
+	Payment
+	Score  int    `json:"score"`
+	Action Action `json:"action,omitempty"`
 }
 
 // DeliveryID identifies what a customer is told about an alert: its id, and for an alert raised after the fact
@@ -138,6 +153,7 @@ func StoredAlert(a Alert) ([]byte, error) {
 	return json.Marshal(struct {
 		Alert
 		Payment *struct{} `json:"payment,omitempty"`
+		Recent  *struct{} `json:"recent,omitempty"` // the state holds those payments itself
 	}{Alert: a})
 }
 

@@ -238,6 +238,7 @@ func (d *detector) process(ctx goka.Context, msg any) {
 	}
 	if dec.Action != rules.ActionNone {
 		a := NewAlert(p, dec, rs, now)
+		a.Recent = st.Recent(p.AccountID, p.ID, topics.RecentPayments)
 		alert, err := topics.AlertCodec{}.Encode(a)
 		if err == nil {
 			stored, err = topics.StoredAlert(a)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,6 +163,23 @@ func TestProducerRetryIsCountedOnceAndAlertsOnce(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(f.metrics.Duplicates); got != 1 {
 		t.Fatalf("duplicates %v", got)
+	}
+}
+
+func TestAnAlertCarriesTheAccountsRecentPayments(t *testing.T) {
+	f := start(t)
+	f.send("acct_1", payment("p1", "acct_1", 100, 0))
+	f.send("acct_1", payment("p2", "acct_1", 200, time.Second))
+	f.send("acct_1", payment("p3", "acct_1", 600000, 2*time.Second))
+	a := f.nextAlert(t)
+	if a.PaymentID != "p3" || len(a.Recent) != 2 || a.Recent[0].ID != "p2" || a.Recent[0].Amount != 200 ||
+		a.Recent[1].ID != "p1" || a.Recent[1].Action != rules.ActionNone || a.Recent[0].AccountID != "acct_1" {
+		t.Fatalf("alert %s recent %+v, want p2 then p1", a.PaymentID, a.Recent)
+	}
+	// The state keeps the alert for re-emission without them: the state holds those payments itself.
+	st := f.tt.TableValue(detector.Table, "acct_1").(*rules.State)
+	if _, stored, _ := st.Lookup("p3"); strings.Contains(string(stored), "recent") {
+		t.Fatalf("stored alert keeps the recent payments: %s", stored)
 	}
 }
 

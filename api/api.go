@@ -187,20 +187,28 @@ func (s *Server) decide(ctx context.Context, key, account string, payment []byte
 	}
 	defer s.replies.done(key)
 	failed := make(chan error, 1)
-	// Written whatever becomes of the request: a payment answered with the fallback is still decided.
+	// Written whatever becomes of the request: a payment answered with the fallback is still decided. The claim
+	// follows the write, also once the request has been answered: given back if the write failed (a retry
+	// produces the payment), extended once it landed (a retry waits for its decision).
 	s.cfg.Produce(context.WithoutCancel(ctx), account, payment, s.cfg.Instance, func(err error) {
-		if err != nil {
-			failed <- err
-		}
+		go func() { // not on the Kafka client's callback goroutine: Redis may be slow
+			bg := context.Background()
+			if err != nil {
+				if rerr := s.cfg.Store.Release(bg, key); rerr != nil {
+					s.cfg.Log.Error("api: claim of an unwritten payment not released", "err", rerr)
+				}
+				failed <- err
+				return
+			}
+			if werr := s.cfg.Store.Written(bg, key); werr != nil {
+				s.cfg.Log.Warn("api: claim of a written payment not extended", "err", werr)
+			}
+		}()
 	})
 	select {
 	case d := <-ch:
 		return s.first(ctx, key, d), nil
 	case err := <-failed:
-		// Not written: let a retry produce it.
-		if rerr := s.cfg.Store.Release(context.WithoutCancel(ctx), key); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
 		return nil, err
 	case <-ctx.Done():
 		return nil, nil

@@ -290,6 +290,11 @@ func TestAMissedDeadlineGivesTheFallbackAndLaterTheDecision(t *testing.T) {
 	if code, body := e.do(t, 0, "GET", "/v1/payments/p1/decision?account_id=acct_1", testKey, nil, nil); code != http.StatusAccepted {
 		t.Fatalf("while the detector is stalled: %d %s, want 202 pending", code, body)
 	}
+	// The payment is on Kafka: its claim outlives the request by far (GET keeps saying pending through a
+	// detector's take-over, and a retry waits instead of producing it again).
+	testenv.WaitFor(t, 5*time.Second, "the claim extended", func() bool {
+		return e.rdb.PTTL(context.Background(), "fraudpipe:api:p:"+api.Key("acct_1", "p1")).Val() > 30*time.Second
+	})
 	close(stall)
 	testenv.WaitFor(t, 10*time.Second, "the real decision", func() bool {
 		code, body := e.do(t, 0, "GET", "/v1/payments/p1/decision?account_id=acct_1", testKey, nil, nil)
@@ -305,7 +310,7 @@ func TestAMissedDeadlineGivesTheFallbackAndLaterTheDecision(t *testing.T) {
 }
 
 func TestBadRequestsAreRefusedAndNothingIsProduced(t *testing.T) {
-	e := start(t, 1, func(c *api.Config) { c.RatePerKey, c.Burst = 0.01, 5 })
+	e := start(t, 1, func(c *api.Config) { c.RatePerKey, c.Burst = 0.01, 6 })
 	cases := []struct {
 		name, key, body string
 		header          http.Header
@@ -331,7 +336,8 @@ func TestBadRequestsAreRefusedAndNothingIsProduced(t *testing.T) {
 			t.Errorf("%s: the answer leaks: %s", c.name, body)
 		}
 	}
-	// The rate limit: the burst of 5 is spent above, so 429.
+	e.nothingProducedBut(t, "0")
+	// The rate limit: the burst of 6 is spent above, so 429.
 	limited := false
 	for range 5 {
 		if code, _ := e.do(t, 0, "GET", "/v1/payments/x/decision?account_id=a", testKey, nil, nil); code == http.StatusTooManyRequests {
@@ -341,8 +347,26 @@ func TestBadRequestsAreRefusedAndNothingIsProduced(t *testing.T) {
 	if !limited {
 		t.Error("no 429 beyond the key's burst")
 	}
-	if n := e.decider.total(); n != 0 {
-		t.Fatalf("%d payments produced by refused requests", n)
+}
+
+// nothingProducedBut posts a valid sentinel payment through instance i and, once it is decided, checks that the
+// scorer saw that one payment only: a refused request that wrote anyway, however late, shows.
+func (e *env) nothingProducedBut(t *testing.T, i string) {
+	t.Helper()
+	idx := 0
+	if i == "1" {
+		idx = 1
+	}
+	req, _ := http.NewRequest("POST", e.urls[idx]+"/v1/payments", bytes.NewReader(payment("acct_sentinel", "sentinel", 500)))
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	testenv.WaitFor(t, 10*time.Second, "the sentinel payment scored", func() bool { return e.decider.count(api.Key("acct_sentinel", "sentinel")) == 1 })
+	if n := e.decider.total(); n != 1 {
+		t.Fatalf("%d payments produced, want the sentinel only", n)
 	}
 }
 
@@ -356,10 +380,42 @@ func TestRedisAwayIsA503ThatSaysNothingOfIt(t *testing.T) {
 	if n := e.decider.total(); n != 0 {
 		t.Fatalf("%d payments produced without a claim", n)
 	}
+	// (The retry below must be the one write: it is scored once.)
 	// Back: the same payment is taken.
 	e.redis.Start()
 	testenv.WaitFor(t, 10*time.Second, "the payment decided once Redis is back", func() bool {
 		code, body := e.do(t, 0, "POST", "/v1/payments", testKey, payment("acct_1", "p1", 500), nil)
 		return code == 200 && answer(t, body).Decision.Decision == topics.OutcomeApprove
 	})
+}
+
+func TestARetryRacingItsOriginalWaitsForTheSameDecision(t *testing.T) {
+	e := start(t, 2, nil)
+	stall := make(chan struct{})
+	e.decider.mu.Lock()
+	e.decider.stall = stall
+	e.decider.mu.Unlock()
+	p := payment("acct_1", "p1", 20_000)
+	answers := make([]api.Answer, 2)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			_, body := e.do(t, i, "POST", "/v1/payments", testKey, p, http.Header{api.HeaderDeadline: {"10000"}})
+			answers[i] = answer(t, body)
+		})
+	}
+	// Both are waiting: one produced the payment, the other found it claimed.
+	testenv.WaitFor(t, 10*time.Second, "the payment claimed", func() bool {
+		return e.rdb.Exists(context.Background(), "fraudpipe:api:p:"+api.Key("acct_1", "p1")).Val() == 1
+	})
+	close(stall)
+	wg.Wait()
+	for i, a := range answers {
+		if a.Fallback || a.Decision.Decision != topics.OutcomeReview || !a.DecidedAt.Equal(answers[0].DecidedAt) {
+			t.Fatalf("answer %d: %+v, first %+v", i, a, answers[0])
+		}
+	}
+	if n := e.decider.count(api.Key("acct_1", "p1")); n != 1 {
+		t.Fatalf("scored %d times", n)
+	}
 }

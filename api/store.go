@@ -32,8 +32,9 @@ func NewStore(ctx context.Context, rdb redis.UniversalClient, retain time.Durati
 
 const keyPrefix = "fraudpipe:api:"
 
-// Key is how the API names a payment: ids are unique per account only.
-func Key(account, payment string) string { return account + "/" + payment }
+// Key is how the API names a payment: ids are unique per account only. The separator is a control character,
+// which ids cannot hold (rules.ParsePayment), so no two payments share a key ("a/b" + "c" and "a" + "b/c" would).
+func Key(account, payment string) string { return account + "\x1f" + payment }
 
 func decisionKey(key string) string { return keyPrefix + "d:" + key }
 func pendingKey(key string) string  { return keyPrefix + "p:" + key }
@@ -72,8 +73,28 @@ func (s *Store) Begin(ctx context.Context, key string, ttl time.Duration) (decid
 	case <-b.done:
 		return b.decided, b.claimed, b.err
 	case <-ctx.Done():
+		// The lookup may still take the claim: give it back, or a retry would wait on a claim nobody acts on.
+		go func() {
+			<-b.done
+			if b.claimed {
+				s.Release(context.Background(), b.key)
+			}
+		}()
 		return nil, false, ctx.Err()
 	}
+}
+
+// writtenClaim is how long a claim lasts once its payment is on Kafka: longer than a consumer group's take-over
+// after a detector's crash, so GET says "pending" and a retry waits for the decision instead of producing the
+// payment again; short enough that a retry does produce it again if the decision was lost.
+const writtenClaim = time.Minute
+
+// Written extends the claim of a payment now on Kafka (writtenClaim).
+func (s *Store) Written(ctx context.Context, key string) error {
+	if err := s.rdb.PExpire(ctx, pendingKey(key), writtenClaim).Err(); err != nil {
+		return fmt.Errorf("api store: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) beginBatches(ctx context.Context) {

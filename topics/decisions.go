@@ -10,8 +10,8 @@ import (
 )
 
 // Decisions carries a Decision for every payment the detector scores, clean ones included, keyed by account id:
-// a payment service can follow it instead of calling the decision API. A payment is decided once; a redelivery or
-// a producer's retry of it brings the same outcome again, marked Replayed.
+// a payment service can follow it instead of calling the decision API. A payment is scored once; a redelivery or
+// a producer's retry of it brings its outcome again, marked Replayed.
 const Decisions = "decisions"
 
 // DecisionReplies carries again the decisions of payments that name a reply address (HeaderReplyTo), those posted
@@ -57,8 +57,9 @@ type Decision struct {
 	ArrivedAt time.Time `json:"arrived_at,omitzero"`
 	DecidedAt time.Time `json:"decided_at,omitzero"`
 	// Replayed marks a decision sent again for a payment decided before (a redelivery after a crash, or the same
-	// payment id produced again): its outcome and score are the first decision's; Rules may be empty if the
-	// detector no longer keeps them.
+	// payment id produced again), never scored again: its outcome and score are what the detector now holds for
+	// the payment, the first decision's or the stronger one a late payment re-scored it to (that one also came as
+	// a late alert); Rules may be empty if the detector no longer keeps them. The decision API answers the first.
 	Replayed bool `json:"replayed,omitempty"`
 }
 

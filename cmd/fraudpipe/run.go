@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -60,6 +61,9 @@ func (c *runConfig) run(ctx context.Context) error {
 	}
 	if err := preflight(c.rules, &c.notifier, c.records); err != nil {
 		return err
+	}
+	if !c.decisions && c.api.addr != "" {
+		return errors.New("--decisions=false leaves the decision API without decisions: give --api-addr '' too")
 	}
 	ln, err := metrics.Listen(c.metricsAddr)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -17,6 +18,9 @@ import (
 	"github.com/fraudpipe/fraudpipe/api"
 	"github.com/fraudpipe/fraudpipe/topics"
 )
+
+// embeddedRetain caps --api-retain with the embedded Redis.
+const embeddedRetain = 10 * time.Minute
 
 // envAPIKeys holds the decision API's keys, name:key,...: secrets, from the environment only.
 const envAPIKeys = "FRAUDPIPE_API_KEYS"
@@ -45,7 +49,7 @@ func (a *apiFlags) register(fs *flag.FlagSet, addrDefault string, redis bool) {
 	fs.StringVar(&a.fallback, "api-fallback", "review", "the answer when the decision misses the deadline: approve, review or block (marked \"fallback\": true)")
 	fs.Float64Var(&a.rate, "api-rate", 50000, "requests per second allowed per API key (0: unlimited)")
 	fs.IntVar(&a.burst, "api-burst", 5000, "requests an API key may send at once above its rate")
-	fs.DurationVar(&a.retain, "api-retain", 24*time.Hour, "how long a payment's decision stays answerable to GET and to retries")
+	fs.DurationVar(&a.retain, "api-retain", 24*time.Hour, "how long a payment's decision stays answerable to GET and to retries (at most 10m with fraudpipe run's embedded Redis)")
 }
 
 // startAPI serves the decision API on a.addr: keys from FRAUDPIPE_API_KEYS, or, with devKeyDir != "" and none set
@@ -71,6 +75,11 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 	if err != nil {
 		return err
 	}
+	if redisURL == "" && a.retain > embeddedRetain {
+		// The embedded Redis holds every key in this process and pauses while it expires them, in proportion.
+		d.log.Info("api: decisions retained for less with the embedded Redis", "retain", embeddedRetain, "asked", a.retain)
+		a.retain = embeddedRetain
+	}
 	if err := checkRedis(ctx, rdb); err != nil {
 		return err
 	}
@@ -78,7 +87,18 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 	if err != nil {
 		return err
 	}
-	context.AfterFunc(ctx, producer.Close)
+	// At a stop, the payments already taken are written before the client closes: a request answered with the
+	// fallback was told its payment is submitted. (Close alone fails what it still holds.)
+	g.Go(func() error {
+		<-ctx.Done()
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := producer.Flush(fctx); err != nil {
+			d.log.Error("api: payments still unwritten at the stop", "err", err)
+		}
+		producer.Close()
+		return nil
+	})
 	store := api.NewStore(ctx, rdb, a.retain)
 	relay, err := api.NewRelay(d.kafka, store, d.log.With("part", "api-relay"))
 	if err != nil {
@@ -89,7 +109,9 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 		Deadline: a.deadline, MaxDeadline: a.maxDeadline, Fallback: topics.Outcome(a.fallback),
 		RatePerKey: a.rate, Burst: a.burst, Metrics: api.NewMetrics(d.reg), Log: d.log.With("part", "api"),
 		Produce: func(ctx context.Context, key string, value []byte, replyTo string, done func(error)) {
-			producer.Produce(ctx, &kgo.Record{Topic: topics.Payments, Key: []byte(key), Value: value,
+			// TryProduce: with the client's buffer full (the broker away), the write fails at once and the request
+			// gets its 503, instead of every handler waiting for room.
+			producer.TryProduce(ctx, &kgo.Record{Topic: topics.Payments, Key: []byte(key), Value: value,
 				Headers: []kgo.RecordHeader{{Key: topics.HeaderReplyTo, Value: []byte(replyTo)}}},
 				func(_ *kgo.Record, err error) { done(err) })
 		},
@@ -137,6 +159,11 @@ func apiCommand() *ffcli.Command {
 		Name: "api", ShortUsage: "fraudpipe api [flags]", FlagSet: fs, Options: envOptions,
 		ShortHelp: "Serve the decision API (POST /v1/payments); run several behind a load balancer, sharing one Redis.",
 		Exec: func(ctx context.Context, _ []string) error {
+			if c.api.redisURL == "" {
+				// An embedded Redis per process would split the instances: each relay records and publishes into
+				// its own, and the others' requests would never hear their decisions.
+				return errors.New("fraudpipe api: give --redis, the Redis every API instance shares (fraudpipe run has an embedded one, for one instance)")
+			}
 			return c.runPart(ctx, func(ctx context.Context, g *errgroup.Group, d deps, _ string) error {
 				return startAPI(ctx, g, d, c.api, c.api.redisURL, c.api.redisCA, "")
 			})

@@ -56,6 +56,11 @@ type Decision struct {
 	// ArrivedAt is when the payment reached Kafka, DecidedAt when the detector scored it.
 	ArrivedAt time.Time `json:"arrived_at,omitzero"`
 	DecidedAt time.Time `json:"decided_at,omitzero"`
+	// Late marks a payment's new decision after the fact: a payment stamped earlier but arrived later (RaisedBy)
+	// entered its windows and made it stronger (it also came as a late alert). The newest decision per payment is
+	// its outcome, whatever order the payments arrived in; the decision API answers the first.
+	Late     bool   `json:"late,omitempty"`
+	RaisedBy string `json:"raised_by,omitempty"`
 	// Replayed marks a decision sent again for a payment decided before (a redelivery after a crash, or the same
 	// payment id produced again), never scored again: its outcome and score are what the detector now holds for
 	// the payment, the first decision's or the stronger one a late payment re-scored it to (that one also came as
@@ -104,6 +109,10 @@ func AppendDecision(b []byte, d *Decision) []byte {
 	if !d.DecidedAt.IsZero() {
 		b = append(b, `,"decided_at":"`...)
 		b = append(d.DecidedAt.AppendFormat(b, time.RFC3339Nano), '"')
+	}
+	if d.Late {
+		b = append(b, `,"late":true,"raised_by":`...)
+		b = str(b, d.RaisedBy)
 	}
 	if d.Replayed {
 		b = append(b, `,"replayed":true`...)

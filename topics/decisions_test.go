@@ -15,6 +15,7 @@ func TestAppendDecisionWritesWhatJSONMarshalWrites(t *testing.T) {
 		{PaymentID: `p"2\`, AccountID: "acct <é>", Decision: topics.OutcomeBlock, Score: 100, RulesetVersion: 12, RulesetDigest: "abc",
 			Rules:     []topics.Fired{{Name: "big-ticket", Score: 60, Reason: "amount 6,000.00 EUR > limit 5,000.00 EUR"}, {Name: "x", Score: 40, Reason: "\u2028 & \x01"}},
 			ArrivedAt: at, DecidedAt: at.Add(time.Millisecond), Replayed: true},
+		{PaymentID: "p3", AccountID: "acct_1", Decision: topics.OutcomeBlock, Score: 80, Rules: []topics.Fired{}, DecidedAt: at, Late: true, RaisedBy: "p9"},
 	} {
 		want, err := json.Marshal(d)
 		if err != nil {

@@ -1,6 +1,7 @@
 package detector_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -113,5 +114,25 @@ func TestNoDecisionsUnlessAsked(t *testing.T) {
 	f.nextAlert(t)
 	if _, _, ok := decisions.Next(); ok {
 		t.Fatal("a decision without Decisions")
+	}
+}
+
+func TestARedeliveredRecordWritesItsLateDecisionsAgain(t *testing.T) {
+	f, decisions := startDeciding(t)
+	// The state of a detector that scored p2 (which raised a late block for p1) and died before its writes landed.
+	late, _ := json.Marshal(topics.Alert{ID: topics.AlertID("acct_1", "p1"), PaymentID: "p1", AccountID: "acct_1", Score: 80,
+		Action: topics.ActionBlock, Rules: []topics.Fired{{Name: "rapid-fire", Score: 80, Reason: "r"}}, Late: true, RaisedBy: "p2", DetectedAt: now})
+	stored, err := topics.StoredAlerts(nil, [][]byte{late})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := new(rules.State)
+	st.Remember("p2", rules.SourceID("payments", 0, 0), stored)
+	f.tt.SetTableValue(detector.Table, "acct_1", st)
+
+	f.send("acct_1", payment("p2", "acct_1", 100, 0))
+	d, _ := nextDecision(t, decisions)
+	if d.PaymentID != "p1" || !d.Late || d.RaisedBy != "p2" || d.Decision != topics.OutcomeBlock || d.Score != 80 || len(d.Rules) != 1 {
+		t.Fatalf("late decision written again: %+v", d)
 	}
 }

@@ -220,6 +220,7 @@ func (d *detector) process(ctx goka.Context, msg any) {
 			for _, a := range all {
 				ctx.Emit(topics.Alerts, p.AccountID, a)
 			}
+			d.replayLateDecisions(ctx, all)
 		}
 		ctx.SetValue(st)
 		d.replayDecision(ctx, st, &p, rs, stored)
@@ -278,6 +279,7 @@ func (d *detector) emitLate(ctx goka.Context, rs *rules.Ruleset, raisedBy string
 			processors.PanicFail(ctx, fmt.Errorf("encode late alert: %w", err))
 		}
 		ctx.Emit(topics.Alerts, l.Payment.AccountID, b)
+		d.emitLateDecision(ctx, &a)
 		encoded = append(encoded, b)
 		d.Metrics.LateAlerts.WithLabelValues(string(a.Action)).Inc()
 	}
@@ -286,6 +288,39 @@ func (d *detector) emitLate(ctx goka.Context, rs *rules.Ruleset, raisedBy string
 		processors.PanicFail(ctx, fmt.Errorf("store late alerts: %w", err))
 	}
 	return stored
+}
+
+// emitLateDecision writes the new decision a late alert stands for: the newest decision per payment on the
+// decisions topic is then its outcome, as the newest alert per id is. It names no reply address: the API answered
+// the first decision long ago.
+func (d *detector) emitLateDecision(ctx goka.Context, a *topics.Alert) {
+	if !d.Decisions {
+		return
+	}
+	dec := topics.Decision{
+		PaymentID: a.PaymentID, AccountID: a.AccountID, Decision: topics.OutcomeOf(a.Action), Score: a.Score, Rules: a.Rules,
+		RulesetVersion: a.RulesetVersion, RulesetDigest: a.RulesetDigest, DecidedAt: a.DetectedAt, Late: true, RaisedBy: a.RaisedBy,
+	}
+	if dec.Rules == nil {
+		dec.Rules = []rules.Fired{}
+	}
+	ctx.Emit(topics.Decisions, a.AccountID, topics.AppendDecision(make([]byte, 0, 256), &dec))
+}
+
+// replayLateDecisions writes again the late decisions of the late alerts a redelivered record sends again.
+func (d *detector) replayLateDecisions(ctx goka.Context, alerts [][]byte) {
+	if !d.Decisions {
+		return
+	}
+	for _, b := range alerts {
+		var a topics.Alert
+		if err := json.Unmarshal(b, &a); err != nil {
+			processors.PanicFail(ctx, fmt.Errorf("decode stored late alert: %w", err))
+		}
+		if a.Late {
+			d.emitLateDecision(ctx, &a)
+		}
+	}
 }
 
 // emitDecision writes a payment's decision, addressed to the API instance waiting for it if one is.
@@ -448,6 +483,7 @@ func (d *detector) rescoreGrouped(ctx goka.Context, raw []byte) {
 			for _, a := range all {
 				ctx.Emit(topics.Alerts, g.AccountID, a)
 			}
+			d.replayLateDecisions(ctx, all)
 			ctx.SetValue(st)
 		}
 		return

@@ -45,7 +45,8 @@ func TestAlertsDoNotDependOnKeysOrArrivalOrder(t *testing.T) {
 			ps := slices.Clone(stream)
 			order(ps, rng)
 			f := runDetector(t, detector.Config{Rules: func() *rules.Ruleset { return rs }, Lists: reference.Lists{},
-				Partitions: 1, Now: func() time.Time { return now }})
+				Partitions: 1, Now: func() time.Time { return now }, Decisions: true})
+			decisions := f.tt.NewQueueTracker(topics.Decisions)
 			for _, p := range ps {
 				b, _ := json.Marshal(p)
 				key := []string{p.AccountID, p.ID, ""}[rng.IntN(3)]
@@ -67,6 +68,40 @@ func TestAlertsDoNotDependOnKeysOrArrivalOrder(t *testing.T) {
 			}
 			if name != "in order" && late == 0 {
 				t.Fatal("no late alert: the order does not exercise late arrivals")
+			}
+			// The newest decision per payment is its outcome too, whatever the order: a late escalation comes as a
+			// late decision as well as a late alert.
+			gotD, decided := map[string]string{}, map[string]bool{}
+			for {
+				_, v, ok := decisions.Next()
+				if !ok {
+					break
+				}
+				d := v.(*topics.Decision)
+				k := reference.Key(d.AccountID, d.PaymentID)
+				decided[k] = true
+				if d.Replayed {
+					// A producer's retry: the outcome the payment has now (its rules may no longer be kept).
+					if prev, ok := gotD[k]; ok != (d.Decision != topics.OutcomeApprove) || ok && !strings.HasPrefix(prev, string(d.Decision)) {
+						t.Fatalf("replayed decision %+v, the payment's newest was %q", d, prev)
+					}
+					continue
+				}
+				if d.Decision == topics.OutcomeApprove {
+					delete(gotD, k)
+				} else {
+					gotD[k] = reference.DescribeFired(rules.Action(d.Decision), d.Rules)
+				}
+			}
+			distinct := map[string]bool{}
+			for _, p := range stream { // producers' retries included
+				distinct[reference.Key(p.AccountID, p.ID)] = true
+			}
+			if len(decided) != len(distinct) {
+				t.Fatalf("%d payments decided, want all %d", len(decided), len(distinct))
+			}
+			if d := reference.Diff(want, gotD); len(d) > 0 {
+				t.Fatalf("%d of %d payments' newest decision differs from the reference, e.g.\n%s", len(d), len(want), strings.Join(d[:min(len(d), 10)], "\n"))
 			}
 		})
 	}

@@ -196,6 +196,12 @@ func TestDecisionAPIAcrossInstancesAndDetectors(t *testing.T) {
 		d.waitStderr(60*time.Second, "detector started")
 		dets = append(dets, d)
 	}
+	// Both own partitions before the first request: a detector joining mid-load moves partitions, and on Apache
+	// Kafka the take-over outlasts a deadline of seconds.
+	addrs := []string{dets[0].metricsAddr(), dets[1].metricsAddr()}
+	waitFor(t, 60*time.Second, "the two detectors to share the partitions", func() bool {
+		return hasPartitions(addrs[0]) && hasPartitions(addrs[1])
+	})
 	var apis []apiClient
 	for i := range 2 {
 		apis = append(apis, startAPIPart(t, fmt.Sprint("api-", i), "api", "--brokers", c.brokers, "--redis", redis.URL(),

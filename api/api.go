@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -187,22 +188,29 @@ func (s *Server) decide(ctx context.Context, key, account string, payment []byte
 	}
 	defer s.replies.done(key)
 	failed := make(chan error, 1)
+	var w struct {
+		sync.Mutex
+		landed, gaveUp bool
+	}
 	// Written whatever becomes of the request: a payment answered with the fallback is still decided. The claim
-	// follows the write, also once the request has been answered: given back if the write failed (a retry
-	// produces the payment), extended once it landed (a retry waits for its decision).
+	// follows the write: given back if the write failed (a retry produces the payment); extended once the write
+	// landed and the request gave up waiting (a retry, or GET, then waits for its decision through a detector's
+	// take-over). A request answered in time needs no extension: its decision is stored before it is relayed.
 	s.cfg.Produce(context.WithoutCancel(ctx), account, payment, s.cfg.Instance, func(err error) {
+		if err == nil {
+			w.Lock()
+			w.landed = true
+			if w.gaveUp {
+				s.cfg.Store.Written(key)
+			}
+			w.Unlock()
+			return
+		}
 		go func() { // not on the Kafka client's callback goroutine: Redis may be slow
-			bg := context.Background()
-			if err != nil {
-				if rerr := s.cfg.Store.Release(bg, key); rerr != nil {
-					s.cfg.Log.Error("api: claim of an unwritten payment not released", "err", rerr)
-				}
-				failed <- err
-				return
+			if rerr := s.cfg.Store.Release(context.Background(), key); rerr != nil {
+				s.cfg.Log.Error("api: claim of an unwritten payment not released", "err", rerr)
 			}
-			if werr := s.cfg.Store.Written(bg, key); werr != nil {
-				s.cfg.Log.Warn("api: claim of a written payment not extended", "err", werr)
-			}
+			failed <- err
 		}()
 	})
 	select {
@@ -211,6 +219,12 @@ func (s *Server) decide(ctx context.Context, key, account string, payment []byte
 	case err := <-failed:
 		return nil, err
 	case <-ctx.Done():
+		w.Lock()
+		w.gaveUp = true
+		if w.landed {
+			s.cfg.Store.Written(key)
+		}
+		w.Unlock()
 		return nil, nil
 	}
 }
@@ -256,8 +270,7 @@ func (s *Server) answer(w http.ResponseWriter, start time.Time, p rules.Payment,
 		s.cfg.Metrics.Fallbacks.Inc()
 	}
 	elapsed := time.Since(start)
-	s.cfg.Metrics.Latency.WithLabelValues(string(outcome), strconv.FormatBool(fallback)).Observe(elapsed.Seconds())
-	s.cfg.Metrics.Requests.WithLabelValues("answered").Inc()
+	s.cfg.Metrics.answer(outcome, fallback, elapsed)
 	b := make([]byte, 0, len(decided)+48)
 	b = append(b, decided[:len(decided)-1]...)
 	b = append(b, `,"fallback":`...)

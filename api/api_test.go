@@ -18,6 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -33,7 +34,7 @@ const testKey = "0123456789abcdef0123456789abcdef"
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // decider stands in for the detector: it reads payments and writes each one's decision, with the reply address,
-// to decision-replies. Its outcome is a function of the amount; it counts how often it saw each payment.
+// to decisions. Its outcome is a function of the amount; it counts how often it saw each payment.
 type decider struct {
 	mu     sync.Mutex
 	seen   map[string]int
@@ -79,7 +80,7 @@ func (d *decider) run(ctx context.Context, t *testing.T) {
 			d.mu.Unlock()
 			b, _ := json.Marshal(topics.Decision{PaymentID: p.ID, AccountID: p.AccountID, Decision: outcomeFor(p.Amount),
 				Score: 10, Rules: []topics.Fired{}, RulesetVersion: 1, DecidedAt: time.Now().UTC(), Replayed: replayed})
-			d.client.Produce(ctx, &kgo.Record{Topic: topics.DecisionReplies, Key: r.Key, Value: b, Headers: r.Headers}, nil)
+			d.client.Produce(ctx, &kgo.Record{Topic: topics.Decisions, Key: r.Key, Value: b, Headers: r.Headers}, nil)
 		})
 	}
 }
@@ -113,7 +114,7 @@ type env struct {
 // start runs a broker, a redis-server, the decider and n API instances (relay and server each), as fraudpipe api does.
 func start(t *testing.T, n int, tweak func(*api.Config)) *env {
 	t.Helper()
-	e := &env{kafka: testenv.Kafka(t, 3, topics.Payments, topics.DecisionReplies)}
+	e := &env{kafka: testenv.Kafka(t, 3, topics.Payments, topics.Decisions)}
 	e.redis = testenv.StartRedis(t)
 	e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.Addr, MaxRetries: -1})
 	t.Cleanup(func() { e.rdb.Close() })
@@ -139,11 +140,7 @@ func start(t *testing.T, n int, tweak func(*api.Config)) *env {
 			t.Fatal(err)
 		}
 		t.Cleanup(prod.Close)
-		store := api.NewStore(ctx, e.rdb, time.Hour)
-		relay, err := api.NewRelay(e.kafka, store, quiet)
-		if err != nil {
-			t.Fatal(err)
-		}
+		store := api.NewStore(ctx, e.rdb, time.Hour, quiet)
 		cfg := api.Config{
 			Instance: api.NewInstanceID(), Store: store, Redis: e.rdb, Keys: keys, Deadline: 5 * time.Second,
 			Fallback: topics.OutcomeReview, Log: quiet,
@@ -156,6 +153,10 @@ func start(t *testing.T, n int, tweak func(*api.Config)) *env {
 			tweak(&cfg)
 		}
 		srv, err := api.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		relay, err := api.NewRelay(e.kafka, store, srv, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,17 +235,33 @@ func answer(t *testing.T, b []byte) api.Answer {
 }
 
 func TestConcurrentRequestsAcrossTwoInstancesGetTheirOwnDecisions(t *testing.T) {
-	e := start(t, 2, nil)
+	var ms []*api.Metrics
+	e := start(t, 2, func(c *api.Config) {
+		c.Metrics = api.NewMetrics(nil)
+		ms = append(ms, c.Metrics)
+	})
+	// The relays read every decision: those of payments not posted to the API (no reply address) and unreadable
+	// ones are passed over.
+	for _, r := range []*kgo.Record{
+		{Topic: topics.Decisions, Key: []byte("acct_1"), Value: payment("acct_1", "not-through-the-api", 1)},
+		{Topic: topics.Decisions, Key: []byte("acct_1"), Value: []byte(`{"payment_id":"x`), Headers: []kgo.RecordHeader{{Key: topics.HeaderReplyTo, Value: []byte("api-gone")}}},
+	} {
+		if err := e.decider.client.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	amounts := []int64{500, 20_000, 150_000}
 	var wg sync.WaitGroup
 	for c := range 8 { // clients
 		wg.Go(func() {
 			for i := range 25 {
-				account, id := fmt.Sprintf("acct_%d", (c*25+i)%13), fmt.Sprintf("p-%d-%d", c, i)
+				// Some ids need escapes in JSON: the relay reads those by decoding.
+				account, id := fmt.Sprintf("acct_%d", (c*25+i)%13), fmt.Sprintf(`p-%d-%d%s`, c, i, []string{"", `"<q>"`}[i%2])
 				amount := amounts[(c+i)%3]
 				code, body := e.do(t, (c+i)%2, "POST", "/v1/payments", testKey, payment(account, id, amount), nil)
 				a := answer(t, body)
-				if code != 200 || a.Fallback || a.PaymentID != id || a.AccountID != account || a.Decision.Decision != outcomeFor(amount) {
+				// Well within the deadline (5 s): the decision came by its relay, not from the store once the wait ended.
+				if code != 200 || a.Fallback || a.PaymentID != id || a.AccountID != account || a.Decision.Decision != outcomeFor(amount) || a.ElapsedMs > 2500 {
 					t.Errorf("%s/%s (%d): %d %s", account, id, amount, code, body)
 				}
 			}
@@ -253,6 +270,18 @@ func TestConcurrentRequestsAcrossTwoInstancesGetTheirOwnDecisions(t *testing.T) 
 	wg.Wait()
 	if n := e.decider.total(); n != 200 {
 		t.Fatalf("the detector saw %d payments, want each of the 200 once", n)
+	}
+	// Each instance's relay owns partitions: it handed some decisions to its own requests and published others.
+	relayed := 0.0
+	for i, m := range ms {
+		local, published := testutil.ToFloat64(m.Relayed.WithLabelValues("local")), testutil.ToFloat64(m.Relayed.WithLabelValues("published"))
+		if local == 0 || published == 0 {
+			t.Errorf("instance %d relayed %v locally and published %v", i, local, published)
+		}
+		relayed += local + published
+	}
+	if relayed < 200 {
+		t.Errorf("%v decisions relayed, want each of the 200", relayed)
 	}
 }
 

@@ -16,31 +16,40 @@ import (
 	"github.com/fraudpipe/fraudpipe/topics"
 )
 
-// RelayGroup is the consumer group the API instances share on the decision-replies topic (the decisions of payments
-// posted to the API): each is read by one of them, whichever owns its partition, and handed to the instance its payment names (the reply address the detector
-// copies from the payment) through Redis. No instance reads what it does not relay, and none needs sticky routing.
+// RelayGroup is the consumer group the API instances share on the decisions topic: each partition is read by one
+// of them, which hands the decisions of payments posted to the API to the instance each names (the reply address the
+// detector copies from the payment): through Redis, or directly when that instance is itself. Decisions without a
+// reply address are skipped by their headers, unparsed. No instance needs sticky routing.
 const RelayGroup = "fraudpipe-api"
 
 // Relay reads the decisions of payments asked for through the API and records and forwards them (Store.Record).
 type Relay struct {
-	client *kgo.Client
-	store  *Store
-	log    *slog.Logger
-	ready  chan struct{}
-	once   sync.Once
+	client  *kgo.Client
+	store   *Store
+	local   *Server
+	metrics *Metrics
+	log     *slog.Logger
+	ready   chan struct{}
+	once    sync.Once
 }
 
-// NewRelay joins the relay group. A group that never committed starts a minute before now: the decisions of
-// requests taken while the first instance was joining are not skipped.
-func NewRelay(cfg kafka.Config, store *Store, log *slog.Logger) (*Relay, error) {
-	r := &Relay{store: store, log: log, ready: make(chan struct{})}
+// NewRelay joins the relay group. local is the server of this process, whose decisions the relay hands over without
+// Redis's publish; nil for none. A group that never committed starts a minute before now: the decisions of requests
+// taken while the first instance was joining are not skipped.
+func NewRelay(cfg kafka.Config, store *Store, local *Server, log *slog.Logger) (*Relay, error) {
+	r := &Relay{store: store, local: local, log: log, ready: make(chan struct{})}
+	if local != nil {
+		r.metrics = local.cfg.Metrics
+	} else {
+		r.metrics = NewMetrics(nil)
+	}
 	opts, err := cfg.ClientOptions("fraudpipe-api-relay", log)
 	if err != nil {
 		return nil, err
 	}
 	opts = append(opts,
 		kgo.ConsumerGroup(RelayGroup),
-		kgo.ConsumeTopics(topics.DecisionReplies),
+		kgo.ConsumeTopics(topics.Decisions),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(time.Now().Add(-time.Minute).UnixMilli())),
 		kgo.FetchMaxWait(100*time.Millisecond),
 		// Offsets are committed for what was relayed, never for what was only fetched.
@@ -60,6 +69,10 @@ func (r *Relay) Ready() <-chan struct{} { return r.ready }
 func (r *Relay) Run(ctx context.Context) error {
 	defer r.client.Close()
 	var replies []Reply
+	self := ""
+	if r.local != nil {
+		self = r.local.cfg.Instance
+	}
 	for {
 		fs := r.client.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -82,9 +95,17 @@ func (r *Relay) Run(ctx context.Context) error {
 				}
 			}
 		})
+		local := 0
+		for _, rp := range replies {
+			if rp.Instance == self {
+				local++
+			}
+		}
+		r.metrics.Relayed.WithLabelValues("local").Add(float64(local))
+		r.metrics.Relayed.WithLabelValues("published").Add(float64(len(replies) - local))
 		// Redis away: keep trying (the decisions wait on Kafka, uncommitted); requests meanwhile get their fallback.
 		for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
-			err := r.store.Record(ctx, replies)
+			err := r.store.Record(ctx, replies, self)
 			if err == nil {
 				break
 			}
@@ -96,6 +117,12 @@ func (r *Relay) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case <-time.After(backoff):
+			}
+		}
+		// This instance's own, once stored: a GET after the answer finds the decision.
+		for _, rp := range replies {
+			if rp.Instance == self {
+				r.local.replies.deliver(rp.Key, rp.Decision)
 			}
 		}
 		fs.EachRecord(func(rec *kgo.Record) { r.client.MarkCommitRecords(rec) })

@@ -1,10 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -19,14 +22,21 @@ type Store struct {
 	// Retain is how long a decision stays answerable (GET, retries).
 	Retain time.Duration
 	begins chan *begin
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	written []string // claims to extend (Written), in the next batch
+	wake    chan struct{}
 }
 
-// NewStore returns a store on rdb keeping decisions for retain. Its lookups run until ctx ends.
-func NewStore(ctx context.Context, rdb redis.UniversalClient, retain time.Duration) *Store {
-	s := &Store{rdb: rdb, Retain: retain, begins: make(chan *begin, 4096)}
+// NewStore returns a store on rdb keeping decisions for retain. Its lookups and claim extensions run until ctx
+// ends; log hears the extensions that failed.
+func NewStore(ctx context.Context, rdb redis.UniversalClient, retain time.Duration, log *slog.Logger) *Store {
+	s := &Store{rdb: rdb, Retain: retain, begins: make(chan *begin, 4096), log: log, wake: make(chan struct{}, 1)}
 	for range beginners {
 		go s.beginBatches(ctx)
 	}
+	go s.extendClaims(ctx)
 	return s
 }
 
@@ -89,12 +99,42 @@ func (s *Store) Begin(ctx context.Context, key string, ttl time.Duration) (decid
 // payment again; short enough that a retry does produce it again if the decision was lost.
 const writtenClaim = time.Minute
 
-// Written extends the claim of a payment now on Kafka (writtenClaim).
-func (s *Store) Written(ctx context.Context, key string) error {
-	if err := s.rdb.PExpire(ctx, pendingKey(key), writtenClaim).Err(); err != nil {
-		return fmt.Errorf("api store: %w", err)
+// Written extends the claim of a payment now on Kafka (writtenClaim), soon: it never blocks (it is called from the
+// Kafka client's callbacks), and the extensions queued meanwhile go to Redis in one round trip.
+func (s *Store) Written(key string) {
+	s.mu.Lock()
+	s.written = append(s.written, key)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
-	return nil
+}
+
+func (s *Store) extendClaims(ctx context.Context) {
+	var keys []string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		}
+		s.mu.Lock()
+		keys, s.written = s.written, keys[:0]
+		s.mu.Unlock()
+		_, err := s.rdb.Pipelined(context.WithoutCancel(ctx), func(p redis.Pipeliner) error {
+			for _, k := range keys {
+				p.PExpire(ctx, pendingKey(k), writtenClaim)
+			}
+			return nil
+		})
+		if err != nil {
+			// The claims lapse at their first ttl: a retry after that produces the payment again, and the
+			// detector replays its first decision.
+			s.log.Warn("api: claims of written payments not extended", "payments", len(keys), "err", err)
+		}
+		clear(keys)
+	}
 }
 
 func (s *Store) beginBatches(ctx context.Context) {
@@ -176,16 +216,18 @@ type Reply struct {
 }
 
 // Record stores each reply's decision unless its payment already has one (the first decision stands), and
-// publishes it to its instance, in one round trip for the batch.
-func (s *Store) Record(ctx context.Context, replies []Reply) error {
+// publishes it to its instance unless that is local (the caller hands those over), in one round trip for the batch.
+func (s *Store) Record(ctx context.Context, replies []Reply, local string) error {
 	if len(replies) == 0 {
 		return nil
 	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, r := range replies {
 			p.SetNX(ctx, decisionKey(r.Key), r.Decision, s.Retain)
-			// Ids hold no control characters (rules.ParsePayment): the key ends at the first newline.
-			p.Publish(ctx, ReplyChannel(r.Instance), r.Key+"\n"+string(r.Decision))
+			if r.Instance != local {
+				// Ids hold no control characters (rules.ParsePayment): the key ends at the first newline.
+				p.Publish(ctx, ReplyChannel(r.Instance), r.Key+"\n"+string(r.Decision))
+			}
 		}
 		return nil
 	})
@@ -195,8 +237,14 @@ func (s *Store) Record(ctx context.Context, replies []Reply) error {
 	return nil
 }
 
-// decisionKeyOf reads which payment a decision is of.
+// decisionKeyOf reads which payment a decision is of. The detector writes the ids first (topics.AppendDecision):
+// ids without escapes are read in place, others by decoding.
 func decisionKeyOf(b []byte) (string, error) {
+	if payment, rest, ok := leadingString(b, `{"payment_id":"`); ok {
+		if account, _, ok := leadingString(rest, `,"account_id":"`); ok && payment != "" && account != "" {
+			return Key(account, payment), nil
+		}
+	}
 	var ids struct {
 		PaymentID string `json:"payment_id"`
 		AccountID string `json:"account_id"`
@@ -208,6 +256,23 @@ func decisionKeyOf(b []byte) (string, error) {
 		return "", errors.New("decode decision: no payment or account id")
 	}
 	return Key(ids.AccountID, ids.PaymentID), nil
+}
+
+// leadingString reads the JSON string that b starts with after prefix (which opens it), when it holds no escapes.
+func leadingString(b []byte, prefix string) (string, []byte, bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(prefix))
+	if !ok {
+		return "", nil, false
+	}
+	for i, c := range rest {
+		switch c {
+		case '"':
+			return string(rest[:i]), rest[i+1:], true
+		case '\\':
+			return "", nil, false
+		}
+	}
+	return "", nil, false
 }
 
 // decode reads a stored or published decision.

@@ -14,12 +14,9 @@ import (
 // a producer's retry of it brings its outcome again, marked Replayed.
 const Decisions = "decisions"
 
-// DecisionReplies carries again the decisions of payments that name a reply address (HeaderReplyTo), those posted
-// to the decision API, keyed by account id: the API's relay reads these only, not every payment's decision.
-const DecisionReplies = "decision-replies"
-
 // HeaderReplyTo, on a payment, names the decision API instance waiting for its decision; the detector copies it
 // onto the decision (and through its loop), so that whichever API instance reads the decision can pass it on.
+// The API's relay reads decisions by their headers and skips those without one, unparsed.
 const HeaderReplyTo = "fraudpipe-reply-to"
 
 // Outcome is what a payment service should do with a payment.

@@ -20,7 +20,6 @@ func Specs(groupTables, loops []string) []Spec {
 		{Name: string(Alerts), Retention: 7 * 24 * time.Hour},
 		{Name: string(AlertsDLQ), Retention: 30 * 24 * time.Hour},
 		{Name: Decisions, Retention: 7 * 24 * time.Hour},
-		{Name: DecisionReplies, Retention: 24 * time.Hour},
 		{Name: string(Customers), Compacted: true, Retention: -1},
 		{Name: string(NotificationsDLQ), Retention: 30 * 24 * time.Hour},
 		{Name: CustomerAnswers, Retention: 30 * 24 * time.Hour},

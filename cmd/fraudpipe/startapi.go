@@ -99,11 +99,7 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 		producer.Close()
 		return nil
 	})
-	store := api.NewStore(ctx, rdb, a.retain)
-	relay, err := api.NewRelay(d.kafka, store, d.log.With("part", "api-relay"))
-	if err != nil {
-		return err
-	}
+	store := api.NewStore(ctx, rdb, a.retain, d.log.With("part", "api"))
 	srv, err := api.New(api.Config{
 		Instance: api.NewInstanceID(), Store: store, Redis: rdb, Keys: keys,
 		Deadline: a.deadline, MaxDeadline: a.maxDeadline, Fallback: topics.Outcome(a.fallback),
@@ -116,6 +112,10 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 				func(_ *kgo.Record, err error) { done(err) })
 		},
 	})
+	if err != nil {
+		return err
+	}
+	relay, err := api.NewRelay(d.kafka, store, srv, d.log.With("part", "api-relay"))
 	if err != nil {
 		return err
 	}

@@ -119,7 +119,6 @@ func New(brokers []string, cfg Config, opts ...goka.ProcessorOption) (*goka.Proc
 		goka.Loop(topics.Raw{}, cfg.Guard.Wrap(d.process)),
 		goka.Output(topics.Alerts, topics.AlertCodec{}),
 		goka.Output(topics.Decisions, topics.DecisionCodec{}),
-		goka.Output(topics.DecisionReplies, topics.DecisionCodec{}),
 		goka.Output(topics.PaymentsDLQ, topics.Raw{}),
 		goka.Visitor(expireVisitor, d.expire),
 		goka.Persist(StateCodec{}),
@@ -332,9 +331,7 @@ func (d *detector) emitDecision(ctx goka.Context, p *rules.Payment, score int, a
 	}
 	b := topics.AppendDecision(make([]byte, 0, 256), &dec)
 	if to := ctx.Headers()[topics.HeaderReplyTo]; len(to) > 0 {
-		h := goka.WithCtxEmitHeaders(goka.Headers{topics.HeaderReplyTo: to})
-		ctx.Emit(topics.Decisions, p.AccountID, b, h)
-		ctx.Emit(topics.DecisionReplies, p.AccountID, b, h)
+		ctx.Emit(topics.Decisions, p.AccountID, b, goka.WithCtxEmitHeaders(goka.Headers{topics.HeaderReplyTo: to}))
 		return
 	}
 	ctx.Emit(topics.Decisions, p.AccountID, b)

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -170,9 +171,16 @@ func start(t *testing.T, n int, tweak func(*api.Config)) *env {
 				t.Fatal("API instance not ready within 30s")
 			}
 		}
-		hs := httptest.NewServer(srv)
-		t.Cleanup(hs.Close)
-		e.urls = append(e.urls, hs.URL)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			if err := srv.Serve(ctx, ln); err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+		e.urls = append(e.urls, "http://"+ln.Addr().String())
 	}
 	e.spec, err = openapi3.NewLoader().LoadFromData(api.OpenAPI)
 	if err != nil {
@@ -446,5 +454,48 @@ func TestARetryRacingItsOriginalWaitsForTheSameDecision(t *testing.T) {
 	}
 	if n := e.decider.count(api.Key("acct_1", "p1")); n != 1 {
 		t.Fatalf("scored %d times", n)
+	}
+}
+
+func TestRoutesMethodsAndLimits(t *testing.T) {
+	e := start(t, 1, nil)
+	raw := func(method, path string, header http.Header) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, e.urls[0]+path, nil)
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.Header.Get("Server") != "" {
+			t.Errorf("%s %s: a Server header tells what serves: %q", method, path, resp.Header.Get("Server"))
+		}
+		return resp, b
+	}
+	if resp, b := raw("GET", "/v1/payments", nil); resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" || !bytes.Contains(b, []byte(`"method_not_allowed"`)) {
+		t.Errorf("GET /v1/payments: %d %s (Allow %q), want 405 allowing POST", resp.StatusCode, b, resp.Header.Get("Allow"))
+	}
+	for _, path := range []string{"/v1/elsewhere", "/v1/payments/a/b/decision", "/v1/payments//decision"} {
+		if resp, b := raw("GET", path, nil); resp.StatusCode != http.StatusNotFound || !bytes.Contains(b, []byte(`"not_found"`)) {
+			t.Errorf("GET %s: %d %s, want a JSON 404", path, resp.StatusCode, b)
+		}
+	}
+	if resp, b := raw("GET", "/v1/payments/p1/decision?account_id=a", http.Header{"X-Pad": {strings.Repeat("x", 9<<10)}}); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("9 KiB of headers: %d %s, want 431", resp.StatusCode, b)
+	}
+	// An id holding "/" and a space is one path segment once escaped.
+	id := "ord/7 b"
+	if code, body := e.do(t, 0, "POST", "/v1/payments", testKey, payment("acct_1", id, 20_000), nil); code != 200 || answer(t, body).PaymentID != id {
+		t.Fatalf("POST %q: %d %s", id, code, body)
+	}
+	// (kin-openapi's router does not match an escaped "/": not validated against the document here.)
+	resp, body := raw("GET", "/v1/payments/"+url.PathEscape(id)+"/decision?account_id=acct_1", nil)
+	if a, code := answer(t, body), resp.StatusCode; code != 200 || a.PaymentID != id || a.Decision.Decision != topics.OutcomeReview || a.Fallback {
+		t.Fatalf("GET %q: %d %s", id, code, body)
 	}
 }

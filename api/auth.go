@@ -1,12 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 
+	"github.com/valyala/fasthttp"
 	"golang.org/x/time/rate"
 )
 
@@ -38,15 +40,15 @@ func ParseKeys(s string) (Keys, error) {
 }
 
 // caller returns the name of the key a request presents (Authorization: Bearer KEY, or X-API-Key: KEY).
-func (k Keys) caller(r *http.Request) (string, bool) {
-	key := r.Header.Get("X-API-Key")
-	if auth := r.Header.Get("Authorization"); key == "" && len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+func (k Keys) caller(c *fasthttp.RequestCtx) (string, bool) {
+	key := c.Request.Header.Peek("X-API-Key")
+	if auth := c.Request.Header.Peek("Authorization"); len(key) == 0 && len(auth) > 7 && bytes.EqualFold(auth[:7], []byte("bearer ")) {
 		key = auth[7:]
 	}
-	if key == "" {
+	if len(key) == 0 {
 		return "", false
 	}
-	name, ok := k[sha256.Sum256([]byte(key))]
+	name, ok := k[sha256.Sum256(key)]
 	return name, ok
 }
 
@@ -77,21 +79,19 @@ func (l *limiters) allow(name string) bool {
 }
 
 // authed admits requests with a known key within its rate.
-func (s *Server) authed(h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		name, ok := s.cfg.Keys.caller(r)
-		if !ok {
-			s.cfg.Metrics.Requests.WithLabelValues("unauthenticated").Inc()
-			w.Header().Set("WWW-Authenticate", `Bearer realm="fraudpipe"`)
-			writeError(w, http.StatusUnauthorized, "unauthenticated", "an API key is required (Authorization: Bearer KEY)")
-			return
-		}
-		if !s.limits.allow(name) {
-			s.cfg.Metrics.Requests.WithLabelValues("rate_limited").Inc()
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusTooManyRequests, "rate_limited", "")
-			return
-		}
-		h(w, r, name)
+func (s *Server) authed(c *fasthttp.RequestCtx, h func(*fasthttp.RequestCtx, string)) {
+	name, ok := s.cfg.Keys.caller(c)
+	if !ok {
+		s.cfg.Metrics.Requests.WithLabelValues("unauthenticated").Inc()
+		c.Response.Header.Set("WWW-Authenticate", `Bearer realm="fraudpipe"`)
+		writeError(c, http.StatusUnauthorized, "unauthenticated", "an API key is required (Authorization: Bearer KEY)")
+		return
 	}
+	if !s.limits.allow(name) {
+		s.cfg.Metrics.Requests.WithLabelValues("rate_limited").Inc()
+		c.Response.Header.Set("Retry-After", "1")
+		writeError(c, http.StatusTooManyRequests, "rate_limited", "")
+		return
+	}
+	h(c, name)
 }

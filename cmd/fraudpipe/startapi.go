@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -127,13 +126,20 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 	subscribed := make(chan struct{})
 	g.Go(func() error { return relay.Run(ctx) })
 	g.Go(func() error { return srv.Run(ctx, subscribed) })
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: a.maxDeadline + 5*time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	// Requests are taken once replies can reach this instance and the relay reads its partitions.
-	serveHTTP(ctx, g, "api", hs, ln, func() {
+	g.Go(func() error {
+		for _, ch := range []<-chan struct{}{subscribed, relay.Ready()} {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				ln.Close()
+				return nil
+			}
+		}
 		d.health.Remove("api")
 		d.log.Info("decision API listening", "url", "http://"+ln.Addr().String(), "redis", where, "keys", devNote)
-	}, subscribed, relay.Ready())
+		return srv.Serve(ctx, ln)
+	})
 	return nil
 }
 

@@ -36,7 +36,7 @@ BENCH_ARGS ?=
 bench: build
 	./$(BIN) bench $(BENCH_ARGS)
 	./$(BIN) bench --users-path --count 1000000 --accounts 100000 --rates 10000 --out bench-users-path.json $(USERS_PATH_ARGS)
-	./$(BIN) bench --api --accounts 100000 --rates 1000,5000,10000 --clients 128 --out bench-api.json $(API_ARGS)
+	./$(BIN) bench --api --accounts 100000 --rates 1000,5000,10000 --clients 128,512 --out bench-api.json $(API_ARGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./rules/ ./processors/store/ ./producer/
 
 ## produce: send a JSON-lines file of payments (FILE=examples/payments.jsonl) to the running pipeline

@@ -36,11 +36,13 @@ type APIConfig struct {
 	// a stall shows in the figures instead of slowing the offered load.
 	Rates   []int
 	RateFor time.Duration
-	// Clients keep one request each in flight at saturation, for SaturateFor.
-	Clients     int
+	// Clients keep one request each in flight at saturation, for SaturateFor: a run per entry. More clients
+	// in flight give larger batches (Redis lookups, Kafka writes) and so more decisions per second, at the
+	// cost of latency; the figures show both.
+	Clients     []int
 	SaturateFor time.Duration
 	ResultPath  string
-	// ProfileDir, when set, gets a CPU profile of fraudpipe run during the saturation run (api-run.pprof).
+	// ProfileDir, when set, gets a CPU profile of fraudpipe run during the last saturation run (api-run.pprof).
 	ProfileDir string
 	// EmbeddedRedis keeps the API's keys in fraudpipe run's in-process Redis; otherwise a redis-server is started
 	// for the run (when installed), as a deployment of the API would have one.
@@ -140,18 +142,18 @@ func RunAPI(ctx context.Context, cfg APIConfig, log *slog.Logger) (*APIResult, e
 		log.Info("decision API at a fixed rate", "offered", rate, "decisions_per_sec", int(row.PerSec), "p99_ms", row.Latency.P99ms, "fallbacks", row.Fallbacks)
 		res.Rows = append(res.Rows, row)
 	}
-	if cfg.Clients > 0 {
+	for i, clients := range cfg.Clients {
 		settleDisk()
 		cpu0 := cpuSeconds([]*child{run})
 		profiled := make(chan error, 1)
 		go func() {
-			if cfg.ProfileDir == "" {
+			if cfg.ProfileDir == "" || i != len(cfg.Clients)-1 {
 				profiled <- nil
 				return
 			}
 			profiled <- run.profile(ctx, cfg.SaturateFor-time.Second, filepath.Join(cfg.ProfileDir, "api-run.pprof"))
 		}()
-		row, err := l.saturate(ctx, cfg.Clients, cfg.SaturateFor)
+		row, err := l.saturate(ctx, clients, cfg.SaturateFor)
 		if perr := <-profiled; perr != nil {
 			log.Warn("profile of fraudpipe run failed", "err", perr)
 		}
@@ -159,7 +161,7 @@ func RunAPI(ctx context.Context, cfg APIConfig, log *slog.Logger) (*APIResult, e
 			return nil, err
 		}
 		row.CPUSecPer1M = (cpuSeconds([]*child{run}) - cpu0) / float64(max(row.Requests, 1)) * 1e6
-		log.Info("decision API at saturation", "clients", cfg.Clients, "decisions_per_sec", int(row.PerSec), "p99_ms", row.Latency.P99ms)
+		log.Info("decision API at saturation", "clients", clients, "decisions_per_sec", int(row.PerSec), "p99_ms", row.Latency.P99ms)
 		res.Rows = append(res.Rows, row)
 	}
 	res.PeakRSSMiB = run.peakRSSMiB()

@@ -36,7 +36,7 @@ type benchConfig struct {
 	// the users' path: `fraudpipe run` fed by standard clients
 	usersPath   bool
 	api         bool
-	clients     int
+	clients     string
 	apiEmbedded bool
 	cases       string
 	kafkaScript string
@@ -67,7 +67,7 @@ func benchCommand() *ffcli.Command {
 	fs.BoolVar(&c.usersPath, "users-path", false, "measure the users' path instead: `fraudpipe run` (broker, detector, notifier) fed by kcat and Apache Kafka's Java client, each pipeline with a matching and a mismatched partitioner (--count payments per case, latency at the last of --rates through kcat)")
 	fs.BoolVar(&c.api, "api", false, "measure the decision API instead: `fraudpipe run` answering POST /v1/payments from many HTTP clients, latency at each of --rates (for --rate-for) and decisions per second at saturation (--clients)")
 	fs.BoolVar(&c.apiEmbedded, "api-embedded-redis", false, "with --api: keep the API's keys in fraudpipe run's embedded Redis instead of a redis-server started for the run")
-	fs.IntVar(&c.clients, "clients", 256, "with --api: concurrent clients at saturation (0: no saturation run)")
+	fs.StringVar(&c.clients, "clients", "128,512", "with --api: concurrent clients of the saturation runs, a run per entry (empty: none)")
 	fs.StringVar(&c.cases, "cases", "kcat:crc32,kcat:murmur2,java:murmur2,java:crc32", "with --users-path: client:pipeline-partitioner pairs")
 	fs.StringVar(&c.kafkaScript, "kafka-script", "e2e/kafka/kafka.sh", "with --users-path: the script that runs the Java client (fetches Apache Kafka's jars with Maven)")
 	fs.DurationVar(&c.profFor, "profile-for", 15*time.Second, "how long --profile samples, from the start of the first saturation round")
@@ -92,23 +92,20 @@ func (c *benchConfig) run(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	var rates []int
-	for r := range strings.SplitSeq(c.rates, ",") {
-		if r = strings.TrimSpace(r); r == "" {
-			continue
-		}
-		n, err := strconv.Atoi(r)
-		if err != nil {
-			return fmt.Errorf("--rates: %w", err)
-		}
-		rates = append(rates, n)
+	rates, err := intList("--rates", c.rates)
+	if err != nil {
+		return err
 	}
 	if c.usersPath {
 		return c.runUsersPath(ctx, self, work, rates, log)
 	}
 	if c.api {
+		clients, err := intList("--clients", c.clients)
+		if err != nil {
+			return err
+		}
 		res, err := bench.RunAPI(ctx, bench.APIConfig{Binary: self, Rules: c.rules, WorkDir: work, Accounts: c.accounts,
-			Partitions: c.kafka.partitions, Rates: rates, RateFor: c.rateFor, Clients: c.clients, SaturateFor: c.rateFor, ResultPath: c.out, ProfileDir: c.profile, EmbeddedRedis: c.apiEmbedded}, log)
+			Partitions: c.kafka.partitions, Rates: rates, RateFor: c.rateFor, Clients: clients, SaturateFor: c.rateFor, ResultPath: c.out, ProfileDir: c.profile, EmbeddedRedis: c.apiEmbedded}, log)
 		if err != nil {
 			return err
 		}
@@ -161,4 +158,20 @@ func (c *benchConfig) runUsersPath(ctx context.Context, self, work string, rates
 	bench.PrintUsersPath(os.Stdout, res)
 	fmt.Printf("\nresults written to %s\n", c.out)
 	return nil
+}
+
+// intList reads a comma-separated list of numbers (a flag's value).
+func intList(flag, s string) ([]int, error) {
+	var out []int
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -44,7 +44,9 @@ const keyPrefix = "fraudpipe:api:"
 
 // Key is how the API names a payment: ids are unique per account only. The separator is a control character,
 // which ids cannot hold (rules.ParsePayment), so no two payments share a key ("a/b" + "c" and "a" + "b/c" would).
-func Key(account, payment string) string { return account + "\x1f" + payment }
+func Key(account, payment string) string { return account + string(keySep) + payment }
+
+const keySep = '\x1f'
 
 func decisionKey(key string) string { return keyPrefix + "d:" + key }
 func pendingKey(key string) string  { return keyPrefix + "p:" + key }
@@ -241,8 +243,9 @@ func (s *Store) Record(ctx context.Context, replies []Reply, local string) error
 // ids without escapes are read in place, others by decoding.
 func decisionKeyOf(b []byte) (string, error) {
 	if payment, rest, ok := leadingString(b, `{"payment_id":"`); ok {
-		if account, _, ok := leadingString(rest, `,"account_id":"`); ok && payment != "" && account != "" {
-			return Key(account, payment), nil
+		if account, _, ok := leadingString(rest, `,"account_id":"`); ok && len(payment) > 0 && len(account) > 0 {
+			k := make([]byte, 0, len(account)+1+len(payment)) // Key's, in one allocation
+			return string(append(append(append(k, account...), keySep), payment...)), nil
 		}
 	}
 	var ids struct {
@@ -259,20 +262,20 @@ func decisionKeyOf(b []byte) (string, error) {
 }
 
 // leadingString reads the JSON string that b starts with after prefix (which opens it), when it holds no escapes.
-func leadingString(b []byte, prefix string) (string, []byte, bool) {
-	rest, ok := bytes.CutPrefix(b, []byte(prefix))
+func leadingString(b []byte, prefix string) (s, rest []byte, ok bool) {
+	rest, ok = bytes.CutPrefix(b, []byte(prefix))
 	if !ok {
-		return "", nil, false
+		return nil, nil, false
 	}
 	for i, c := range rest {
 		switch c {
 		case '"':
-			return string(rest[:i]), rest[i+1:], true
+			return rest[:i], rest[i+1:], true
 		case '\\':
-			return "", nil, false
+			return nil, nil, false
 		}
 	}
-	return "", nil, false
+	return nil, nil, false
 }
 
 // decode reads a stored or published decision.

@@ -42,7 +42,8 @@ type APIConfig struct {
 	Clients     []int
 	SaturateFor time.Duration
 	ResultPath  string
-	// ProfileDir, when set, gets a CPU profile of fraudpipe run during the last saturation run (api-run.pprof).
+	// ProfileDir, when set, gets CPU profiles of fraudpipe run (api-run.pprof) and of the clients (api-clients.pprof)
+	// during the last saturation run.
 	ProfileDir string
 	// EmbeddedRedis keeps the API's keys in fraudpipe run's in-process Redis; otherwise a redis-server is started
 	// for the run (when installed), as a deployment of the API would have one.
@@ -151,7 +152,11 @@ func RunAPI(ctx context.Context, cfg APIConfig, log *slog.Logger) (*APIResult, e
 				profiled <- nil
 				return
 			}
-			profiled <- run.profile(ctx, cfg.SaturateFor-time.Second, filepath.Join(cfg.ProfileDir, "api-run.pprof"))
+			self := make(chan error, 1)
+			go func() {
+				self <- profileSelf(ctx, cfg.SaturateFor-time.Second, filepath.Join(cfg.ProfileDir, "api-clients.pprof"))
+			}()
+			profiled <- errors.Join(run.profile(ctx, cfg.SaturateFor-time.Second, filepath.Join(cfg.ProfileDir, "api-run.pprof")), <-self)
 		}()
 		row, err := l.saturate(ctx, clients, cfg.SaturateFor)
 		if perr := <-profiled; perr != nil {

@@ -99,15 +99,21 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 		return nil
 	})
 	store := api.NewStore(ctx, rdb, a.retain, d.log.With("part", "api"))
+	// Every payment of this instance carries the same header, read only: one for all.
+	instance := api.NewInstanceID()
+	headers := []kgo.RecordHeader{{Key: topics.HeaderReplyTo, Value: []byte(instance)}}
 	srv, err := api.New(api.Config{
-		Instance: api.NewInstanceID(), Store: store, Redis: rdb, Keys: keys,
+		Instance: instance, Store: store, Redis: rdb, Keys: keys,
 		Deadline: a.deadline, MaxDeadline: a.maxDeadline, Fallback: topics.Outcome(a.fallback),
 		RatePerKey: a.rate, Burst: a.burst, Metrics: api.NewMetrics(d.reg), Log: d.log.With("part", "api"),
 		Produce: func(ctx context.Context, key string, value []byte, replyTo string, done func(error)) {
+			h := headers
+			if replyTo != instance { // the server names itself: the shared header serves
+				h = []kgo.RecordHeader{{Key: topics.HeaderReplyTo, Value: []byte(replyTo)}}
+			}
 			// TryProduce: with the client's buffer full (the broker away), the write fails at once and the request
 			// gets its 503, instead of every handler waiting for room.
-			producer.TryProduce(ctx, &kgo.Record{Topic: topics.Payments, Key: []byte(key), Value: value,
-				Headers: []kgo.RecordHeader{{Key: topics.HeaderReplyTo, Value: []byte(replyTo)}}},
+			producer.TryProduce(ctx, &kgo.Record{Topic: topics.Payments, Key: []byte(key), Value: value, Headers: h},
 				func(_ *kgo.Record, err error) { done(err) })
 		},
 	})

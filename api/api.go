@@ -123,13 +123,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:       s.cfg.MaxDeadline + 5*time.Second,
 		IdleTimeout:        2 * time.Minute,
 		CloseOnShutdown:    true,
+		// A payment is JSON: a multipart body is an invalid payment, not a form to parse first.
+		DisablePreParseMultipartForm: true,
 	}
 	stopped := make(chan error, 1)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		stopped <- hs.ShutdownWithContext(sctx)
+		err := hs.ShutdownWithContext(sctx)
+		// A stop before Serve took the listener shuts nothing down: closing it ends Serve all the same.
+		ln.Close()
+		stopped <- err
 	}()
 	if err := hs.Serve(ln); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("api: %w", err)
@@ -145,39 +150,54 @@ const (
 	pathOpenAPI  = "/v1/openapi.yaml"
 )
 
-// route dispatches a request by its path and method.
+// route dispatches a request by its path and method. A panic in a handler is answered 500 and logged: fasthttp
+// does not recover them, and one request must not stop the server.
 func (s *Server) route(c *fasthttp.RequestCtx) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.cfg.Log.Error("api: request failed", "panic", p)
+			c.Response.Reset()
+			writeError(c, http.StatusInternalServerError, "internal", "")
+		}
+	}()
 	raw := c.URI().PathOriginal() // as sent: an id may hold an escaped "/"
-	switch {
-	case string(raw) == pathPayments:
+	if string(raw) == pathPayments {
 		if s.method(c, fasthttp.MethodPost) {
 			s.authed(c, s.postPayment)
 		}
-	case bytes.HasPrefix(raw, []byte(pathPayments+"/")) && bytes.HasSuffix(raw, []byte("/decision")):
-		id, err := url.PathUnescape(string(raw[len(pathPayments)+1 : len(raw)-len("/decision")]))
-		if err != nil || id == "" || bytes.Count(raw, []byte("/")) != 4 {
-			writeError(c, http.StatusNotFound, "not_found", "")
-			return
-		}
-		if s.method(c, fasthttp.MethodGet) {
-			s.authed(c, func(c *fasthttp.RequestCtx, _ string) { s.getDecision(c, id) })
-		}
-	case string(raw) == pathOpenAPI:
+		return
+	}
+	if string(raw) == pathOpenAPI {
 		if s.method(c, fasthttp.MethodGet) {
 			c.SetContentType("application/yaml")
 			c.SetBody(OpenAPI)
 		}
-	default:
-		writeError(c, http.StatusNotFound, "not_found", "")
+		return
 	}
+	// /v1/payments/{id}/decision, the id one path segment.
+	if rest, ok := bytes.CutPrefix(raw, []byte(pathPayments+"/")); ok {
+		if seg, ok := bytes.CutSuffix(rest, []byte("/decision")); ok && len(seg) > 0 && bytes.IndexByte(seg, '/') < 0 {
+			if id, err := url.PathUnescape(string(seg)); err == nil && id != "" {
+				if s.method(c, fasthttp.MethodGet) {
+					s.authed(c, func(c *fasthttp.RequestCtx, _ string) { s.getDecision(c, id) })
+				}
+				return
+			}
+		}
+	}
+	writeError(c, http.StatusNotFound, "not_found", "")
 }
 
-// method checks the request's method, answering 405 otherwise.
+// method checks the request's method (HEAD too where GET is), answering 405 otherwise.
 func (s *Server) method(c *fasthttp.RequestCtx, want string) bool {
-	if string(c.Method()) == want {
+	if string(c.Method()) == want || want == fasthttp.MethodGet && c.IsHead() {
 		return true
 	}
-	c.Response.Header.Set("Allow", want)
+	allow := want
+	if want == fasthttp.MethodGet {
+		allow = "GET, HEAD"
+	}
+	c.Response.Header.Set("Allow", allow)
 	writeError(c, http.StatusMethodNotAllowed, "method_not_allowed", "")
 	return false
 }

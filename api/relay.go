@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +87,9 @@ func (r *Relay) Run(ctx context.Context) error {
 			for _, h := range rec.Headers {
 				if h.Key == topics.HeaderReplyTo && len(h.Value) > 0 {
 					key, err := decisionKeyOf(rec.Value)
+					if err == nil && (outcomeIn(rec.Value) == "" || !json.Valid(rec.Value)) {
+						err = errors.New("not a decision")
+					}
 					if err != nil {
 						r.log.Warn("api relay: unreadable decision skipped", "partition", rec.Partition, "offset", rec.Offset, "err", err)
 						return
@@ -95,14 +99,6 @@ func (r *Relay) Run(ctx context.Context) error {
 				}
 			}
 		})
-		local := 0
-		for _, rp := range replies {
-			if rp.Instance == self {
-				local++
-			}
-		}
-		r.metrics.Relayed.WithLabelValues("local").Add(float64(local))
-		r.metrics.Relayed.WithLabelValues("published").Add(float64(len(replies) - local))
 		// Redis away: keep trying (the decisions wait on Kafka, uncommitted); requests meanwhile get their fallback.
 		for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
 			err := r.store.Record(ctx, replies, self)
@@ -119,6 +115,14 @@ func (r *Relay) Run(ctx context.Context) error {
 			case <-time.After(backoff):
 			}
 		}
+		local := 0
+		for _, rp := range replies {
+			if rp.Instance == self {
+				local++
+			}
+		}
+		r.metrics.Relayed.WithLabelValues("local").Add(float64(local))
+		r.metrics.Relayed.WithLabelValues("published").Add(float64(len(replies) - local))
 		// This instance's own, once stored: a GET after the answer finds the decision.
 		for _, rp := range replies {
 			if rp.Instance == self {

@@ -27,17 +27,30 @@ type Store struct {
 	mu      sync.Mutex
 	written []string // claims to extend (Written), in the next batch
 	wake    chan struct{}
+	closing chan struct{}
+	closed  chan struct{}
 }
 
-// NewStore returns a store on rdb keeping decisions for retain. Its lookups and claim extensions run until ctx
-// ends; log hears the extensions that failed.
+// NewStore returns a store on rdb keeping decisions for retain. Its lookups run until ctx ends, its claim
+// extensions until Close; log hears the extensions that failed.
 func NewStore(ctx context.Context, rdb redis.UniversalClient, retain time.Duration, log *slog.Logger) *Store {
-	s := &Store{rdb: rdb, Retain: retain, begins: make(chan *begin, 4096), log: log, wake: make(chan struct{}, 1)}
+	s := &Store{rdb: rdb, Retain: retain, begins: make(chan *begin, 4096), log: log, wake: make(chan struct{}, 1),
+		closing: make(chan struct{}), closed: make(chan struct{})}
 	for range beginners {
 		go s.beginBatches(ctx)
 	}
-	go s.extendClaims(ctx)
+	go s.extendClaims()
 	return s
+}
+
+// Close sends the claim extensions still queued and stops; call it once the payments taken are written (a stop
+// flushes them after the requests gave up waiting, and each then extends its claim). It waits until ctx ends at most.
+func (s *Store) Close(ctx context.Context) {
+	close(s.closing)
+	select {
+	case <-s.closed:
+	case <-ctx.Done():
+	}
 }
 
 const keyPrefix = "fraudpipe:api:"
@@ -113,23 +126,29 @@ func (s *Store) Written(key string) {
 	}
 }
 
-func (s *Store) extendClaims(ctx context.Context) {
+func (s *Store) extendClaims() {
+	defer close(s.closed)
 	var keys []string
-	for {
+	for closing := false; !closing; {
 		select {
-		case <-ctx.Done():
-			return
+		case <-s.closing:
+			closing = true
 		case <-s.wake:
 		}
 		s.mu.Lock()
 		keys, s.written = s.written, keys[:0]
 		s.mu.Unlock()
-		_, err := s.rdb.Pipelined(context.WithoutCancel(ctx), func(p redis.Pipeliner) error {
+		if len(keys) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, k := range keys {
 				p.PExpire(ctx, pendingKey(k), writtenClaim)
 			}
 			return nil
 		})
+		cancel()
 		if err != nil {
 			// The claims lapse at their first ttl: a retry after that produces the payment again, and the
 			// detector replays its first decision.

@@ -86,8 +86,10 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 	if err != nil {
 		return err
 	}
+	store := api.NewStore(ctx, rdb, a.retain, d.log.With("part", "api"))
 	// At a stop, the payments already taken are written before the client closes: a request answered with the
-	// fallback was told its payment is submitted. (Close alone fails what it still holds.)
+	// fallback was told its payment is submitted. (Close alone fails what it still holds.) Then their claims are
+	// extended, so that a retry waits for their decisions instead of producing them again.
 	g.Go(func() error {
 		<-ctx.Done()
 		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -96,9 +98,9 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 			d.log.Error("api: payments still unwritten at the stop", "err", err)
 		}
 		producer.Close()
+		store.Close(fctx)
 		return nil
 	})
-	store := api.NewStore(ctx, rdb, a.retain, d.log.With("part", "api"))
 	// Every payment of this instance carries the same header, read only: one for all.
 	instance := api.NewInstanceID()
 	headers := []kgo.RecordHeader{{Key: topics.HeaderReplyTo, Value: []byte(instance)}}

@@ -211,8 +211,8 @@ func start(t *testing.T, n int, tweak func(*api.Config)) *env {
 	return e
 }
 
-// do sends a request to instance i and checks request and answer against the OpenAPI document.
-func (e *env) do(t *testing.T, i int, method, path, key string, body []byte, header http.Header) (int, []byte) {
+// send sends a request to instance i and reads its answer.
+func (e *env) send(t *testing.T, i int, method, path, key string, body []byte, header http.Header) (*http.Request, *http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, e.urls[i]+path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -228,6 +228,13 @@ func (e *env) do(t *testing.T, i int, method, path, key string, body []byte, hea
 	}
 	defer resp.Body.Close()
 	got, _ := io.ReadAll(resp.Body)
+	return req, resp, got
+}
+
+// do sends a request to instance i and checks request and answer against the OpenAPI document.
+func (e *env) do(t *testing.T, i int, method, path, key string, body []byte, header http.Header) (int, []byte) {
+	t.Helper()
+	req, resp, got := e.send(t, i, method, path, key, body, header)
 	route, params, err := e.router.FindRoute(req)
 	if err != nil {
 		t.Fatalf("%s %s: not in the OpenAPI document: %v", method, path, err)
@@ -485,17 +492,7 @@ func TestRoutesMethodsAndLimits(t *testing.T) {
 	e := start(t, 1, nil)
 	raw := func(method, path string, header http.Header) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest(method, e.urls[0]+path, nil)
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		for k, v := range header {
-			req.Header[k] = v
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		_, resp, b := e.send(t, 0, method, path, testKey, nil, header)
 		if resp.Header.Get("Server") != "" {
 			t.Errorf("%s %s: a Server header tells what serves: %q", method, path, resp.Header.Get("Server"))
 		}

@@ -296,14 +296,10 @@ func (d *detector) emitLateDecision(ctx goka.Context, a *topics.Alert) {
 	if !d.Decisions {
 		return
 	}
-	dec := topics.Decision{
+	writeDecision(ctx, &topics.Decision{
 		PaymentID: a.PaymentID, AccountID: a.AccountID, Decision: topics.OutcomeOf(a.Action), Score: a.Score, Rules: a.Rules,
 		RulesetVersion: a.RulesetVersion, RulesetDigest: a.RulesetDigest, DecidedAt: a.DetectedAt, Late: true, RaisedBy: a.RaisedBy,
-	}
-	if dec.Rules == nil {
-		dec.Rules = []rules.Fired{}
-	}
-	ctx.Emit(topics.Decisions, a.AccountID, topics.AppendDecision(make([]byte, 0, 256), &dec))
+	}, nil)
 }
 
 // replayLateDecisions writes again the late decisions of the late alerts a redelivered record sends again.
@@ -325,16 +321,21 @@ func (d *detector) replayLateDecisions(ctx goka.Context, alerts [][]byte) {
 // emitDecision writes a payment's decision, addressed to the API instance waiting for it if one is.
 func (d *detector) emitDecision(ctx goka.Context, p *rules.Payment, score int, action rules.Action, fired []rules.Fired,
 	version int, digest string, now time.Time, replayed bool) {
-	dec := topics.Decision{
+	writeDecision(ctx, &topics.Decision{
 		PaymentID: p.ID, AccountID: p.AccountID, Decision: topics.OutcomeOf(action), Score: score, Rules: fired,
 		RulesetVersion: version, RulesetDigest: digest, ArrivedAt: arrival(ctx).UTC(), DecidedAt: now.UTC(), Replayed: replayed,
-	}
-	b := topics.AppendDecision(make([]byte, 0, 256), &dec)
-	if to := ctx.Headers()[topics.HeaderReplyTo]; len(to) > 0 {
-		ctx.Emit(topics.Decisions, p.AccountID, b, goka.WithCtxEmitHeaders(goka.Headers{topics.HeaderReplyTo: to}))
+	}, ctx.Headers()[topics.HeaderReplyTo])
+}
+
+// writeDecision writes a decision to the decisions topic, keyed by its account, addressed to the API instance
+// replyTo names if it names one.
+func writeDecision(ctx goka.Context, dec *topics.Decision, replyTo []byte) {
+	b := topics.AppendDecision(make([]byte, 0, 256), dec)
+	if len(replyTo) > 0 {
+		ctx.Emit(topics.Decisions, dec.AccountID, b, goka.WithCtxEmitHeaders(goka.Headers{topics.HeaderReplyTo: replyTo}))
 		return
 	}
-	ctx.Emit(topics.Decisions, p.AccountID, b)
+	ctx.Emit(topics.Decisions, dec.AccountID, b)
 }
 
 // replayDecision sends again the decision of a payment delivered again: the outcome the state holds for it, with

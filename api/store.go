@@ -78,9 +78,11 @@ type begin struct {
 
 // beginners is how many lookup batches may be in flight at once, and maxBatch their size. A batch takes what has
 // queued while the one before was in flight: one request alone goes at once, and under load a round trip serves
-// many requests.
+// many requests. One batch at a time makes the batches largest: in alternating 15 s runs at saturation it cost
+// less CPU per request than four (66 against 70 µs of fraudpipe run's at 128 clients, 56 against 59 at 512), while
+// a request waits at most one round trip more.
 const (
-	beginners = 4
+	beginners = 1
 	maxBatch  = 256
 )
 

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,6 +56,17 @@ type Config struct {
 	Burst      int
 	Metrics    *Metrics
 	Log        *slog.Logger
+}
+
+// ParseFallback reads a fallback outcome: approve, review or block, or decline, a payment service's word for block.
+func ParseFallback(s string) (topics.Outcome, error) {
+	switch o := topics.Outcome(strings.ToLower(strings.TrimSpace(s))); o {
+	case topics.OutcomeApprove, topics.OutcomeReview, topics.OutcomeBlock:
+		return o, nil
+	case "decline":
+		return topics.OutcomeBlock, nil
+	}
+	return "", fmt.Errorf("api: fallback %q: want approve, review or block (decline)", s)
 }
 
 // NewInstanceID returns a fresh reply address.

@@ -556,3 +556,17 @@ func TestAStopExtendsTheClaimsOfPaymentsStillWaiting(t *testing.T) {
 		t.Fatalf("the claim lasts %v after the stop, want about a minute", ttl)
 	}
 }
+
+func TestFallbackNames(t *testing.T) {
+	for in, want := range map[string]topics.Outcome{"approve": topics.OutcomeApprove, "review": topics.OutcomeReview,
+		"block": topics.OutcomeBlock, "decline": topics.OutcomeBlock, " Decline ": topics.OutcomeBlock} {
+		if got, err := api.ParseFallback(in); err != nil || got != want {
+			t.Errorf("ParseFallback(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "deny", "allow"} {
+		if _, err := api.ParseFallback(in); err == nil {
+			t.Errorf("ParseFallback(%q): no error", in)
+		}
+	}
+}

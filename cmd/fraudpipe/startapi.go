@@ -45,7 +45,7 @@ func (a *apiFlags) register(fs *flag.FlagSet, addrDefault string, redis bool) {
 	}
 	fs.DurationVar(&a.deadline, "api-deadline", 250*time.Millisecond, "how long a request waits for its decision unless its "+api.HeaderDeadline+" header says")
 	fs.DurationVar(&a.maxDeadline, "api-max-deadline", 10*time.Second, "the longest deadline a request may ask for")
-	fs.StringVar(&a.fallback, "api-fallback", "review", "the answer when the decision misses the deadline: approve, review or block (marked \"fallback\": true)")
+	fs.StringVar(&a.fallback, "api-fallback", "review", "the answer when the decision misses the deadline: approve, review or block (or decline, the same as block); marked \"fallback\": true")
 	fs.Float64Var(&a.rate, "api-rate", 50000, "requests per second allowed per API key (0: unlimited)")
 	fs.IntVar(&a.burst, "api-burst", 5000, "requests an API key may send at once above its rate")
 	fs.DurationVar(&a.retain, "api-retain", 24*time.Hour, "how long a payment's decision stays answerable to GET and to retries (at most 10m with fraudpipe run's embedded Redis)")
@@ -69,6 +69,10 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 		if keys, devNote, err = devAPIKey(devKeyDir); err != nil {
 			return err
 		}
+	}
+	fallback, err := api.ParseFallback(a.fallback)
+	if err != nil {
+		return fmt.Errorf("--api-fallback: %w", err)
 	}
 	rdb, where, err := redisClient(ctx, redisURL, redisCA)
 	if err != nil {
@@ -106,7 +110,7 @@ func startAPI(ctx context.Context, g *errgroup.Group, d deps, a apiFlags, redisU
 	headers := []kgo.RecordHeader{{Key: topics.HeaderReplyTo, Value: []byte(instance)}}
 	srv, err := api.New(api.Config{
 		Instance: instance, Store: store, Redis: rdb, Keys: keys,
-		Deadline: a.deadline, MaxDeadline: a.maxDeadline, Fallback: topics.Outcome(a.fallback),
+		Deadline: a.deadline, MaxDeadline: a.maxDeadline, Fallback: fallback,
 		RatePerKey: a.rate, Burst: a.burst, Metrics: api.NewMetrics(d.reg), Log: d.log.With("part", "api"),
 		Produce: func(ctx context.Context, key string, value []byte, replyTo string, done func(error)) {
 			h := headers

@@ -47,9 +47,19 @@ func writeDecisionRules(t *testing.T, dir string) string {
 type apiClient struct {
 	base string
 	http *http.Client
+	proc *proc
 }
 
 func (c apiClient) do(t *testing.T, method, path, key string, body string, header http.Header) (int, api.Answer, string) {
+	code, a, b, err := c.try(method, path, key, body, header)
+	if err != nil {
+		t.Errorf("%s %s: %v", method, path, err)
+	}
+	return code, a, b
+}
+
+// try is do for a request that may fail: the instance may be gone.
+func (c apiClient) try(method, path, key string, body string, header http.Header) (int, api.Answer, string, error) {
 	req, _ := http.NewRequest(method, c.base+path, strings.NewReader(body))
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -59,14 +69,13 @@ func (c apiClient) do(t *testing.T, method, path, key string, body string, heade
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		t.Errorf("%s %s: %v", method, path, err)
-		return 0, api.Answer{}, ""
+		return 0, api.Answer{}, "", err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	var a api.Answer
 	json.Unmarshal(b, &a)
-	return resp.StatusCode, a, string(b)
+	return resp.StatusCode, a, string(b), nil
 }
 
 func (c apiClient) post(t *testing.T, payment string, header http.Header) (int, api.Answer, string) {
@@ -77,7 +86,7 @@ func startAPIPart(t *testing.T, name string, args ...string) apiClient {
 	t.Helper()
 	p := start(t, name, args...)
 	p.waitStderr(60*time.Second, `msg="decision API listening"`)
-	return apiClient{base: apiListening.FindStringSubmatch(p.Stderr())[1], http: &http.Client{Timeout: 30 * time.Second}}
+	return apiClient{base: apiListening.FindStringSubmatch(p.Stderr())[1], http: &http.Client{Timeout: 30 * time.Second}, proc: p}
 }
 
 // fraudpipe run answers the decision API: an account's payments get the decisions its rules imply, a retry gets
@@ -293,8 +302,66 @@ func TestDecisionAPIAcrossInstancesAndDetectors(t *testing.T) {
 			return code == 200 && !a.Fallback && a.Decision.Decision == wants[n%3]
 		})
 	}
-	// No answer contradicts another: each payment's decisions on the topic agree.
+
+	// kill -9 of an API instance under load. Its callers' connections drop and they post the same payment again
+	// through the other instance until they get a decision: the real one. The other instance's requests are
+	// answered within their deadline (the fallback while the relay group takes the dead relay's partitions
+	// over), and each fallback's payment is decided.
+	var dropped []int
+	fellBack = fellBack[:0]
+	var apiKilled sync.Once
+	var wg sync.WaitGroup
+	for cl := range 4 {
+		wg.Go(func() {
+			for i := range 40 {
+				n := cl*40 + i
+				if i == 5 {
+					apiKilled.Do(func() { apis[1].proc.kill9() })
+				}
+				id := fmt.Sprintf("apikill-%d", n)
+				code, a, body, err := apis[n%2].try("POST", "/v1/payments", e2eAPIKey,
+					pay(id, fmt.Sprintf("acct_%d", n%17), amounts[n%3], "EUR", "2026-12-05T10:00:00Z", "DE"), http.Header{api.HeaderDeadline: {"2000"}})
+				mu.Lock()
+				switch {
+				case err != nil && n%2 == 1:
+					dropped = append(dropped, n)
+				case err != nil || code != 200 || a.ElapsedMs > 3000:
+					t.Errorf("%s: %d %s %v", id, code, body, err)
+				case a.Fallback:
+					fellBack = append(fellBack, id)
+				case a.Decision.Decision != wants[n%3]:
+					t.Errorf("%s: %s, want %s", id, body, wants[n%3])
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("API instance killed: %d of 80 requests to it dropped, %d fallbacks on the other", len(dropped), len(fellBack))
+	if len(dropped) == 0 {
+		t.Fatal("no request to the killed instance failed: it was not killed under load")
+	}
+	for _, n := range dropped {
+		id, account := fmt.Sprintf("apikill-%d", n), fmt.Sprintf("acct_%d", n%17)
+		waitFor(t, 2*time.Minute, id+"'s decision through the other instance", func() bool {
+			code, a, _ := apis[0].post(t, pay(id, account, amounts[n%3], "EUR", "2026-12-05T10:00:00Z", "DE"), http.Header{api.HeaderDeadline: {"2000"}})
+			return code == 200 && !a.Fallback && a.Decision.Decision == wants[n%3]
+		})
+	}
+	for _, id := range fellBack {
+		var n int
+		fmt.Sscanf(id, "apikill-%d", &n)
+		waitFor(t, 2*time.Minute, id+"'s decision after the relay's take-over", func() bool {
+			code, a, _ := apis[0].do(t, "GET", fmt.Sprintf("/v1/payments/%s/decision?account_id=acct_%d", id, n%17), e2eAPIKey, "", nil)
+			return code == 200 && !a.Fallback && a.Decision.Decision == wants[n%3]
+		})
+	}
+
+	// No answer contradicts another: each payment's decisions on the topic agree. The payments of the API
+	// instance's kill, posted again by their callers, were scored once: the other decisions are replays. (A
+	// detector killed between its state's write and its commit may score a payment again, from the same state.)
 	seen := map[string]string{}
+	scored := map[string]int{}
 	for _, rec := range kcatConsume(t, c.brokers, topics.Decisions) {
 		var d topics.Decision
 		if err := json.Unmarshal([]byte(rec.Value), &d); err != nil {
@@ -305,5 +372,13 @@ func TestDecisionAPIAcrossInstancesAndDetectors(t *testing.T) {
 			t.Errorf("%s decided %s and %s", k, prev, d.Decision)
 		}
 		seen[k] = string(d.Decision)
+		if !d.Replayed && strings.HasPrefix(d.PaymentID, "apikill-") {
+			scored[k]++
+		}
+	}
+	for k, n := range scored {
+		if n > 1 {
+			t.Errorf("%s scored %d times", k, n)
+		}
 	}
 }
